@@ -1,0 +1,290 @@
+"""Jupyter messages as frozen values, their wire dicts, and request builders.
+
+Strategy: a ``Message`` is the logical five-part Jupyter message (header, parent
+header, metadata, content, buffers) plus the WebSocket ``channel`` it travels on. The
+framing codecs in ``wire`` turn messages into frames and back; this module only knows
+the dict shape (``to_wire`` / ``from_wire``).
+
+Invariants:
+
+* ``from_wire`` accepts exactly what servers send and raises ``RemoteProtocolError``
+  (never ``KeyError``/``TypeError``) on anything else. Unknown header fields and unknown
+  message types are kept, as the spec's compatibility rule asks.
+* ``parent_header`` and ``metadata`` are always mappings (``{}`` when absent): servers and
+  kernels drop messages whose parent header or metadata is ``null``.
+* Builders never read a clock or make ids themselves: ``MessageFactory`` takes both as
+  injected callables, so the core stays deterministic and testable.
+* ``execute_request`` always carries all six content fields (some kernels index them
+  directly), and refuses code that cannot be encoded as UTF-8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from ..errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "CHANNELS",
+    "PROTOCOL_VERSION",
+    "Header",
+    "Message",
+    "MessageFactory",
+    "format_date",
+]
+
+PROTOCOL_VERSION = "5.3"
+CHANNELS = frozenset({"shell", "iopub", "stdin", "control"})
+
+_HEADER_FIELDS = ("msg_id", "msg_type", "session", "username", "date", "version")
+
+
+def format_date(moment: datetime) -> str:
+    """Format a moment as the ISO 8601 UTC string Jupyter uses (milliseconds, ``Z``)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _expect_mapping(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RemoteProtocolError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Header:
+    """A message header. ``extra`` keeps fields we do not model (e.g. ``subshell_id``)."""
+
+    msg_id: str = attrs.field(validator=attrs.validators.instance_of(str))
+    msg_type: str = attrs.field(validator=attrs.validators.instance_of(str))
+    session: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    username: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    date: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    version: str = attrs.field(default=PROTOCOL_VERSION, validator=attrs.validators.instance_of(str))
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the JSON-ready header dict."""
+        wire: dict[str, Any] = dict(self.extra)
+        wire.update(
+            msg_id=self.msg_id,
+            msg_type=self.msg_type,
+            session=self.session,
+            username=self.username,
+            date=self.date,
+            version=self.version,
+        )
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: object) -> Header:
+        """Validate a header dict from the server.
+
+        Raises:
+            RemoteProtocolError: not an object, or ``msg_id``/``msg_type`` missing or not
+                strings, or another standard field of the wrong type.
+        """
+        raw = _expect_mapping(data, "header")
+        values: dict[str, str] = {}
+        for name in _HEADER_FIELDS:
+            if name not in raw:
+                if name in ("msg_id", "msg_type"):
+                    raise RemoteProtocolError(f"header has no {name!r}")
+                continue
+            value = raw[name]
+            if not isinstance(value, str):
+                raise RemoteProtocolError(f"header field {name!r} must be a string")
+            values[name] = value
+        extra = {k: v for k, v in raw.items() if k not in _HEADER_FIELDS}
+        return cls(extra=extra, **values)
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """One Jupyter message on one channel."""
+
+    channel: str = attrs.field()
+    header: Header
+    parent_header: Mapping[str, Any] = attrs.field(factory=dict)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    content: Mapping[str, Any] = attrs.field(factory=dict)
+    buffers: tuple[bytes, ...] = attrs.field(default=(), converter=tuple)
+
+    @channel.validator
+    def _check_channel(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in CHANNELS:
+            raise LocalProtocolError(f"unknown channel {value!r}")
+
+    @property
+    def msg_id(self) -> str:
+        return self.header.msg_id
+
+    @property
+    def msg_type(self) -> str:
+        return self.header.msg_type
+
+    @property
+    def parent_msg_id(self) -> str | None:
+        """The ``msg_id`` of the request this message answers, if any."""
+        parent = self.parent_header.get("msg_id")
+        return parent if isinstance(parent, str) and parent else None
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the JSON-ready dict (with ``channel``, without ``buffers``)."""
+        return {
+            "channel": self.channel,
+            "header": self.header.to_wire(),
+            "parent_header": dict(self.parent_header),
+            "metadata": dict(self.metadata),
+            "content": dict(self.content),
+        }
+
+    @classmethod
+    def from_wire(
+        cls,
+        data: object,
+        *,
+        channel: str | None = None,
+        buffers: tuple[bytes, ...] = (),
+    ) -> Message:
+        """Validate a message dict received from the server.
+
+        Args:
+            data: the decoded JSON object.
+            channel: the channel when the framing carries it outside the JSON (v1);
+                otherwise it is read from ``data["channel"]``.
+            buffers: binary buffers carried next to the JSON.
+
+        Raises:
+            RemoteProtocolError: on any shape the protocol does not allow.
+        """
+        raw = _expect_mapping(data, "message")
+        chan = channel if channel is not None else raw.get("channel")
+        if chan not in CHANNELS:
+            raise RemoteProtocolError(f"message on unknown channel {chan!r}")
+        assert isinstance(chan, str)
+        if "header" not in raw:
+            raise RemoteProtocolError("message has no header")
+        header = Header.from_wire(raw["header"])
+        parent = raw.get("parent_header")
+        metadata = raw.get("metadata")
+        content = raw.get("content")
+        return cls(
+            channel=chan,
+            header=header,
+            parent_header={} if parent is None else _expect_mapping(parent, "parent_header"),
+            metadata={} if metadata is None else _expect_mapping(metadata, "metadata"),
+            content={} if content is None else _expect_mapping(content, "content"),
+            buffers=buffers,
+        )
+
+
+def _check_utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"{what} is not valid UTF-8 text: {exc.reason}") from exc
+
+
+@attrs.frozen(kw_only=True)
+class MessageFactory:
+    """Builds client requests for one client session.
+
+    ``session`` is our client session id: the same value goes into every header and
+    into the WebSocket URL, so the server can route replies and replay after reconnects.
+    ``new_id`` must return a fresh unique id per call; ``clock`` returns the current time.
+    """
+
+    session: str
+    new_id: Callable[[], str]
+    clock: Callable[[], datetime]
+    username: str = "jupyter_interp"
+
+    def header(self, msg_type: str) -> Header:
+        """A new header of ``msg_type`` with a fresh id and the current date."""
+        return Header(
+            msg_id=self.new_id(),
+            msg_type=msg_type,
+            session=self.session,
+            username=self.username,
+            date=format_date(self.clock()),
+        )
+
+    def request(
+        self,
+        channel: str,
+        msg_type: str,
+        content: Mapping[str, Any],
+        *,
+        parent: Header | None = None,
+    ) -> Message:
+        """Any request; the specific builders below are the usual entry points."""
+        return Message(
+            channel=channel,
+            header=self.header(msg_type),
+            parent_header={} if parent is None else parent.to_wire(),
+            metadata={},
+            content=dict(content),
+        )
+
+    def execute_request(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: Mapping[str, str] | None = None,
+        allow_stdin: bool = False,
+        stop_on_error: bool = True,
+    ) -> Message:
+        """An ``execute_request`` with all six content fields set explicitly.
+
+        Raises:
+            LocalProtocolError: ``code`` is not a string or not encodable as UTF-8.
+        """
+        if not isinstance(code, str):
+            raise LocalProtocolError(f"code must be str, not {type(code).__name__}")
+        _check_utf8(code, "code")
+        expressions = dict(user_expressions or {})
+        for name, expr in expressions.items():
+            if not isinstance(name, str) or not isinstance(expr, str):
+                raise LocalProtocolError("user_expressions must map str to str")
+        return self.request(
+            "shell",
+            "execute_request",
+            {
+                "code": code,
+                "silent": silent,
+                "store_history": store_history,
+                "user_expressions": expressions,
+                "allow_stdin": allow_stdin,
+                "stop_on_error": stop_on_error,
+            },
+        )
+
+    def kernel_info_request(self, *, channel: str = "shell") -> Message:
+        return self.request(channel, "kernel_info_request", {})
+
+    def interrupt_request(self) -> Message:
+        return self.request("control", "interrupt_request", {})
+
+    def shutdown_request(self, *, restart: bool = False) -> Message:
+        """Only for kernels we talk to directly: through a server, shut down with REST."""
+        return self.request("control", "shutdown_request", {"restart": restart})
+
+    def input_reply(self, value: str, *, parent: Header) -> Message:
+        """Answer an ``input_request``; ``parent`` is the input_request's header."""
+        if not isinstance(value, str):
+            raise LocalProtocolError(f"input value must be str, not {type(value).__name__}")
+        _check_utf8(value, "input value")
+        return self.request("stdin", "input_reply", {"value": value}, parent=parent)
+
+    def comm_close(self, comm_id: str) -> Message:
+        """Close a comm the kernel opened that we do not support."""
+        return self.request("shell", "comm_close", {"comm_id": comm_id, "data": {}})

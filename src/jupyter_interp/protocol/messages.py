@@ -40,6 +40,7 @@ __all__ = [
 PROTOCOL_VERSION = "5.3"
 CHANNELS = frozenset({"shell", "iopub", "stdin", "control"})
 
+_is_str = attrs.validators.instance_of(str)
 _HEADER_FIELDS = ("msg_id", "msg_type", "session", "username", "date", "version")
 
 
@@ -61,12 +62,12 @@ def _expect_mapping(value: object, what: str) -> Mapping[str, Any]:
 class Header:
     """A message header. ``extra`` keeps fields we do not model (e.g. ``subshell_id``)."""
 
-    msg_id: str = attrs.field(validator=attrs.validators.instance_of(str))
-    msg_type: str = attrs.field(validator=attrs.validators.instance_of(str))
-    session: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-    username: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-    date: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
-    version: str = attrs.field(default=PROTOCOL_VERSION, validator=attrs.validators.instance_of(str))
+    msg_id: str = attrs.field(validator=_is_str)
+    msg_type: str = attrs.field(validator=_is_str)
+    session: str = attrs.field(default="", validator=_is_str)
+    username: str = attrs.field(default="", validator=_is_str)
+    date: str = attrs.field(default="", validator=_is_str)
+    version: str = attrs.field(default=PROTOCOL_VERSION, validator=_is_str)
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def to_wire(self) -> dict[str, Any]:

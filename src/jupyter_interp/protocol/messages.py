@@ -20,7 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -106,6 +106,10 @@ class Header:
         return cls(extra=extra, **values)
 
 
+def _to_buffers(buffers: Iterable[bytes | bytearray | memoryview]) -> tuple[bytes, ...]:
+    return tuple(bytes(b) for b in buffers)
+
+
 @attrs.frozen(kw_only=True)
 class Message:
     """One Jupyter message on one channel."""
@@ -115,7 +119,7 @@ class Message:
     parent_header: Mapping[str, Any] = attrs.field(factory=dict)
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
     content: Mapping[str, Any] = attrs.field(factory=dict)
-    buffers: tuple[bytes, ...] = attrs.field(default=(), converter=tuple)
+    buffers: tuple[bytes, ...] = attrs.field(default=(), converter=_to_buffers)
 
     @channel.validator
     def _check_channel(self, _attribute: attrs.Attribute[str], value: str) -> None:

@@ -8,13 +8,9 @@ use it directly.
 
 from __future__ import annotations
 
-from .messages import CHANNELS, PROTOCOL_VERSION, Header, Message, MessageFactory, format_date
+from . import events, messages, result
+from .events import *  # noqa: F403
+from .messages import *  # noqa: F403
+from .result import *  # noqa: F403
 
-__all__ = [
-    "CHANNELS",
-    "PROTOCOL_VERSION",
-    "Header",
-    "Message",
-    "MessageFactory",
-    "format_date",
-]
+__all__ = [*messages.__all__, *result.__all__, *events.__all__]

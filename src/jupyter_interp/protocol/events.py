@@ -13,7 +13,7 @@ Every event is immutable; none holds a reference to mutable core state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -164,17 +164,17 @@ class ReplyReceived:
     message: Message
 
 
-ExecutionEvent = Union[
-    StreamText,
-    DisplayData,
-    DisplayUpdate,
-    ClearOutput,
-    ExecuteInput,
-    ExecuteResult,
-    ExecutionError,
-    InputRequested,
-    OutputDropped,
-    ExecutionFinished,
-]
+ExecutionEvent: TypeAlias = (
+    StreamText
+    | DisplayData
+    | DisplayUpdate
+    | ClearOutput
+    | ExecuteInput
+    | ExecuteResult
+    | ExecutionError
+    | InputRequested
+    | OutputDropped
+    | ExecutionFinished
+)
 
-Event = Union[ExecutionEvent, KernelStatus, KernelRestarted, KernelDead, ReplyReceived]
+Event: TypeAlias = ExecutionEvent | KernelStatus | KernelRestarted | KernelDead | ReplyReceived

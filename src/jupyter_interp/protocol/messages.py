@@ -171,9 +171,8 @@ class Message:
         """
         raw = _expect_mapping(data, "message")
         chan = channel if channel is not None else raw.get("channel")
-        if chan not in CHANNELS:
+        if not isinstance(chan, str) or chan not in CHANNELS:
             raise RemoteProtocolError(f"message on unknown channel {chan!r}")
-        assert isinstance(chan, str)
         if "header" not in raw:
             raise RemoteProtocolError("message has no header")
         header = Header.from_wire(raw["header"])

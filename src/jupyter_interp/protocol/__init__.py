@@ -8,10 +8,19 @@ use it directly.
 
 from __future__ import annotations
 
-from . import events, messages, result, wire
+from . import events, file_replies, files, messages, result, wire
 from .events import *  # noqa: F403
+from .file_replies import *  # noqa: F403
+from .files import *  # noqa: F403
 from .messages import *  # noqa: F403
 from .result import *  # noqa: F403
 from .wire import *  # noqa: F403
 
-__all__ = [*messages.__all__, *result.__all__, *events.__all__, *wire.__all__]
+__all__ = [
+    *messages.__all__,
+    *result.__all__,
+    *events.__all__,
+    *wire.__all__,
+    *files.__all__,
+    *file_replies.__all__,
+]

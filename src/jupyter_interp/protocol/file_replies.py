@@ -1,0 +1,270 @@
+"""Replies of the kernel-side file snippets, parsed into typed values.
+
+Strategy: every snippet built by ``files`` publishes exactly one display output with the
+MIME type ``FILE_MIME_TYPE``; ``parse_reply`` finds it in the ``ExecutionResult`` and the
+reply classes here validate its fields. A failure the kernel reports becomes the
+matching typed error; a malformed payload is a ``RemoteProtocolError``.
+
+Invariants: a parsed value never carries unchecked data: sizes are non-negative
+integers, digests are lowercase hex sha256, chunk bytes match their own digest, and
+``FileStat.assemble`` refuses chunks from a file that changed while it was read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ..errors import (
+    ChecksumMismatch,
+    FileTransferError,
+    LocalProtocolError,
+    PathNotConfined,
+    RemoteFileNotFound,
+    RemoteProtocolError,
+)
+from .files import FILE_MIME_TYPE, SHA256_HEX
+from .result import ExecutionResult
+
+__all__ = [
+    "ChunkStored",
+    "Deleted",
+    "DirEntry",
+    "DirListing",
+    "EntryKind",
+    "FileChunk",
+    "FileStat",
+    "UploadAborted",
+    "UploadCommitted",
+    "parse_reply",
+]
+
+_ERRORS: Mapping[str, type[FileTransferError]] = {
+    "not_found": RemoteFileNotFound,
+    "not_confined": PathNotConfined,
+    "checksum_mismatch": ChecksumMismatch,
+}
+
+
+def parse_reply(result: ExecutionResult) -> Mapping[str, Any]:
+    """Find a snippet's reply payload in ``result``; return it if it reports success.
+
+    Raises:
+        RemoteFileNotFound, PathNotConfined, ChecksumMismatch: the kernel said so.
+        FileTransferError: any other kernel-side failure, or no reply at all (the snippet
+            raised, the kernel died, the output was dropped); names ``ename: evalue``.
+        RemoteProtocolError: the payload is not a well-formed reply.
+    """
+    payloads = [out.data[FILE_MIME_TYPE] for out in result.outputs if FILE_MIME_TYPE in out.data]
+    if not payloads:
+        if result.error is not None:
+            raise FileTransferError(f"the file operation failed: {result.error.summary()}")
+        raise FileTransferError(f"the kernel sent no file-operation reply ({result.describe()})")
+    if len(payloads) > 1:
+        raise RemoteProtocolError(f"expected one file-operation reply, got {len(payloads)}")
+    payload = payloads[0]
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("ok"), bool):
+        raise RemoteProtocolError("a file-operation reply must be an object with a boolean 'ok'")
+    if payload["ok"]:
+        return payload
+    kind, message = _text(payload, "error"), _text(payload, "message")
+    raise _ERRORS.get(kind, FileTransferError)(message)
+
+
+def _field(payload: Mapping[str, Any], name: str, valid: Callable[[Any], bool], what: str) -> Any:
+    value = payload.get(name)
+    if not valid(value):
+        raise RemoteProtocolError(f"file-operation reply field {name!r} must be {what}")
+    return value
+
+
+def _text(payload: Mapping[str, Any], name: str) -> str:
+    return str(_field(payload, name, lambda v: isinstance(v, str), "a string"))
+
+
+def _integer(payload: Mapping[str, Any], name: str, *, minimum: int | None = 0) -> int:
+    def valid(v: Any) -> bool:
+        return type(v) is int and (minimum is None or v >= minimum)
+
+    return int(_field(payload, name, valid, "an integer"))
+
+
+def _sha256(payload: Mapping[str, Any], name: str) -> str:
+    valid = lambda v: isinstance(v, str) and bool(SHA256_HEX.fullmatch(v))  # noqa: E731
+    return str(_field(payload, name, valid, "a sha256 hex digest"))
+
+
+@attrs.frozen(kw_only=True)
+class ChunkStored:
+    """An upload chunk landed; ``size`` is the temp file's size after it."""
+
+    size: int
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> ChunkStored:
+        """Parse the reply of ``upload_chunk`` (raises as ``parse_reply`` does)."""
+        return cls(size=_integer(parse_reply(result), "size"))
+
+
+@attrs.frozen(kw_only=True)
+class UploadCommitted:
+    """The upload is in place: ``size`` bytes with digest ``sha256``."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> UploadCommitted:
+        """Parse the reply of ``upload_commit`` (raises as ``parse_reply`` does)."""
+        payload = parse_reply(result)
+        return cls(size=_integer(payload, "size"), sha256=_sha256(payload, "sha256"))
+
+
+@attrs.frozen(kw_only=True)
+class UploadAborted:
+    """The temp file is gone; ``removed`` says whether there was one."""
+
+    removed: bool
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> UploadAborted:
+        """Parse the reply of ``upload_abort`` (raises as ``parse_reply`` does)."""
+        valid = lambda v: isinstance(v, bool)  # noqa: E731
+        return cls(removed=bool(_field(parse_reply(result), "removed", valid, "a boolean")))
+
+
+@attrs.frozen(kw_only=True)
+class FileChunk:
+    """``data`` read at ``offset``; ``size``/``mtime_ns`` describe the file at that moment."""
+
+    offset: int
+    data: bytes
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> FileChunk:
+        """Parse the reply of ``read_chunk`` and check the chunk's own sha256.
+
+        Raises:
+            ChecksumMismatch: the decoded bytes do not match the kernel's digest.
+            RemoteProtocolError: bad base64 or fields (and all ``parse_reply`` raises).
+        """
+        payload = parse_reply(result)
+        try:
+            data = base64.b64decode(_text(payload, "data"), validate=True)
+        except binascii.Error as exc:
+            raise RemoteProtocolError("file chunk data is not valid base64") from exc
+        offset = _integer(payload, "offset")
+        if hashlib.sha256(data).hexdigest() != _sha256(payload, "sha256"):
+            raise ChecksumMismatch(f"the chunk at offset {offset} arrived corrupted")
+        return cls(
+            offset=offset,
+            data=data,
+            size=_integer(payload, "size"),
+            mtime_ns=_integer(payload, "mtime_ns", minimum=None),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class FileStat:
+    """A regular file on the kernel's side: ``size`` bytes, ``mtime_ns``, ``sha256``."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> FileStat:
+        """Parse the reply of ``stat`` (raises as ``parse_reply`` does)."""
+        payload = parse_reply(result)
+        return cls(
+            size=_integer(payload, "size"),
+            mtime_ns=_integer(payload, "mtime_ns", minimum=None),
+            sha256=_sha256(payload, "sha256"),
+        )
+
+    def assemble(self, chunks: Iterable[FileChunk]) -> bytes:
+        """Join the chunks read after this stat and verify them against it.
+
+        Raises:
+            FileTransferError: the file changed size or mtime meanwhile, or bytes are missing.
+            ChecksumMismatch: the joined bytes do not match ``sha256``.
+            LocalProtocolError: a chunk does not start where the previous one ended.
+        """
+        data = bytearray()
+        for chunk in chunks:
+            if (chunk.size, chunk.mtime_ns) != (self.size, self.mtime_ns):
+                raise FileTransferError("the file changed on the kernel's side during download")
+            if chunk.offset != len(data):
+                raise LocalProtocolError(f"chunk at {chunk.offset} is not at byte {len(data)}")
+            data += chunk.data
+        if len(data) != self.size:
+            raise FileTransferError(f"received {len(data)} of {self.size} bytes")
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ChecksumMismatch("the downloaded bytes do not match the file's sha256")
+        return bytes(data)
+
+
+class EntryKind(enum.Enum):
+    """What a directory entry is (symlinks are not followed)."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+    OTHER = "other"
+
+
+def _kind(payload: Mapping[str, Any]) -> EntryKind:
+    kinds = {kind.value for kind in EntryKind}
+    return EntryKind(_field(payload, "kind", lambda v: v in kinds, "an entry kind"))
+
+
+@attrs.frozen(kw_only=True)
+class DirEntry:
+    """One directory entry; ``size`` is set for regular files only."""
+
+    name: str
+    kind: EntryKind
+    size: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DirListing:
+    """A directory's entries, sorted by name."""
+
+    entries: tuple[DirEntry, ...]
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> DirListing:
+        """Parse the reply of ``list_dir`` (raises as ``parse_reply`` does)."""
+        valid = lambda v: isinstance(v, list) and all(isinstance(e, Mapping) for e in v)  # noqa: E731
+        raw = _field(parse_reply(result), "entries", valid, "a list of objects")
+        return cls(
+            entries=tuple(
+                DirEntry(
+                    name=_text(entry, "name"),
+                    kind=_kind(entry),
+                    size=None if entry.get("size") is None else _integer(entry, "size"),
+                )
+                for entry in raw
+            )
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Deleted:
+    """The path is gone; ``kind`` says what it was."""
+
+    kind: EntryKind
+
+    @classmethod
+    def from_reply(cls, result: ExecutionResult) -> Deleted:
+        """Parse the reply of ``delete`` (raises as ``parse_reply`` does)."""
+        return cls(kind=_kind(parse_reply(result)))

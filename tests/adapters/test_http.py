@@ -1,0 +1,526 @@
+"""io.http.HttpTransport against httpx.MockTransport handlers (and one real refused port)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+import ssl
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+import pytest
+
+from jupyter_interp.errors import (
+    AuthenticationError,
+    ConnectError,
+    JupyterInterpError,
+    KernelLaunchError,
+    LocalProtocolError,
+    ServerError,
+    TransportError,
+    TransportTimeout,
+)
+from jupyter_interp.io.http import HttpTransport
+from jupyter_interp.protocol import rest
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "SECRET-TOKEN-0123456789abcdef"
+BASE = "http://gw.test:8888"
+KID = "cf9c86e1-b641-469d-b8ad-0dc7c20b17cc"
+KERNEL_MODEL = {
+    "id": KID,
+    "name": "python3",
+    "last_activity": "2026-11-27T11:25:23.870479Z",
+    "execution_state": "idle",
+    "connections": 0,
+}
+Handler = Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]
+
+
+class Server:
+    """A scripted MockTransport handler that records every request and when it came."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+        self.times: list[float] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        self.times.append(anyio.current_time())
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def ok(value: object = None, status: int = 200, **kwargs: Any) -> httpx.Response:
+    return httpx.Response(status, json={"version": "2.21.1"} if value is None else value, **kwargs)
+
+
+def transport_for(handler: Handler, base_url: str = BASE, **kwargs: Any) -> HttpTransport:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return HttpTransport(base_url, token=TOKEN, client=client, **kwargs)
+
+
+def assert_no_token(*texts: object) -> None:
+    for text in texts:
+        assert TOKEN not in str(text)
+
+
+# --------------------------------------------------------------------------- headers, URLs
+
+
+async def test_token_header_exact_and_no_origin() -> None:
+    server = Server(ok())
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            status = await http.call(rest.api_status(), rest.parse_api_status)
+    assert status.version == "2.21.1"
+    (request,) = server.requests
+    assert str(request.url) == f"{BASE}/api"
+    assert request.headers.get_list("authorization") == [f"token {TOKEN}"]
+    assert "origin" not in request.headers
+    assert request.headers["accept"] == "application/json"
+    assert "content-type" not in request.headers
+    assert request.content == b""
+
+
+async def test_post_sends_json_and_parses_the_model() -> None:
+    server = Server(ok(KERNEL_MODEL, status=201))
+    request = rest.start_kernel("python3", env={"KERNEL_USERNAME": "bob"})
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            model = await http.call(request, rest.parse_start_kernel, timeout=120)
+    assert model.id == KID
+    sent = server.requests[0]
+    assert sent.method == "POST"
+    assert sent.headers["content-type"] == "application/json"
+    assert json.loads(sent.content) == {"name": "python3", "env": {"KERNEL_USERNAME": "bob"}}
+    assert sent.extensions["timeout"] == {"connect": 120, "read": 120, "write": 120, "pool": 120}
+
+
+async def test_without_token_no_authorization_header() -> None:
+    server = Server(ok())
+    client = httpx.AsyncClient(transport=httpx.MockTransport(server))
+    with anyio.fail_after(5):
+        async with HttpTransport(BASE, client=client, headers={"X-Team": "a"}) as http:
+            await http.send(rest.api_status())
+    assert "authorization" not in server.requests[0].headers
+    assert server.requests[0].headers["x-team"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("http://h:1", "http://h:1/api/kernels"),
+        ("http://h:1/", "http://h:1/api/kernels"),
+        ("http://h:1/user/alice", "http://h:1/user/alice/api/kernels"),
+        ("http://h:1/user/alice/", "http://h:1/user/alice/api/kernels"),
+        ("https://hub.example/user/a%40b/", "https://hub.example/user/a%40b/api/kernels"),
+    ],
+)
+async def test_prefix_base_urls(base_url: str, expected: str) -> None:
+    server = Server(ok([]))
+    with anyio.fail_after(5):
+        async with transport_for(server, base_url) as http:
+            assert await http.call(rest.list_kernels(), rest.parse_list_kernels) == ()
+    assert str(server.requests[0].url) == expected
+
+
+async def test_token_replaces_a_user_authorization_header() -> None:
+    server = Server(ok())
+    with anyio.fail_after(5):
+        http = transport_for(server, headers={"authorization": "Bearer other", "X-A": "1"})
+        async with http:
+            await http.send(rest.api_status())
+    assert server.requests[0].headers.get_list("authorization") == [f"token {TOKEN}"]
+    assert http.auth_headers() == {"X-A": "1", "Authorization": f"token {TOKEN}"}
+    http.auth_headers().clear()
+    assert "Authorization" in http.auth_headers()
+
+
+async def test_injected_client_origin_is_stripped() -> None:
+    server = Server(ok())
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(server), headers={"Origin": "http://evil.test"}
+    )
+    with anyio.fail_after(5):
+        async with HttpTransport(BASE, token=TOKEN, client=client) as http:
+            await http.send(rest.api_status())
+    assert "origin" not in server.requests[0].headers
+
+
+def test_websocket_url() -> None:
+    http = HttpTransport("https://hub.example/user/alice", token=TOKEN)
+    path = f"api/kernels/{KID}/channels"
+    assert http.websocket_url(path) == f"wss://hub.example/user/alice/{path}"
+    assert (
+        HttpTransport("http://127.0.0.1:8888").websocket_url(f"{path}?session_id=s-1")
+        == f"ws://127.0.0.1:8888/{path}?session_id=s-1"
+    )
+    for bad in ("/api", "api/../x", "api?x y", "api?a#b", "api?\x00"):
+        with pytest.raises(LocalProtocolError):
+            http.websocket_url(bad)
+
+
+def test_repr_and_properties_hide_the_token() -> None:
+    context = ssl.create_default_context()
+    http = HttpTransport(BASE + "/p", token=TOKEN, verify=context)
+    assert repr(http) == "<HttpTransport 'http://gw.test:8888/p/' token=set client=owned>"
+    assert http.base_url == "http://gw.test:8888/p/"
+    assert http.verify is context
+    injected = HttpTransport(BASE, client=httpx.AsyncClient())
+    assert repr(injected) == "<HttpTransport 'http://gw.test:8888/' token=none client=injected>"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("ftp://h/",), {}),
+        (("http://",), {}),
+        (("gw.test:8888",), {}),
+        (("http://[::1",), {}),
+        (("http://user:pw@h/",), {}),
+        (("http://h/?token=x",), {}),
+        (("http://h/#x",), {}),
+        ((BASE,), {"timeout": 0}),
+        ((BASE,), {"timeout": -1.0}),
+        ((BASE,), {"timeout": math.inf}),
+        ((BASE,), {"timeout": True}),
+        ((BASE,), {"timeout": "5"}),
+        ((BASE,), {"retries": -1}),
+        ((BASE,), {"retries": 11}),
+        ((BASE,), {"retries": 1.5}),
+        ((BASE,), {"retries": True}),
+        ((BASE,), {"token": f"{TOKEN}\r\nX: y"}),
+        ((BASE,), {"headers": {"X-A": "a\r\nb"}}),
+        ((BASE,), {"headers": {"X-Ä": "a"}}),
+        ((BASE,), {"headers": {"X-A": 1}}),
+        ((BASE,), {"headers": {"Origin": "http://gw.test:8888"}}),
+    ],
+)
+def test_constructor_validation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        HttpTransport(*args, **kwargs)
+    assert_no_token(info.value, repr(info.value))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "host_port"),
+    [
+        ("http://[::1]:8888/", "[::1]:8888"),
+        ("https://gw.test/", "gw.test:443"),
+        (BASE, "gw.test:8888"),
+    ],
+)
+async def test_connect_messages_name_host_and_port(base_url: str, host_port: str) -> None:
+    server = Server(httpx.ConnectError("refused"))
+    with anyio.fail_after(5):
+        async with transport_for(server, base_url, retries=0) as http:
+            with pytest.raises(ConnectError) as info:
+                await http.send(rest.api_status())
+    assert str(info.value) == f"cannot connect to {host_port}: refused"
+
+
+# --------------------------------------------------------------------------- retries
+
+
+async def test_get_retries_on_503_with_exponential_backoff() -> None:
+    server = Server(httpx.Response(503), httpx.Response(503), ok())
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            status = await http.call(rest.api_status(), rest.parse_api_status)
+    assert status.version == "2.21.1"
+    assert len(server.requests) == 3
+    first_gap = server.times[1] - server.times[0]
+    second_gap = server.times[2] - server.times[1]
+    assert 0.09 <= first_gap < 1.0
+    assert 0.19 <= second_gap < 1.5
+
+
+async def test_retries_are_bounded_and_then_the_status_is_returned() -> None:
+    server = Server(httpx.Response(503, json={"message": "busy", "reason": None}))
+    started = anyio.current_time()
+    with anyio.fail_after(5):
+        async with transport_for(server, retries=3) as http:
+            with pytest.raises(ServerError, match="busy") as info:
+                await http.call(rest.list_kernels(), rest.parse_list_kernels)
+    elapsed = anyio.current_time() - started
+    assert info.value.status == 503
+    assert len(server.requests) == 4
+    assert 0.69 <= elapsed < 2.5  # 0.1 + 0.2 + 0.4 s of backoff
+
+
+@pytest.mark.parametrize("status", [424, 502, 504])
+async def test_other_retryable_statuses(status: int) -> None:
+    server = Server(httpx.Response(status), ok())
+    with anyio.fail_after(5):
+        async with transport_for(server, retries=1) as http:
+            assert await http.send(rest.delete_kernel(KID)) == (200, b'{"version":"2.21.1"}')
+    assert len(server.requests) == 2
+
+
+async def test_post_is_never_retried() -> None:
+    server = Server(httpx.Response(503), ok(KERNEL_MODEL, status=201))
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            with pytest.raises(KernelLaunchError):
+                await http.call(rest.start_kernel("python3"), rest.parse_start_kernel)
+            connect_refused = Server(httpx.ConnectError("refused"))
+            async with transport_for(connect_refused) as other:
+                with pytest.raises(ConnectError):
+                    await other.send(rest.interrupt_kernel(KID))
+    assert len(server.requests) == 1
+    assert len(connect_refused.requests) == 1
+
+
+async def test_errors_that_are_not_transient_are_not_retried() -> None:
+    server = Server(httpx.Response(500), ok())
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            assert (await http.send(rest.api_status()))[0] == 500
+        async with transport_for(Server(httpx.Response(503)), retries=0) as once:
+            assert (await once.send(rest.api_status()))[0] == 503
+    assert len(server.requests) == 1
+
+
+async def test_get_retries_after_a_connect_error() -> None:
+    server = Server(httpx.ConnectError("[Errno 111] Connection refused"), ok(KERNEL_MODEL))
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            model = await http.call(rest.get_kernel(KID), rest.parse_get_kernel)
+    assert model.name == "python3"
+    assert len(server.requests) == 2
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+async def test_connect_error_names_host_and_port_not_the_token() -> None:
+    server = Server(httpx.ConnectError("[Errno 111] Connection refused"))
+    with anyio.fail_after(5):
+        async with transport_for(server, retries=1) as http:
+            with pytest.raises(ConnectError) as info:
+                await http.send(rest.api_status())
+    assert "gw.test:8888" in str(info.value)
+    assert "Connection refused" in str(info.value)
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert len(server.requests) == 2
+    assert_no_token(info.value, repr(info.value))
+
+
+async def test_real_refused_connect_on_loopback() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with anyio.fail_after(10):
+        async with HttpTransport(f"http://127.0.0.1:{port}", token=TOKEN, retries=1) as http:
+            with pytest.raises(ConnectError) as info:
+                await http.call(rest.api_status(), rest.parse_api_status)
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert_no_token(info.value, repr(info.value), repr(http))
+
+
+async def test_slow_server_maps_to_transport_timeout() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(10)
+        return ok()
+
+    with anyio.fail_after(5):
+        async with transport_for(slow, timeout=10) as http:
+            with pytest.raises(TransportTimeout) as info:
+                await http.send(rest.api_status(), timeout=0.2)
+    assert isinstance(info.value, TimeoutError)
+    assert "within 0.2 s" in str(info.value)
+    assert "gw.test:8888" in str(info.value)
+
+
+async def test_per_call_timeout_overrides_the_default() -> None:
+    async def slowish(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.3)
+        return ok()
+
+    with anyio.fail_after(5):
+        async with transport_for(slowish, timeout=0.1) as http:
+            with pytest.raises(TransportTimeout):
+                await http.send(rest.api_status())
+            assert (await http.send(rest.api_status(), timeout=2))[0] == 200
+            with pytest.raises(LocalProtocolError):
+                await http.send(rest.api_status(), timeout=0)
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (httpx.ReadTimeout("read timed out"), TransportTimeout),
+        (httpx.ConnectTimeout("connect timed out"), TransportTimeout),
+        (httpx.ReadError("connection reset"), TransportError),
+        (httpx.RemoteProtocolError("Server disconnected"), TransportError),
+        (httpx.ProxyError(f"proxy said {TOKEN}"), TransportError),
+    ],
+)
+async def test_httpx_errors_are_mapped(raised: Exception, expected: type[Exception]) -> None:
+    server = Server(raised)
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            with pytest.raises(JupyterInterpError) as info:
+                await http.send(rest.get_kernel(KID))
+    assert type(info.value) is expected
+    assert info.value.__cause__ is raised
+    assert_no_token(info.value, repr(info.value))
+    assert len(server.requests) == 1  # only connect errors and 5xx statuses are retried
+
+
+async def test_server_text_echoing_the_token_is_redacted() -> None:
+    echo = {"message": f"bad token {TOKEN}", "reason": None}
+    with anyio.fail_after(5):
+        async with transport_for(Server(httpx.Response(403, json=echo))) as http:
+            with pytest.raises(AuthenticationError) as info:
+                await http.call(rest.list_kernels(), rest.parse_list_kernels)
+    assert "bad token <redacted>" in str(info.value)
+    assert_no_token(info.value, repr(info.value))
+
+
+async def test_html_error_page_with_the_token_is_not_quoted() -> None:
+    page = f'<body data-jupyter-api-token="{TOKEN}"><h1>404</h1></body>'.encode()
+    with anyio.fail_after(5):
+        async with transport_for(Server(httpx.Response(404, content=page))) as http:
+            with pytest.raises(ServerError) as info:
+                await http.call(rest.api_status(), rest.parse_api_status)
+    assert_no_token(info.value, repr(info.value))
+
+
+async def test_token_never_in_log_records(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = Server(httpx.Response(503), httpx.ConnectError("refused"), ok(), httpx.Response(403))
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            await http.send(rest.api_status())
+            with pytest.raises(AuthenticationError):
+                await http.call(rest.list_kernels(), rest.parse_list_kernels)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("retry 1 of 3" in message for message in messages)
+    assert any("GET api -> HTTP 200" in message for message in messages)
+    for record in caplog.records:
+        assert_no_token(record.getMessage(), record.args, record.exc_text)
+
+
+async def test_injected_logger_is_used(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="embedder")
+    with anyio.fail_after(5):
+        http = transport_for(Server(ok()), logger=logging.getLogger("embedder"))
+        async with http:
+            await http.send(rest.api_status())
+    assert [record.name for record in caplog.records if "HTTP 200" in record.getMessage()] == [
+        "embedder"
+    ]
+
+
+async def test_cancellation_propagates_untouched() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(10)
+        return ok()
+
+    with anyio.fail_after(5):
+        async with transport_for(hang) as http:
+            with anyio.move_on_after(0.1) as scope:
+                await http.send(rest.api_status(), timeout=5)
+    assert scope.cancelled_caught
+
+
+# --------------------------------------------------------------------------- ownership
+
+
+class RecordingClient(httpx.AsyncClient):
+    """The client an HttpTransport creates for itself, wired to a MockTransport."""
+
+    instances: ClassVar[list[RecordingClient]] = []
+    server: ClassVar[Server]
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.created_with = kwargs
+        super().__init__(transport=httpx.MockTransport(self.server), **kwargs)
+        RecordingClient.instances.append(self)
+
+
+@pytest.fixture
+def owned_clients(monkeypatch: pytest.MonkeyPatch) -> list[RecordingClient]:
+    RecordingClient.instances = []
+    RecordingClient.server = Server(
+        ok(headers={"Set-Cookie": "_xsrf=2|abc; Path=/"}), ok(headers={"Set-Cookie": "u=1"})
+    )
+    monkeypatch.setattr(httpx, "AsyncClient", RecordingClient)
+    return RecordingClient.instances
+
+
+async def test_owned_client_is_created_lazily_closed_and_keeps_no_cookies(
+    owned_clients: list[RecordingClient],
+) -> None:
+    http = HttpTransport(BASE, token=TOKEN)
+    assert owned_clients == []  # no client, no I/O in __init__
+    with anyio.fail_after(5):
+        async with http:
+            await http.send(rest.api_status())
+            await http.send(rest.list_kernelspecs())
+        (client,) = owned_clients
+        assert client.is_closed
+        assert client.created_with["follow_redirects"] is False
+        with pytest.raises(LocalProtocolError, match="closed"):
+            await http.send(rest.api_status())
+        await http.aclose()  # idempotent
+    _first, second = RecordingClient.server.requests
+    assert "cookie" not in second.headers
+    assert second.headers["authorization"] == f"token {TOKEN}"
+    assert len(client.cookies) == 0
+
+
+async def test_closing_an_unused_transport_creates_nothing(
+    owned_clients: list[RecordingClient],
+) -> None:
+    with anyio.fail_after(5):
+        async with HttpTransport(BASE):
+            pass
+    assert owned_clients == []
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+async def test_verify_path_becomes_an_ssl_context(
+    owned_clients: list[RecordingClient], tmp_path: Path, kind: str
+) -> None:
+    import certifi
+
+    verify = certifi.where() if kind == "file" else str(tmp_path)
+    with anyio.fail_after(5):
+        async with HttpTransport("https://gw.test/", verify=verify) as http:
+            await http.send(rest.api_status())
+    assert isinstance(owned_clients[0].created_with["verify"], ssl.SSLContext)
+
+
+async def test_unreadable_ca_bundle_is_a_local_error(
+    owned_clients: list[RecordingClient], tmp_path: Path
+) -> None:
+    with anyio.fail_after(5):
+        async with HttpTransport("https://gw.test/", verify=str(tmp_path / "none.pem")) as http:
+            with pytest.raises(LocalProtocolError, match="CA bundle"):
+                await http.send(rest.api_status())
+    assert owned_clients == []
+
+
+async def test_injected_client_is_never_closed() -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(Server(ok())))
+    with anyio.fail_after(5):
+        async with HttpTransport(BASE, token=TOKEN, client=client) as http:
+            await http.send(rest.api_status())
+        assert not client.is_closed
+        with pytest.raises(LocalProtocolError, match="closed"):
+            await http.send(rest.api_status())
+        await client.aclose()
+        with pytest.raises(LocalProtocolError, match=r"injected httpx\.AsyncClient is closed"):
+            await HttpTransport(BASE, client=client).send(rest.api_status())

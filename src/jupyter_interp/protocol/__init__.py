@@ -8,11 +8,26 @@ use it directly.
 
 from __future__ import annotations
 
-from . import events, file_replies, files, messages, result, wire
+from . import (
+    budget,
+    connection,
+    events,
+    execution,
+    file_replies,
+    files,
+    messages,
+    rest,
+    result,
+    wire,
+)
+from .budget import *  # noqa: F403
+from .connection import *  # noqa: F403
 from .events import *  # noqa: F403
+from .execution import *  # noqa: F403
 from .file_replies import *  # noqa: F403
 from .files import *  # noqa: F403
 from .messages import *  # noqa: F403
+from .rest import ApiStatus, HttpRequest, KernelModel, KernelSpec, KernelSpecs
 from .result import *  # noqa: F403
 from .wire import *  # noqa: F403
 
@@ -23,4 +38,13 @@ __all__ = [
     *wire.__all__,
     *files.__all__,
     *file_replies.__all__,
+    *budget.__all__,
+    *execution.__all__,
+    *connection.__all__,
+    "rest",
+    "ApiStatus",
+    "HttpRequest",
+    "KernelModel",
+    "KernelSpec",
+    "KernelSpecs",
 ]

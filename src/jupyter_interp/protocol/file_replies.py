@@ -37,6 +37,7 @@ __all__ = [
     "Deleted",
     "DirEntry",
     "DirListing",
+    "DownloadVerifier",
     "EntryKind",
     "FileChunk",
     "FileStat",
@@ -194,22 +195,48 @@ class FileStat:
         """Join the chunks read after this stat and verify them against it.
 
         Raises:
-            FileTransferError: the file changed size or mtime meanwhile, or bytes are missing.
-            ChecksumMismatch: the joined bytes do not match ``sha256``.
-            LocalProtocolError: a chunk does not start where the previous one ended.
+            FileTransferError, ChecksumMismatch, LocalProtocolError: as ``DownloadVerifier``.
         """
-        data = bytearray()
-        for chunk in chunks:
-            if (chunk.size, chunk.mtime_ns) != (self.size, self.mtime_ns):
-                raise FileTransferError("the file changed on the kernel's side during download")
-            if chunk.offset != len(data):
-                raise LocalProtocolError(f"chunk at {chunk.offset} is not at byte {len(data)}")
-            data += chunk.data
-        if len(data) != self.size:
-            raise FileTransferError(f"received {len(data)} of {self.size} bytes")
-        if hashlib.sha256(data).hexdigest() != self.sha256:
+        verifier = DownloadVerifier(self)
+        data = b"".join(verifier.add(chunk) for chunk in chunks)
+        verifier.finish()
+        return data
+
+
+class DownloadVerifier:
+    """Checks a download chunk by chunk against its ``FileStat``, in constant memory."""
+
+    def __init__(self, stat: FileStat) -> None:
+        self._stat = stat
+        self._digest = hashlib.sha256()
+        self.received = 0
+
+    def add(self, chunk: FileChunk) -> bytes:
+        """Accept the next chunk and return its bytes.
+
+        Raises:
+            FileTransferError: the file changed size or mtime since the stat.
+            LocalProtocolError: the chunk does not start where the previous one ended.
+        """
+        if (chunk.size, chunk.mtime_ns) != (self._stat.size, self._stat.mtime_ns):
+            raise FileTransferError("the file changed on the kernel's side during download")
+        if chunk.offset != self.received:
+            raise LocalProtocolError(f"chunk at {chunk.offset} is not at byte {self.received}")
+        self._digest.update(chunk.data)
+        self.received += len(chunk.data)
+        return chunk.data
+
+    def finish(self) -> None:
+        """Verify the total size and the whole-file sha256.
+
+        Raises:
+            FileTransferError: bytes are missing.
+            ChecksumMismatch: the bytes do not match the file's sha256.
+        """
+        if self.received != self._stat.size:
+            raise FileTransferError(f"received {self.received} of {self._stat.size} bytes")
+        if self._digest.hexdigest() != self._stat.sha256:
             raise ChecksumMismatch("the downloaded bytes do not match the file's sha256")
-        return bytes(data)
 
 
 class EntryKind(enum.Enum):

@@ -1,0 +1,277 @@
+"""Sync helpers that run real servers on 127.0.0.1 for the integration tests.
+
+Theory of operation
+-------------------
+``run_server()`` is the general part, usable for Jupyter Server, Kernel Gateway and
+Enterprise Gateway alike: it takes a command line, the URL and token the server will
+answer with, and an environment; it starts the server with ``subprocess.Popen`` in a
+session of its own (``start_new_session=True``), output appended to a log file, and
+polls ``GET <url><ready_path>`` with ``Authorization: token <token>`` until it answers
+200. ``running_jupyter_server()`` adds the Jupyter Server command line: a free port, a
+random token in ``JUPYTER_TOKEN`` (never on the command line), private config, runtime
+and IPython directories under the given work directory.
+
+Invariants of teardown (which runs whatever the test did):
+
+* the server gets SIGTERM and ``shutdown_timeout`` seconds to stop its kernels and exit;
+* every process started for the server carries a unique ``JUPYTER_INTERP_TEST_SERVER``
+  environment entry, inherited by kernels (which live in sessions of their own) and by
+  their children; teardown SIGKILLs whatever still carries it after the server exited,
+  so nothing we started outlives the fixture and nothing else is ever signalled;
+* teardown fails loudly (``RuntimeError`` with the log tail) when the server died before
+  teardown, ignored SIGTERM (it is then killed with its process group) or left processes
+  that survive SIGKILL.
+
+The process queries (``child_pids``, ``is_running``, ``pids_with_env``) read Linux
+``/proc``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import attrs
+import httpx
+
+__all__ = [
+    "RunningServer",
+    "child_pids",
+    "free_port",
+    "is_running",
+    "jupyter_server_command",
+    "pids_with_env",
+    "run_server",
+    "running_jupyter_server",
+]
+
+_MARKER_VARIABLE = "JUPYTER_INTERP_TEST_SERVER"
+_POLL_INTERVAL = 0.05
+_KILL_TIMEOUT = 5.0
+_LOG_TAIL_LINES = 30
+
+
+@attrs.frozen(kw_only=True)
+class RunningServer:
+    """A server started for the tests: where it answers and how to authenticate."""
+
+    url: str
+    token: str = attrs.field(repr=False)
+    root_dir: Path
+    pid: int
+    log_path: Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def jupyter_server_command(*, port: int, root_dir: Path) -> list[str]:
+    """The command line of a quiet Jupyter Server on 127.0.0.1:``port``."""
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={root_dir}",
+        "--ServerApp.log_level=WARN",
+    ]
+    if os.geteuid() == 0:
+        command.append("--ServerApp.allow_root=True")
+    return command
+
+
+@contextmanager
+def running_jupyter_server(
+    workdir: Path, *, startup_timeout: float = 60.0
+) -> Iterator[RunningServer]:
+    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``."""
+    root_dir = workdir / "root"
+    root_dir.mkdir()
+    port = free_port()
+    token = secrets.token_hex(24)
+    env = {
+        "JUPYTER_TOKEN": token,
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "IPYTHONDIR": str(workdir / "ipython"),
+    }
+    with run_server(
+        jupyter_server_command(port=port, root_dir=root_dir),
+        url=f"http://127.0.0.1:{port}/",
+        token=token,
+        root_dir=root_dir,
+        log_path=workdir / "jupyter_server.log",
+        env=env,
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server
+
+
+@contextmanager
+def run_server(
+    command: Sequence[str],
+    *,
+    url: str,
+    token: str,
+    root_dir: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    ready_path: str = "api",
+    startup_timeout: float = 60.0,
+    shutdown_timeout: float = 15.0,
+) -> Iterator[RunningServer]:
+    """Start ``command``, wait until ``GET url + ready_path`` answers 200, stop it on exit.
+
+    Args:
+        command: The server's command line (no secrets: ``ps`` shows it).
+        url: Base URL the server will answer on, ending in ``/``.
+        token: Token sent as ``Authorization: token <token>``; empty for none.
+        root_dir: The server's root directory (reported back, not created).
+        log_path: File that receives the server's stdout and stderr.
+        env: Variables layered over ``os.environ`` (pass secrets here).
+        ready_path: Path below ``url`` that answers 200 once the server is ready.
+        startup_timeout: Seconds to wait for readiness.
+        shutdown_timeout: Seconds the server gets after SIGTERM before it is killed.
+
+    Raises:
+        RuntimeError: The server exited or timed out during start-up, or teardown found
+            one of the failures listed in the module docstring.
+    """
+    marker = secrets.token_hex(8)
+    server_env = {**os.environ, **(env or {}), _MARKER_VARIABLE: marker}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_env,
+            start_new_session=True,
+        )
+    try:
+        _wait_until_ready(process, f"{url}{ready_path}", token, log_path, startup_timeout)
+        yield RunningServer(
+            url=url, token=token, root_dir=root_dir, pid=process.pid, log_path=log_path
+        )
+    finally:
+        _stop(process, marker, token, log_path, shutdown_timeout)
+
+
+def _wait_until_ready(
+    process: subprocess.Popen[bytes], probe_url: str, token: str, log_path: Path, timeout: float
+) -> None:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    deadline = time.monotonic() + timeout
+    with httpx.Client(trust_env=False, timeout=5.0) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with code {process.returncode} during start-up; "
+                    f"log tail:\n{_log_tail(log_path, token)}"
+                )
+            with suppress(httpx.HTTPError):
+                if http.get(probe_url, headers=headers).status_code == 200:
+                    return
+            time.sleep(_POLL_INTERVAL)
+    raise RuntimeError(
+        f"server did not answer {probe_url} within {timeout} s; "
+        f"log tail:\n{_log_tail(log_path, token)}"
+    )
+
+
+def _stop(
+    process: subprocess.Popen[bytes], marker: str, token: str, log_path: Path, grace: float
+) -> None:
+    problems = []
+    if process.poll() is not None:
+        problems.append(f"the server exited on its own with code {process.returncode}")
+    else:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            # Not reaped yet, so its pid (= its process group id) is still ours.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            problems.append(f"the server ignored SIGTERM for {grace} s and was killed")
+    survivors = _kill_all_with_env(_MARKER_VARIABLE, marker)
+    if survivors:
+        problems.append(f"processes {sorted(survivors)} survived SIGKILL")
+    if problems:
+        raise RuntimeError("; ".join(problems) + f"; log tail:\n{_log_tail(log_path, token)}")
+
+
+def _kill_all_with_env(name: str, value: str) -> set[int]:
+    """SIGKILL every process carrying ``name=value``; return those still alive after a while."""
+    deadline = time.monotonic() + _KILL_TIMEOUT
+    while (pids := pids_with_env(name, value)) and time.monotonic() < deadline:
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(_POLL_INTERVAL)
+    return pids
+
+
+def pids_with_env(name: str, value: str) -> set[int]:
+    """Pids of live (non-zombie) processes whose environment holds ``name=value``."""
+    entry = f"{name}={value}".encode()
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with suppress(OSError):  # gone, a zombie, or not ours to read
+            if entry in (proc / "environ").read_bytes().split(b"\0"):
+                pids.add(int(proc.name))
+    return pids
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state, ppid, ...), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def child_pids(pid: int) -> set[int]:
+    """Pids of the running direct children of ``pid``."""
+    children = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            fields = _stat_fields(int(proc.name))
+            if fields is not None and fields[1] == str(pid) and fields[0] not in ("Z", "X"):
+                children.add(int(proc.name))
+    return children
+
+
+def _log_tail(log_path: Path, token: str) -> str:
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(log unavailable: {exc})"
+    if token:
+        text = text.replace(token, "<token>")
+    return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:]) or "(log is empty)"

@@ -1,0 +1,546 @@
+"""WebSocket client adapter: wsproto driven over an anyio byte stream (TCP or TLS).
+
+Theory of operation: ``connect_websocket`` opens the stream with ``anyio.connect_tcp``
+and ``WebSocket.from_stream`` (which owns the stream from then on, closing it if the
+handshake fails) sends the HTTP/1.1 upgrade with our headers and offered subprotocols
+(no ``Origin``), then reads until wsproto accepts or a rejection is complete. One
+deadline covers connect and upgrade; Jupyter delays the ``101`` until the kernel
+answers, so it is long. A rejection becomes a typed ``ServerError`` with the status and
+a short snippet of the body with our header values redacted.
+
+Invariants of an open ``WebSocket``:
+
+* One reader. Only one task may be in ``receive()`` (another gets
+  ``LocalProtocolError``); it alone feeds wsproto. Fragments collect in instance
+  buffers, so a cancelled ``receive()`` loses nothing. It answers pings, records pongs
+  in ``last_pong`` and checks ``max_message_size`` against the running size (UTF-8
+  bytes for text), so a huge or endless message never sits in memory.
+* Whole frames. Every write serializes its wsproto event and writes the bytes under one
+  ``anyio.Lock``, shielded and bounded by ``write_timeout``: a cancelled sender never
+  leaves half a frame; a write that fails or stalls ends the connection (code 1006).
+* One ending. The first cause (peer close, reply to our close, EOF, bad frame, oversized
+  message, failed write) is recorded once, the transport is closed, and ``receive()`` and
+  ``send()`` raise ``ConnectionClosed`` with that code from then on. ``aclose()`` sends
+  our close frame and waits, shielded and bounded by ``close_timeout``, for the reply,
+  read by the active reader or by itself.
+
+anyio, wsproto and h11 exceptions map to ``jupyter_interp.errors``; cancellation
+propagates. No message contains a header value (tokens) or the request target (it
+could carry ``?token=``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import socket
+import ssl
+from collections.abc import Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import h11
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
+from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
+
+from ..errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionClosed,
+    JupyterInterpError,
+    KernelNotFound,
+    LocalProtocolError,
+    MessageTooLarge,
+    RemoteProtocolError,
+    ServerError,
+    TransportError,
+    TransportTimeout,
+)
+from ..protocol.wire import V1_SUBPROTOCOL
+
+__all__ = ["WebSocket", "connect_websocket"]
+
+_READ_SIZE = 65536
+_BODY_CAPTURE = 4096
+_SNIPPET_CHARS = 200
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+_TARGET = re.compile(r"/[\x21-\x7e]*")
+_RESERVED_HEADERS = frozenset(
+    {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version"}
+    | {"sec-websocket-protocol", "sec-websocket-extensions"}
+)
+_SCHEMES = {"ws": ("ws", 80), "http": ("ws", 80), "wss": ("wss", 443), "https": ("wss", 443)}
+_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
+def _parse_url(url: str) -> tuple[str, int, bool, str, str]:
+    """Return host, port, TLS or not, the ``Host`` header and the request target."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise LocalProtocolError("malformed WebSocket URL") from None
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise LocalProtocolError("a WebSocket URL needs a ws/wss/http/https scheme and a host")
+    name, default_port = scheme
+    host = parts.hostname
+    port = default_port if port is None else port
+    literal = f"[{host}]" if ":" in host else host
+    host_header = literal if port == default_port else f"{literal}:{port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return host, port, name == "wss", host_header, target
+
+
+def _build_request(
+    host: str, target: str, headers: Mapping[str, str], subprotocols: Sequence[str]
+) -> Request:
+    if not _TARGET.fullmatch(target):
+        raise LocalProtocolError("the WebSocket target must be an ASCII path starting with '/'")
+    if not all(_TOKEN.fullmatch(name) for name in subprotocols):
+        raise LocalProtocolError("subprotocol names must be non-empty HTTP tokens")
+    extra: list[tuple[bytes, bytes]] = []
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or name.lower() in _RESERVED_HEADERS:
+            raise LocalProtocolError(f"header {name!r} is invalid or set by the handshake itself")
+        if not _FIELD_VALUE.fullmatch(value):  # also rules out anything beyond latin-1
+            raise LocalProtocolError(f"invalid value for header {name!r} (value not shown)")
+        extra.append((name.lower().encode("ascii"), value.encode("latin-1")))
+    return Request(host=host, target=target, subprotocols=list(subprotocols), extra_headers=extra)
+
+
+def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    pieces = {p for value in headers.values() for p in (value, *value.split()) if len(p) >= 6}
+    return tuple(sorted(pieces, key=len, reverse=True))
+
+
+def _rejection_error(
+    status: int, body: bytes | bytearray, whole: bool, host: str, secrets: Sequence[str]
+) -> ServerError:
+    words = body.decode("utf-8", "replace").split()
+    text = " ".join(words if whole else words[:-1])  # a cut-off last word could be a secret
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    message = f"WebSocket upgrade refused by {host}"
+    if text:
+        message += f": {text[:_SNIPPET_CHARS]}"
+    if status in (401, 403):
+        return AuthenticationError(message, status=status)
+    if status == 404:
+        return KernelNotFound(message, status=status)
+    return ServerError(message, status=status)
+
+
+def _set_tcp_option(sock: socket.socket | None, option: int | None) -> None:
+    if sock is not None and option is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
+async def _read(stream: anyio.abc.ByteStream, sock: socket.socket | None) -> bytes | None:
+    """Read a chunk; ``None`` is wsproto's EOF (also for a broken or closed stream)."""
+    _set_tcp_option(sock, _QUICKACK)  # re-armed every read: Linux drops it after a while
+    try:
+        return await stream.receive(_READ_SIZE)
+    except (anyio.EndOfStream, *_STREAM_ERRORS):
+        return None
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, host: str) -> Iterator[None]:
+    try:
+        with anyio.fail_after(seconds):
+            yield
+    except TransportTimeout:
+        raise
+    except TimeoutError as exc:
+        message = f"WebSocket handshake with {host} did not finish within {seconds} s"
+        raise TransportTimeout(message) from exc
+
+
+async def _handshake(
+    stream: anyio.abc.ByteStream, ws: WSConnection, request: Request, secrets: Sequence[str]
+) -> str | None:
+    """Send the upgrade and read the answer; returns the accepted subprotocol."""
+    try:
+        upgrade = ws.send(request)
+    except (h11.LocalProtocolError, UnicodeError):  # a bad host: headers were checked
+        raise LocalProtocolError("cannot encode the WebSocket upgrade request") from None
+    try:
+        await stream.send(upgrade)
+    except _STREAM_ERRORS as exc:
+        raise ConnectError(f"connection to {request.host} lost during the upgrade") from exc
+    sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+    rejection: RejectConnection | None = None
+    body, complete = bytearray(), False
+    while True:
+        data = await _read(stream, sock)
+        try:
+            ws.receive_data(data)
+        except (WsRemoteProtocolError, UnicodeError) as exc:
+            if data is not None and rejection is None:
+                message = f"bad WebSocket upgrade answer from {request.host}: {exc}"
+                raise RemoteProtocolError(message) from exc
+            data = None  # a broken rejection body or a hang-up: report what we have
+        for event in ws.events():
+            if isinstance(event, AcceptConnection):
+                return event.subprotocol
+            if isinstance(event, RejectConnection):
+                rejection, complete = event, not event.has_body
+            elif isinstance(event, RejectData):
+                body += event.data[: _BODY_CAPTURE - len(body)]
+                complete = event.body_finished
+        if rejection is not None and (complete or data is None or len(body) >= _BODY_CAPTURE):
+            whole = complete and len(body) < _BODY_CAPTURE
+            raise _rejection_error(rejection.status_code, body, whole, request.host, secrets)
+        if data is None:
+            raise ConnectError(f"{request.host} closed the connection during the upgrade")
+
+
+async def connect_websocket(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    subprotocols: Sequence[str] = (V1_SUBPROTOCOL,),
+    ssl_context: ssl.SSLContext | None = None,
+    connect_timeout: float = 30.0,
+    handshake_timeout: float = 120.0,
+    max_message_size: int = 256 * 1024 * 1024,
+    close_timeout: float = 10.0,
+    write_timeout: float = 60.0,
+) -> WebSocket:
+    """Connect to ``url`` and complete the WebSocket upgrade.
+
+    Args:
+        url: ``ws://``/``wss://`` (or ``http://``/``https://``, converted) URL.
+        headers: Extra upgrade headers, e.g. ``Authorization``; never logged or echoed.
+        subprotocols: Offered subprotocols; empty offers none (legacy protocol).
+        ssl_context: TLS settings for ``wss``; default ``ssl.create_default_context()``.
+        connect_timeout: Bound on the TCP (and TLS) connect.
+        handshake_timeout: Bound on connect plus upgrade (Jupyter delays the ``101``
+            until the kernel answers, so keep it long).
+        max_message_size: Largest incoming message accepted, in bytes.
+        close_timeout: Bound on the closing handshake.
+        write_timeout: Bound on writing one frame.
+
+    Returns:
+        The open ``WebSocket``; ``subprotocol`` is ``None`` when the server chose legacy.
+
+    Raises:
+        LocalProtocolError: Bad URL, header or subprotocol.
+        ConnectError: Nothing listening, DNS or TLS failure, or a hang-up mid-upgrade.
+        TransportTimeout: A deadline passed.
+        AuthenticationError: The upgrade was refused with 401/403.
+        KernelNotFound: The upgrade was refused with 404.
+        ServerError: Any other refusal.
+        RemoteProtocolError: The answer was not a valid WebSocket upgrade.
+    """
+    host, port, tls, where, target = _parse_url(url)
+    with _deadline(handshake_timeout, where):
+        try:
+            with anyio.fail_after(connect_timeout):
+                stream: anyio.abc.ByteStream
+                if not tls:
+                    stream = await anyio.connect_tcp(host, port)
+                else:  # no TLS close_notify needed: the WebSocket close handshake suffices
+                    context = ssl_context or ssl.create_default_context()
+                    stream = await anyio.connect_tcp(
+                        host,
+                        port,
+                        ssl_context=context,
+                        tls_hostname=host,
+                        tls_standard_compatible=False,
+                    )
+        except TimeoutError as exc:
+            raise TransportTimeout(f"connecting to {where} timed out") from exc
+        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:  # TLS: EOF
+            detail = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # anyio wraps
+            message = f"cannot connect to {where}: {detail or type(exc).__name__}"
+            raise ConnectError(message) from exc
+        return await WebSocket.from_stream(
+            stream,
+            host=where,
+            target=target,
+            headers=headers,
+            subprotocols=subprotocols,
+            handshake_timeout=math.inf,  # the deadline around us covers the upgrade
+            max_message_size=max_message_size,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+        )
+
+
+class WebSocket:
+    """An open client WebSocket (see the module docstring for the invariants).
+
+    Built by ``connect_websocket`` or ``WebSocket.from_stream``. Only one task may call
+    ``receive()`` at a time; pongs and close replies are only noticed while it runs.
+    """
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        connection: WSConnection,
+        *,
+        subprotocol: str | None,
+        max_message_size: int,
+        close_timeout: float,
+        write_timeout: float,
+    ) -> None:
+        self._stream, self._ws = stream, connection
+        self._socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+        _set_tcp_option(self._socket, socket.TCP_NODELAY)
+        self._subprotocol = subprotocol
+        self._max_message_size = max_message_size
+        self._close_timeout, self._write_timeout = close_timeout, write_timeout
+        self._send_lock = anyio.Lock()
+        self._receiving = False
+        self._text: list[str] = []
+        self._binary = bytearray()
+        self._size = 0
+        self._last_pong: float | None = None
+        self._closed: tuple[int, str] | None = None  # the one recorded ending
+        self._local_close: tuple[int, str] | None = None
+        self._finished = anyio.Event()
+        self._transport_closed = False
+
+    @classmethod
+    async def from_stream(
+        cls,
+        stream: anyio.abc.ByteStream,
+        *,
+        host: str,
+        target: str,
+        headers: Mapping[str, str] | None = None,
+        subprotocols: Sequence[str] = (V1_SUBPROTOCOL,),
+        handshake_timeout: float = 120.0,
+        max_message_size: int = 256 * 1024 * 1024,
+        close_timeout: float = 10.0,
+        write_timeout: float = 60.0,
+    ) -> WebSocket:
+        """Upgrade an already connected byte stream; the WebSocket takes ownership of it.
+
+        Args:
+            stream: Connected transport (closed here if the handshake fails).
+            host: ``Host`` header value, e.g. ``"gw.example:8888"``.
+            target: Request target, e.g. ``"/api/kernels/<id>/channels?session_id=<sid>"``.
+            headers, subprotocols, handshake_timeout, max_message_size, close_timeout,
+            write_timeout: As for ``connect_websocket``.
+
+        Returns:
+            The open ``WebSocket``.
+
+        Raises:
+            The errors of ``connect_websocket``, except those of the TCP connect.
+        """
+        headers = headers or {}
+        try:
+            with _deadline(handshake_timeout, host):
+                request = _build_request(host, target, headers, subprotocols)
+                ws = WSConnection(ConnectionType.CLIENT)
+                subprotocol = await _handshake(stream, ws, request, _secrets(headers))
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(*_STREAM_ERRORS):
+                await anyio.aclose_forcefully(stream)
+            raise
+        return cls(
+            stream,
+            ws,
+            subprotocol=subprotocol,
+            max_message_size=max_message_size,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+        )
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The accepted subprotocol; ``None`` means the legacy JSON protocol."""
+        return self._subprotocol
+
+    @property
+    def last_pong(self) -> float | None:
+        """``anyio.current_time()`` when the last pong arrived, or ``None``."""
+        return self._last_pong
+
+    async def __aenter__(self) -> WebSocket:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one message: ``str`` as a text frame, ``bytes`` as a binary frame.
+
+        Raises:
+            ConnectionClosed: The connection is closing or closed.
+            TransportTimeout: The frame could not be written within ``write_timeout``.
+            LocalProtocolError: ``message`` is text that cannot be encoded as UTF-8.
+        """
+        frame = (
+            TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
+        )
+        await self._send_event(frame)
+
+    async def ping(self, payload: bytes = b"") -> None:
+        """Send a ping (at most 125 bytes); the pong shows up in ``last_pong``."""
+        if len(payload) > 125:
+            raise LocalProtocolError("a ping payload is at most 125 bytes")
+        await self._send_event(Ping(payload=payload))
+
+    async def receive(self) -> str | bytes:
+        """Return the next complete message (``str`` for text, ``bytes`` for binary).
+
+        Raises:
+            ConnectionClosed: The connection closed (``code`` 1006 when it just dropped).
+            MessageTooLarge: A message exceeded ``max_message_size`` (we closed with 1009).
+            RemoteProtocolError: The server sent an invalid frame (we closed with its code).
+            LocalProtocolError: Another task is already receiving.
+        """
+        if self._receiving:
+            raise LocalProtocolError("another task is already receiving on this WebSocket")
+        self._receiving = True
+        try:
+            return await self._next_message()
+        finally:
+            self._receiving = False
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake (bounded by ``close_timeout``) and close; idempotent."""
+        if not 1000 <= code <= 4999:
+            raise LocalProtocolError(f"close code {code} is outside 1000-4999")
+        if self._transport_closed:
+            return
+        with anyio.move_on_after(self._close_timeout, shield=True):
+            await self._close_handshake(code, reason)
+        await self._finish(code, reason)
+
+    async def _close_handshake(self, code: int, reason: str) -> None:
+        if self._closed is None and self._ws.state is ConnectionState.OPEN:
+            self._local_close = (code, reason)
+            try:
+                await self._send_event(CloseConnection(code=code, reason=reason))
+            except TransportError:
+                return
+        if self._receiving:
+            await self._finished.wait()
+            return
+        self._receiving = True
+        try:
+            while True:
+                await self._next_message()  # discarded: we are closing
+        except JupyterInterpError:
+            return
+        finally:
+            self._receiving = False
+
+    async def _next_message(self) -> str | bytes:
+        while True:
+            if self._closed is not None:
+                raise ConnectionClosed(*self._closed)
+            for event in self._ws.events():
+                message = await self._handle(event)
+                if message is not None:
+                    return message
+            self._ws.receive_data(await _read(self._stream, self._socket))
+
+    async def _handle(self, event: Event) -> str | bytes | None:
+        if isinstance(event, TextMessage):
+            text = event.data
+            await self._grow(len(text) if text.isascii() else len(text.encode()))
+            self._text.append(text)
+            if event.message_finished:
+                message, self._text, self._size = "".join(self._text), [], 0
+                return message
+        elif isinstance(event, BytesMessage):
+            await self._grow(len(event.data))
+            self._binary += event.data
+            if event.message_finished:
+                data, self._binary, self._size = bytes(self._binary), bytearray(), 0
+                return data
+        elif isinstance(event, Ping):  # answered unless closing; a failed write ends us
+            with anyio.CancelScope(shield=True), contextlib.suppress(TransportError):
+                await self._send_event(event.response())
+        elif isinstance(event, Pong):
+            self._last_pong = anyio.current_time()
+        elif isinstance(event, CloseConnection):
+            await self._on_close(event)
+        return None
+
+    async def _grow(self, size: int) -> None:
+        self._size += size
+        if self._size > self._max_message_size:
+            self._text, self._binary, self._size = [], bytearray(), 0
+            await self._end(1009, "message too big", CloseConnection(code=1009, reason="too big"))
+            raise MessageTooLarge(f"incoming message exceeds {self._max_message_size} bytes")
+
+    async def _on_close(self, event: CloseConnection) -> None:
+        code, reason = int(event.code), event.reason or ""
+        synthesized = self._ws.state is ConnectionState.OPEN  # wsproto's verdict on bad bytes
+        await self._end(code, reason, event.response())
+        if synthesized:
+            raise RemoteProtocolError(f"invalid WebSocket frame from the server: {reason}")
+        raise ConnectionClosed(*(self._closed or (code, reason)))
+
+    async def _end(self, code: int, reason: str, reply: CloseConnection) -> None:
+        """Send our close frame if one is still due, then finish; never interrupted."""
+        with anyio.CancelScope(shield=True):
+            if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+                with contextlib.suppress(TransportError):
+                    await self._send_event(reply)
+            await self._finish(code, reason)
+
+    async def _send_event(self, event: Event) -> None:
+        async with self._send_lock:
+            if self._closed is not None:
+                raise ConnectionClosed(*self._closed)
+            try:
+                data = self._ws.send(event)
+            except UnicodeEncodeError:
+                raise LocalProtocolError("text messages must be encodable as UTF-8") from None
+            except WsLocalProtocolError:
+                raise ConnectionClosed(*(self._local_close or (1006, "closing"))) from None
+            await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self._write_timeout):
+                    await self._stream.send(data)
+                return
+            except TimeoutError as exc:
+                error: TransportError = TransportTimeout(
+                    f"a WebSocket write did not finish within {self._write_timeout} s"
+                )
+                cause: BaseException = exc
+            except _STREAM_ERRORS as exc:
+                error, cause = ConnectionClosed(1006, "connection lost while writing"), exc
+            await self._finish(1006, "connection lost while writing")
+        raise error from cause
+
+    async def _finish(self, code: int, reason: str) -> None:
+        """Record the ending (first cause wins), wake ``aclose`` and close the transport."""
+        if self._closed is None:
+            self._closed = (code, reason)
+        self._finished.set()
+        if not self._transport_closed:
+            self._transport_closed = True
+            with anyio.CancelScope(shield=True), contextlib.suppress(*_STREAM_ERRORS):
+                await anyio.aclose_forcefully(self._stream)

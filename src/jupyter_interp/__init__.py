@@ -14,10 +14,38 @@ from ._version import __version__
 from .errors import *  # noqa: F403
 from .errors import __all__ as _error_names
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
+    from .client import Client as Client
+    from .config import ClientConfig as ClientConfig
+    from .config import StdinPolicy as StdinPolicy
+    from .local import LocalJupyterServer as LocalJupyterServer
+    from .local import launch_jupyter_server as launch_jupyter_server
+    from .local import local_server as local_server
+    from .protocol.budget import OutputBudget as OutputBudget
+    from .protocol.result import ErrorInfo as ErrorInfo
+    from .protocol.result import ExecutionFailed as ExecutionFailed
+    from .protocol.result import ExecutionResult as ExecutionResult
+    from .protocol.result import ExecutionStatus as ExecutionStatus
+    from .protocol.result import Recovery as Recovery
+    from .protocol.result import RichOutput as RichOutput
+    from .session import Session as Session
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Client": ".client",
+    "ClientConfig": ".config",
+    "StdinPolicy": ".config",
+    "Session": ".session",
+    "local_server": ".local",
+    "launch_jupyter_server": ".local",
+    "LocalJupyterServer": ".local",
+    "ExecutionResult": ".protocol.result",
+    "ExecutionStatus": ".protocol.result",
+    "ExecutionFailed": ".protocol.result",
+    "ErrorInfo": ".protocol.result",
+    "Recovery": ".protocol.result",
+    "RichOutput": ".protocol.result",
+    "OutputBudget": ".protocol.budget",
+}
 
 __all__ = ["__version__", *_error_names, *_LAZY]
 

@@ -1,0 +1,169 @@
+"""File transfer on a Session, through kernel-side snippets (``protocol.files``).
+
+Strategy: each transfer holds the Session's execution lock for its whole length, so a
+transfer is never interleaved with user code, and runs one snippet per chunk with
+``store_history=False`` (the user's execution count is untouched). Data streams: an
+upload reads its source chunk by chunk and hashes as it goes; a download hands each
+verified chunk to a sink. Memory is bounded by one chunk (``CHUNK_SIZE``) either way.
+
+Invariants: an upload is atomic (the target is replaced only after the kernel checked
+size and sha256; on any failure, cancellation included, the temp file is removed); a
+download is verified chunk by chunk and against the whole-file sha256 before it is
+reported complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .errors import FileTransferError, JupyterInterpError, LocalProtocolError
+from .protocol.file_replies import (
+    ChunkStored,
+    Deleted,
+    DirListing,
+    DownloadVerifier,
+    FileChunk,
+    FileStat,
+    UploadAborted,
+    UploadCommitted,
+)
+from .protocol.files import CHUNK_SIZE, FileSnippets, confine, snippets_for
+from .protocol.result import ExecutionResult
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["FileTransfer", "UploadSource"]
+
+UploadSource = bytes | bytearray | memoryview | AsyncIterable[bytes]
+_ABORT_TIMEOUT = 30.0
+
+
+async def _chunks(source: UploadSource, size: int) -> AsyncIterable[bytes]:
+    """Re-cut ``source`` into chunks of exactly ``size`` bytes (the last may be shorter)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view = memoryview(source).cast("B")
+        for start in range(0, len(view), size):
+            yield bytes(view[start : start + size])
+        return
+    if not isinstance(source, AsyncIterable):
+        raise LocalProtocolError(
+            f"upload data must be bytes or an async iterable of bytes, not {type(source).__name__}"
+        )
+    pending = bytearray()
+    async for piece in source:
+        if not isinstance(piece, (bytes, bytearray, memoryview)):
+            raise LocalProtocolError(f"upload stream yielded {type(piece).__name__}, not bytes")
+        pending += piece
+        while len(pending) >= size:
+            yield bytes(pending[:size])
+            del pending[:size]
+    if pending:
+        yield bytes(pending)
+
+
+class FileTransfer:
+    """File operations for one Session, confined to its ``file_root``."""
+
+    def __init__(self, session: Session, *, chunk_size: int = CHUNK_SIZE) -> None:
+        self._session = session
+        self._chunk_size = chunk_size
+
+    def _snippets(self) -> FileSnippets:
+        return snippets_for(self._session.language, root=self._session.file_root)
+
+    async def _run(self, code: str) -> ExecutionResult:
+        return await self._session._execute_locked(code, timeout=None, store_history=False)
+
+    async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
+        """Write ``data`` to ``path`` (relative to the file root) atomically."""
+        snippets, target = self._snippets(), confine(path)
+        transfer_id = uuid.uuid4().hex
+        digest, size = hashlib.sha256(), 0
+        async with self._session._exec_lock:
+            try:
+                index = 0
+                async for chunk in _chunks(data, self._chunk_size):
+                    stored = ChunkStored.from_reply(
+                        await self._run(snippets.upload_chunk(target, transfer_id, index, chunk))
+                    )
+                    size += len(chunk)
+                    if stored.size != size:
+                        raise FileTransferError(
+                            f"the kernel holds {stored.size} bytes of {path!r}, expected {size}"
+                        )
+                    digest.update(chunk)
+                    index += 1
+                return UploadCommitted.from_reply(
+                    await self._run(
+                        snippets.upload_commit(target, transfer_id, size, digest.hexdigest())
+                    )
+                )
+            except BaseException:
+                with (
+                    anyio.CancelScope(shield=True),
+                    anyio.move_on_after(_ABORT_TIMEOUT),
+                    contextlib.suppress(JupyterInterpError),  # the first error is what matters
+                ):
+                    code = snippets.upload_abort(target, transfer_id)
+                    UploadAborted.from_reply(await self._run(code))
+                raise
+
+    async def download_to(self, path: str, sink: Callable[[bytes], Awaitable[object]]) -> FileStat:
+        """Stream ``path`` chunk by chunk into ``sink``; return the verified stat."""
+        snippets, target = self._snippets(), confine(path)
+        async with self._session._exec_lock:
+            stat = FileStat.from_reply(await self._run(snippets.stat(target)))
+            verifier = DownloadVerifier(stat)
+            for offset in range(0, stat.size, self._chunk_size):
+                length = min(self._chunk_size, stat.size - offset)
+                chunk = FileChunk.from_reply(
+                    await self._run(snippets.read_chunk(target, offset, length))
+                )
+                await sink(verifier.add(chunk))
+            verifier.finish()
+        return stat
+
+    async def download(self, path: str) -> bytes:
+        """The whole file at ``path`` as bytes (verified)."""
+        parts: list[bytes] = []
+
+        async def collect(data: bytes) -> None:
+            parts.append(data)
+
+        await self.download_to(path, collect)
+        return b"".join(parts)
+
+    async def download_file(self, path: str, destination: str | os.PathLike[str]) -> FileStat:
+        """Stream ``path`` into a local file, replaced atomically once verified."""
+        final = anyio.Path(destination)
+        partial = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+        try:
+            async with await anyio.open_file(partial, "wb") as handle:
+                stat = await self.download_to(path, handle.write)
+            await partial.replace(final)
+            return stat
+        finally:
+            with anyio.CancelScope(shield=True):
+                await partial.unlink(missing_ok=True)
+
+    async def stat(self, path: str) -> FileStat:
+        async with self._session._exec_lock:
+            return FileStat.from_reply(await self._run(self._snippets().stat(confine(path))))
+
+    async def list_dir(self, path: str = "") -> DirListing:
+        target = confine(path, allow_root=True) if path else ""
+        async with self._session._exec_lock:
+            return DirListing.from_reply(await self._run(self._snippets().list_dir(target)))
+
+    async def delete(self, path: str, *, recursive: bool = False) -> Deleted:
+        async with self._session._exec_lock:
+            code = self._snippets().delete(confine(path), recursive=recursive)
+            return Deleted.from_reply(await self._run(code))

@@ -1,0 +1,184 @@
+"""The ``jupyter-interp`` command line.
+
+``jupyter-interp exec CODE`` (or ``-f FILE``, or ``-`` for stdin) runs code on the server
+named by ``--url``/``--token`` or ``JUPYTER_URL``/``JUPYTER_TOKEN``, else on a private
+Jupyter Server started on 127.0.0.1 for the occasion. Streams are printed as they
+arrive; rich outputs (images, HTML, PDF) are saved under ``--output-dir`` and their paths
+printed; ``--json`` prints the aggregated result instead.
+
+Exit status: 0 success, 1 the code failed (error, timeout, kernel death, ...), 2 usage or
+connection errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+
+from .errors import JupyterInterpError
+from .protocol.events import ExecutionFinished, StreamText
+from .protocol.result import ExecutionResult, RichOutput
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_CODE_FAILED, EXIT_USAGE = 0, 1, 2
+
+_SAVED_TYPES = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+    "application/pdf": ".pdf",
+    "text/html": ".html",
+}
+_BINARY_TYPES = {"image/png", "image/jpeg", "image/gif", "application/pdf"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jupyter-interp", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("exec", help="execute code and print its output")
+    run.add_argument("code", nargs="?", help="code to run; '-' reads it from stdin")
+    run.add_argument("-f", "--file", help="read the code from this file")
+    run.add_argument("--url", default=os.environ.get("JUPYTER_URL"), help="server URL")
+    run.add_argument("--token", default=os.environ.get("JUPYTER_TOKEN"), help="server token")
+    run.add_argument("--kernel", default=None, help="kernelspec name (default: the server's)")
+    run.add_argument("--language", default=None, help="pick a kernel by language")
+    run.add_argument("--timeout", type=float, default=None, help="total seconds for the code")
+    run.add_argument("--output-dir", default="jupyter-interp-outputs", help="where rich outputs go")
+    run.add_argument("--json", action="store_true", help="print the aggregated result as JSON")
+    run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    return parser
+
+
+def _read_code(args: argparse.Namespace) -> str:
+    if args.file is not None and args.code is not None:
+        raise ValueError("give the code or --file, not both")
+    if args.file is not None:
+        return Path(args.file).read_text(encoding="utf-8")
+    if args.code is None:
+        raise ValueError("no code given (pass CODE, -f FILE, or - for stdin)")
+    if args.code == "-":
+        return sys.stdin.read()
+    return str(args.code)
+
+
+def save_outputs(outputs: Sequence[RichOutput], directory: Path) -> list[Path]:
+    """Write every saveable MIME item to ``directory``; return the paths written."""
+    saved: list[Path] = []
+    for index, output in enumerate(outputs, start=1):
+        for mime, suffix in _SAVED_TYPES.items():
+            value = output.data.get(mime)
+            if value is None:
+                continue
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"output-{index}{suffix}"
+            text = "".join(value) if isinstance(value, list) else str(value)
+            if mime in _BINARY_TYPES:
+                path.write_bytes(base64.b64decode(text))
+            else:
+                path.write_text(text, encoding="utf-8")
+            saved.append(path)
+    return saved
+
+
+def result_to_json(result: ExecutionResult, saved: Sequence[Path]) -> dict[str, Any]:
+    """The aggregated result as plain JSON (rich outputs by MIME type, not inline)."""
+    return {
+        "status": result.status.value,
+        "ok": result.ok,
+        "execution_count": result.execution_count,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "result": result.result,
+        "error": None
+        if result.error is None
+        else {
+            "ename": result.error.ename,
+            "evalue": result.error.evalue,
+            "traceback": list(result.error.traceback),
+        },
+        "outputs": [{"kind": o.kind, "mime_types": sorted(o.data)} for o in result.outputs],
+        "files": [str(p) for p in saved],
+        "truncated": result.truncated,
+        "output_dropped": result.output_dropped,
+        "recovery": None if result.recovery is None else result.recovery.value,
+        "generation": result.generation,
+        "detail": result.detail,
+    }
+
+
+async def _run(args: argparse.Namespace, code: str, out: TextIO, err: TextIO) -> int:
+    from .client import Client
+    from .local import local_server
+
+    if args.url:
+        client_cm: Any = Client(args.url, token=args.token)
+    else:
+        client_cm = local_server()
+    result: ExecutionResult | None = None
+    async with client_cm as client, client.session(args.kernel, language=args.language) as session:
+        async for event in session.stream(code, timeout=args.timeout):
+            if isinstance(event, StreamText) and not args.json:
+                sink = err if event.name == "stderr" else out
+                sink.write(event.text)
+                sink.flush()
+            elif isinstance(event, ExecutionFinished):
+                result = event.result
+    assert result is not None
+    saved = save_outputs(result.outputs, Path(args.output_dir))
+    if args.json:
+        json.dump(result_to_json(result, saved), out, indent=2)
+        out.write("\n")
+    else:
+        _print_summary(result, saved, out, err)
+    return EXIT_OK if result.ok else EXIT_CODE_FAILED
+
+
+def _print_summary(
+    result: ExecutionResult, saved: Sequence[Path], out: TextIO, err: TextIO
+) -> None:
+    for output in result.outputs:
+        if output.kind == "execute_result" or not any(m in output.data for m in _SAVED_TYPES):
+            text = output.data.get("text/plain")
+            if text is not None:
+                out.write(("".join(text) if isinstance(text, list) else str(text)) + "\n")
+    for path in saved:
+        out.write(f"saved {path}\n")
+    if result.error is not None:
+        err.write("\n".join(result.error.traceback or (result.error.summary(),)) + "\n")
+    if (not result.ok and result.error is None) or result.detail:
+        err.write(f"jupyter-interp: {result.describe()}\n")
+    if result.truncated:
+        err.write("jupyter-interp: output was truncated by the output budget\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code = _read_code(args)
+    except (ValueError, OSError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"jupyter-interp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return anyio.run(_run, args, code, sys.stdout, sys.stderr, backend=args.backend)
+    except JupyterInterpError as exc:
+        print(f"jupyter-interp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Client: one Jupyter server (Jupyter Server, Kernel Gateway or Enterprise Gateway).
+
+Strategy: the Client owns (or borrows) the HTTP transport and a task group in which
+every Session it opens runs its own nested task group (reader, keep-alive). Kernel
+lifecycle goes through ``protocol.rest`` requests run by ``io.http``; code runs over
+each Session's WebSocket.
+
+Invariants:
+
+* Constructing a Client does no I/O and starts no task; ``async with`` does.
+* Leaving the Client shuts down the kernels it started (unless a session was
+  detached) and disconnects sessions it attached to, even when the body raised or was
+  cancelled; an injected ``httpx.AsyncClient`` is never closed.
+* Nothing depends on kernel listing or the Contents API, which gateways refuse.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+
+from ._kernel_link import KernelLink
+from .config import ClientConfig
+from .errors import KernelSpecNotFound, LocalProtocolError
+from .io.http import HttpTransport
+from .protocol import rest
+from .protocol.messages import MessageFactory
+from .session import Session
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("jupyter_interp.client")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _default_username() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+class Client:
+    """A connection to one Jupyter server; opens kernel Sessions.
+
+    Args:
+        base_url: server URL; may carry a path prefix (``http://host:8888/user/x/``).
+        token: the server's token (sent as ``Authorization: token <T>`` only).
+        headers: extra headers for every request and WebSocket handshake.
+        verify: TLS verification (True, False, or a CA bundle path).
+        http_client: an ``httpx.AsyncClient`` to use; it is never closed by us.
+        config: full settings; keyword arguments above override its fields.
+        **settings: any other ``ClientConfig`` field (timeouts, budgets, stdin policy).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        config: ClientConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        overrides: dict[str, Any] = dict(settings)
+        for name, value in (
+            ("base_url", base_url),
+            ("token", token),
+            ("headers", headers),
+            ("verify", verify),
+        ):
+            if value is not None:
+                overrides[name] = value
+        if config is None:
+            overrides.setdefault("kernel_username", _default_username())
+            config = ClientConfig(**overrides)
+        elif overrides:
+            import attrs
+
+            config = attrs.evolve(config, **overrides)
+        self.config = config
+        self._http_client = http_client
+        self._http: HttpTransport | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._owned: list[Session] = []
+        self._attached: list[Session] = []
+        self._kernelspecs: rest.KernelSpecs | None = None
+
+    def __repr__(self) -> str:
+        return f"<Client {self.config.base_url!r}>"
+
+    async def __aenter__(self) -> Client:
+        self._http = HttpTransport(
+            self.config.base_url,
+            token=self.config.token,
+            headers=self.config.headers,
+            verify=self.config.verify,
+            client=self._http_client,
+            timeout=self.config.request_timeout,
+        )
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(30):
+                    async with anyio.create_task_group() as cleanup:
+                        for session in self._owned:
+                            cleanup.start_soon(session.shutdown)
+                        for session in self._attached:
+                            cleanup.start_soon(session.detach)
+        finally:
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+            try:
+                await self._tg.__aexit__(exc_type, exc, tb)
+            finally:
+                self._tg = None
+                if self._http is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self._http.aclose()
+        return None
+
+    @property
+    def http(self) -> HttpTransport:
+        if self._http is None:
+            raise LocalProtocolError("use the Client inside 'async with'")
+        return self._http
+
+    # -- server information ---------------------------------------------------------
+
+    async def api_status(self) -> rest.ApiStatus:
+        """``GET /api``: version information; a cheap authenticated probe on gateways."""
+        return await self.http.call(rest.api_status(), rest.parse_api_status)
+
+    async def kernelspecs(self) -> rest.KernelSpecs:
+        """The kernelspecs the server offers (cached after the first call)."""
+        if self._kernelspecs is None:
+            self._kernelspecs = await self.http.call(
+                rest.list_kernelspecs(), rest.parse_list_kernelspecs
+            )
+        return self._kernelspecs
+
+    async def list_kernels(self) -> tuple[rest.KernelModel, ...]:
+        """Running kernels (gateways refuse this unless configured to allow it)."""
+        return await self.http.call(rest.list_kernels(), rest.parse_list_kernels)
+
+    async def get_kernel(self, kernel_id: str) -> rest.KernelModel:
+        return await self.http.call(rest.get_kernel(kernel_id), rest.parse_get_kernel)
+
+    async def resolve_kernel_name(
+        self, kernel_name: str | None, language: str | None
+    ) -> str | None:
+        """Pick a kernelspec: ``kernel_name`` wins; else one whose language matches."""
+        if kernel_name or not language:
+            return kernel_name
+        specs = await self.kernelspecs()
+        wanted = language.strip().lower()
+        matches = sorted(
+            name for name, spec in specs.specs.items() if spec.language.lower() == wanted
+        )
+        if not matches:
+            offered = ", ".join(
+                f"{name} ({spec.language})" for name, spec in sorted(specs.specs.items())
+            )
+            raise KernelSpecNotFound(
+                f"no kernel for language {language!r}; the server offers: {offered}"
+            )
+        if specs.default in matches:
+            return specs.default
+        return matches[0]
+
+    # -- sessions -------------------------------------------------------------------
+
+    async def start_session(
+        self,
+        kernel_name: str | None = None,
+        *,
+        language: str | None = None,
+        env: Mapping[str, str] | None = None,
+        path: str | None = None,
+        file_root: str = "",
+    ) -> Session:
+        """Start a kernel and connect a Session to it.
+
+        Args:
+            kernel_name: kernelspec name (server default when None and no language).
+            language: pick a kernelspec by language when ``kernel_name`` is None.
+            env: ``KERNEL_*`` variables for Kernel/Enterprise Gateway (Jupyter Server
+                ignores a client env).
+            path: server-side working directory hint (Jupyter Server ``path``).
+            file_root: kernel-side directory that file transfers are confined to.
+
+        Raises:
+            KernelSpecNotFound, ResourceLimitError, KernelLaunchError, AuthenticationError,
+            ConnectError, TransportTimeout.
+        """
+        name = await self.resolve_kernel_name(kernel_name, language)
+        model = await self.http.call(
+            rest.start_kernel(name, env=self.config.start_env(env), path=path),
+            rest.parse_start_kernel,
+            timeout=self.config.start_timeout,
+        )
+        try:
+            session = await self._open(model.id, model.name, file_root=file_root)
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self._link(model.id, model.name).delete()
+            raise
+        self._owned.append(session)
+        return session
+
+    async def attach_session(self, kernel_id: str, *, file_root: str = "") -> Session:
+        """Connect a Session to a running kernel (started by anyone, e.g. another replica).
+
+        Leaving the Client disconnects it without deleting the kernel.
+        """
+        model = await self.get_kernel(kernel_id)
+        session = await self._open(model.id, model.name, file_root=file_root)
+        self._attached.append(session)
+        return session
+
+    @asynccontextmanager
+    async def session(
+        self,
+        kernel_name: str | None = None,
+        *,
+        language: str | None = None,
+        env: Mapping[str, str] | None = None,
+        file_root: str = "",
+    ) -> AsyncIterator[Session]:
+        """A started Session whose kernel is shut down when the block exits."""
+        session = await self.start_session(
+            kernel_name, language=language, env=env, file_root=file_root
+        )
+        try:
+            yield session
+        finally:
+            with anyio.CancelScope(shield=True):
+                await session.shutdown()
+
+    def _link(self, kernel_id: str, kernel_name: str) -> KernelLink:
+        return KernelLink(
+            http=self.http,
+            config=self.config,
+            kernel_id=kernel_id,
+            kernel_name=kernel_name,
+            factory=MessageFactory(session=_new_id(), new_id=_new_id, clock=_now),
+            ssl_context=self._ssl_context(),
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.config.base_url.startswith("https"):
+            return None
+        verify = self.config.verify
+        if verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if isinstance(verify, str):
+            return ssl.create_default_context(cafile=verify)
+        return ssl.create_default_context()
+
+    async def _open(self, kernel_id: str, kernel_name: str, *, file_root: str) -> Session:
+        if self._tg is None:
+            raise LocalProtocolError("use the Client inside 'async with'")
+        session = Session(self._link(kernel_id, kernel_name), self.config, file_root=file_root)
+        await self._tg.start(session._run)
+        return session

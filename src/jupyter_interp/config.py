@@ -1,0 +1,119 @@
+"""Frozen settings for a Client and the Sessions it opens.
+
+Strategy: every knob lives in one immutable value built from keyword arguments or from
+the ``JUPYTER_*`` environment (the seed document's variables). Building one does no
+I/O; the token is kept out of ``repr`` so settings can be logged safely.
+
+Invariants: timeouts are positive seconds (``None`` only where "no deadline" makes
+sense); the HTTP read timeout for kernel start always exceeds the launch timeout sent
+to Enterprise Gateway (``KERNEL_LAUNCH_TIMEOUT``), as Jupyter Server's own gateway
+client does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .errors import LocalProtocolError
+from .protocol.budget import OutputBudget
+
+__all__ = ["DEFAULT_URL", "ClientConfig", "StdinPolicy"]
+
+DEFAULT_URL = "http://localhost:8888"
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise LocalProtocolError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class StdinPolicy:
+    """What to do when user code calls ``input()``.
+
+    ``answer is None`` (the default) fails fast: the execution ends with status
+    ``INPUT_REQUIRED``. Otherwise every prompt is answered with ``answer``.
+    """
+
+    answer: str | None = None
+
+    @property
+    def allows_input(self) -> bool:
+        return self.answer is not None
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """Settings shared by a Client and its Sessions.
+
+    Attributes:
+        base_url: server URL, may carry a path prefix (``http://host:8888/prefix/``).
+        token: sent as ``Authorization: token <T>``; never logged or shown in repr.
+        headers: extra headers for every HTTP request and WebSocket handshake.
+        verify: TLS verification: True, False, or a CA bundle path.
+        request_timeout: default HTTP timeout (seconds).
+        launch_timeout: how long a kernel may take to start (sent to Enterprise Gateway
+            as ``KERNEL_LAUNCH_TIMEOUT``; the HTTP read timeout of the start request is
+            larger by ``launch_timeout_pad``).
+        handshake_timeout: WebSocket connect + upgrade + kernel_info readiness.
+        max_message_size: largest incoming WebSocket message accepted (bytes).
+        ping_interval: seconds between our keep-alive pings (None: no pings).
+        kernel_username: sent as ``KERNEL_USERNAME`` (Enterprise Gateway authorization).
+        kernel_env: extra ``KERNEL_*`` variables for every kernel start.
+        output_budget: per-stream byte cap for aggregated results.
+        stdin: the ``input()`` policy.
+        completion_grace: how long to wait for the missing half of reply + idle.
+        interrupt_grace: how long an interrupted execution may take to stop before the
+            kernel is restarted.
+    """
+
+    base_url: str = DEFAULT_URL
+    token: str | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    verify: bool | str = True
+    request_timeout: float = attrs.field(default=30.0, validator=_positive)
+    launch_timeout: float = attrs.field(default=120.0, validator=_positive)
+    launch_timeout_pad: float = attrs.field(default=10.0, validator=_positive)
+    handshake_timeout: float = attrs.field(default=120.0, validator=_positive)
+    max_message_size: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
+    ping_interval: float | None = attrs.field(default=30.0, validator=_positive)
+    kernel_username: str | None = None
+    kernel_env: Mapping[str, str] = attrs.field(factory=dict)
+    output_budget: OutputBudget = attrs.field(factory=OutputBudget)
+    stdin: StdinPolicy = attrs.field(factory=StdinPolicy)
+    completion_grace: float = attrs.field(default=1.0, validator=_positive)
+    interrupt_grace: float = attrs.field(default=3.0, validator=_positive)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
+        """Settings from ``JUPYTER_URL`` and ``JUPYTER_TOKEN``, overridden by keywords."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("JUPYTER_URL"):
+            values["base_url"] = env["JUPYTER_URL"]
+        if env.get("JUPYTER_TOKEN"):
+            values["token"] = env["JUPYTER_TOKEN"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def start_env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The ``env`` body of a kernel start: ours, then the caller's on top.
+
+        Jupyter Server ignores it; Kernel Gateway and Enterprise Gateway keep the
+        ``KERNEL_*`` names (and whatever their whitelists allow).
+        """
+        merged: dict[str, str] = {"KERNEL_LAUNCH_TIMEOUT": str(int(self.launch_timeout))}
+        if self.kernel_username:
+            merged["KERNEL_USERNAME"] = self.kernel_username
+        merged.update(self.kernel_env)
+        merged.update(env or {})
+        return merged
+
+    @property
+    def start_timeout(self) -> float:
+        """HTTP read timeout for a kernel start: above the launch timeout, never below it."""
+        return self.launch_timeout + self.launch_timeout_pad

@@ -1,0 +1,483 @@
+"""Session: one kernel, one WebSocket, one reader task, one execution at a time.
+
+Strategy: the sans-I/O ``KernelConnection`` does all the protocol work; this module only
+moves frames. A Session runs inside a task group that it owns (nested in its Client's
+task group). Exactly one reader task receives frames, feeds them to the connection and
+routes the resulting events to the execution that waits for them. The reader is also
+the only task that (re)connects the WebSocket: anyone who needs a new connection (a
+restart, a dropped socket) closes the old one and waits for ``_ready``.
+
+Invariants:
+
+* Executions run one at a time in call order (a fair ``anyio.Lock``); concurrent callers
+  queue, none fails, none sees another's output.
+* Deadlines are total per execution. On expiry (or cancellation of the caller, or an
+  abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
+  stop, else restart it. The result keeps the partial output and says which happened.
+* Kernel restart or death ends the in-flight execution at once (typed status) and bumps
+  ``generation``; the WebSocket is then reopened with the same ``session_id`` so the
+  server's ZMQ streams are fresh and any replay is de-duplicated by msg_id.
+* A session whose kernel is gone raises ``KernelUnavailable``/``KernelDied`` on use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._transfer import FileTransfer, UploadSource
+from .errors import (
+    ConnectionClosed,
+    JupyterInterpError,
+    KernelDied,
+    KernelNotFound,
+    KernelUnavailable,
+    RemoteProtocolError,
+    SessionClosed,
+    TransportError,
+)
+from .protocol.connection import KernelConnection
+from .protocol.events import (
+    ExecutionEvent,
+    ExecutionFinished,
+    InputRequested,
+    KernelDead,
+    KernelRestarted,
+    ReplyReceived,
+)
+from .protocol.file_replies import FileStat, UploadCommitted
+from .protocol.messages import Message
+from .protocol.result import ExecutionResult, ExecutionStatus
+from .protocol.wire import Codec, codec_for
+
+if TYPE_CHECKING:
+    from ._kernel_link import KernelLink
+    from .config import ClientConfig
+    from .io.websocket import WebSocket
+
+__all__ = ["Session"]
+
+logger = logging.getLogger("jupyter_interp.session")
+
+_STREAM_BUFFER = 256
+_KERNEL_INFO_RETRY = 3.0
+_RECONNECT_ATTEMPTS = 5
+
+
+@attrs.define
+class _Route:
+    """Where the reader delivers one execution's events."""
+
+    send: MemoryObjectSendStream[ExecutionEvent]
+    everything: bool
+
+
+class Session:
+    """A live kernel. Create with ``Client.start_session`` / ``attach_session``.
+
+    Attributes:
+        kernel_id: the server's kernel id (stable across restarts).
+        kernel_name: the kernelspec name.
+        session_id: our client session id (WebSocket URL and message headers).
+    """
+
+    def __init__(self, link: KernelLink, config: ClientConfig, *, file_root: str = "") -> None:
+        self._link = link
+        self._config = config
+        self.kernel_id = link.kernel_id
+        self.kernel_name = link.kernel_name
+        self.session_id = link.factory.session
+        self.file_root = file_root
+        self._conn = KernelConnection(link.factory, budget=config.output_budget)
+        self._ws: WebSocket | None = None
+        self._codec: Codec = codec_for(None)
+        self._ready = anyio.Event()
+        self._stopped = anyio.Event()
+        self._exec_lock = anyio.Lock()
+        self._send_lock = anyio.Lock()
+        self._routes: dict[str, _Route] = {}
+        self._replies: dict[str, tuple[anyio.Event, list[Message]]] = {}
+        self._unusable: JupyterInterpError | None = None
+        self._reconnect_reason: str | None = None
+        self._read_scope: anyio.CancelScope | None = None
+        self._epoch = 0  # bumped on every successful (re)connect
+        self._epoch_changed = anyio.Event()
+        self._running = False
+        self._finished = anyio.Event()
+        self.kernel_info: Mapping[str, Any] = {}
+        #: every file operation (stat, list, delete, ...) confined to ``file_root``
+        self.files = FileTransfer(self)
+
+    def __repr__(self) -> str:
+        return f"<Session kernel_id={self.kernel_id!r} generation={self.generation}>"
+
+    # -- public surface -------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every kernel restart or death: state before it is lost."""
+        return self._conn.generation
+
+    @property
+    def language(self) -> str:
+        """The kernel's language, from its kernel_info_reply (e.g. ``"python"``)."""
+        info = self.kernel_info.get("language_info")
+        name = info.get("name") if isinstance(info, Mapping) else None
+        return str(name).lower() if name else ""
+
+    @property
+    def closed(self) -> bool:
+        return self._stopped.is_set()
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        store_history: bool = True,
+        user_expressions: Mapping[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` and return the aggregated result.
+
+        Args:
+            code: source for the kernel.
+            timeout: total seconds for this execution (None: no deadline). On expiry
+                the kernel is interrupted, then restarted if it does not stop.
+            store_history: whether the kernel counts this execution.
+            user_expressions: expressions evaluated after the code; values in
+                ``result.user_expressions``.
+
+        Raises:
+            SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
+            LocalProtocolError: ``code`` is not valid UTF-8 text.
+        """
+        async with self._exec_lock:
+            return await self._execute_locked(
+                code,
+                timeout=timeout,
+                store_history=store_history,
+                user_expressions=user_expressions,
+            )
+
+    async def stream(
+        self, code: str, *, timeout: float | None = None, store_history: bool = True
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        """Run ``code`` and yield typed events as they arrive, ``ExecutionFinished`` last.
+
+        Leaving the iteration early counts as cancellation: the kernel is interrupted.
+        """
+        async with (
+            self._exec_lock,
+            aclosing(
+                self._run_execution(
+                    code, timeout=timeout, everything=True, store_history=store_history
+                )
+            ) as events,
+        ):
+            async for event in events:
+                yield event
+
+    async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
+        """Write ``data`` (bytes or an async iterable of bytes) to ``path`` under the file
+        root: chunked, sha256-verified by the kernel, atomically replaced."""
+        return await self.files.upload(path, data)
+
+    async def download(self, path: str) -> bytes:
+        """Read ``path`` under the file root, verified against its sha256."""
+        return await self.files.download(path)
+
+    async def download_to(
+        self, path: str, sink: Callable[[bytes], Awaitable[object]] | str | os.PathLike[str]
+    ) -> FileStat:
+        """Stream ``path`` into an async ``sink(chunk)`` or a local file path (atomic)."""
+        if isinstance(sink, (str, os.PathLike)):
+            return await self.files.download_file(path, sink)
+        return await self.files.download_to(path, sink)
+
+    async def interrupt(self) -> None:
+        """Interrupt the kernel (REST; works for every kernel and gateway)."""
+        self._check_open()
+        await self._link.interrupt()
+
+    async def restart(self) -> None:
+        """Restart the kernel; an in-flight execution ends with ``KERNEL_RESTARTED``."""
+        self._check_open()
+        await self._restart_kernel("restarted on request")
+
+    async def shutdown(self) -> None:
+        """Delete the kernel on the server and close the connection. Idempotent."""
+        if self._stopped.is_set():
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._link.delete()
+        finally:
+            await self._stop(SessionClosed("the session was shut down"))
+
+    async def detach(self) -> None:
+        """Close our connection but leave the kernel running (re-attach by kernel_id)."""
+        await self._stop(SessionClosed("the session was detached from its kernel"))
+
+    # -- lifecycle (driven by Client) ------------------------------------------------
+
+    async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, handshake, then serve the reader (and pings) until stopped."""
+        self._running = True
+        try:
+            async with anyio.create_task_group() as tg:
+                await self._connect()
+                tg.start_soon(self._read_loop)
+                if self._config.ping_interval is not None:
+                    tg.start_soon(self._keepalive, self._config.ping_interval)
+                task_status.started()
+                await self._stopped.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close_ws()
+            self._finished.set()
+
+    async def _stop(self, reason: JupyterInterpError) -> None:
+        """Fail what is in flight, stop the tasks, wait until the socket is closed."""
+        if self._unusable is None:
+            self._unusable = reason
+        self._fail_in_flight(ExecutionStatus.CONNECTION_LOST, str(reason))
+        self._stopped.set()
+        self._ready.set()  # wake senders so they see the session is closed
+        self._bump_epoch()
+        if self._running:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await self._finished.wait()
+
+    def _check_open(self) -> None:
+        if self._unusable is not None:
+            raise self._unusable
+
+    # -- connection management (reader task only) ------------------------------------
+
+    async def _connect(self) -> None:
+        ws = await self._link.open_websocket(self.session_id)
+        self._ws = ws
+        self._codec = codec_for(ws.subprotocol)
+        with anyio.fail_after(self._config.handshake_timeout):
+            while True:
+                request = self._conn.request(self._link.factory.kernel_info_request())
+                await self._send_raw(request)
+                with anyio.move_on_after(_KERNEL_INFO_RETRY):
+                    while True:
+                        reply = await self._receive_one(request.msg_id)
+                        if reply is not None:
+                            self.kernel_info = reply.content
+                            self._ready.set()
+                            self._bump_epoch()
+                            return
+                self._conn.forget(request.msg_id)
+
+    async def _receive_one(self, waiting_for: str | None) -> Message | None:
+        """Read one frame, dispatch it; return the reply to ``waiting_for`` if it came."""
+        assert self._ws is not None
+        frame = await self._ws.receive()
+        try:
+            message = self._codec.decode(frame)
+        except RemoteProtocolError as exc:
+            logger.warning("dropping an undecodable frame from kernel %s: %s", self.kernel_id, exc)
+            return None
+        found: Message | None = None
+        for event in self._conn.receive(message):
+            if isinstance(event, ReplyReceived) and event.request_msg_id == waiting_for:
+                found = event.message
+            else:
+                await self._dispatch(event)
+        return found
+
+    async def _read_loop(self) -> None:
+        """Receive until stopped; reconnect when the socket drops or a restart asks."""
+        while True:
+            cause: Exception | None = None
+            with anyio.CancelScope() as scope:
+                self._read_scope = scope
+                try:
+                    while self._reconnect_reason is None:
+                        await self._receive_one(None)
+                except (ConnectionClosed, TransportError) as exc:
+                    cause = exc
+            self._read_scope = None
+            if self._stopped.is_set():
+                return
+            await self._reconnect(cause)
+
+    async def _reconnect(self, cause: Exception | None) -> None:
+        self._ready = anyio.Event()
+        reason, self._reconnect_reason = self._reconnect_reason, None
+        await self._close_ws()
+        delay = 0.1
+        for attempt in range(_RECONNECT_ATTEMPTS):
+            try:
+                await self._connect()
+                logger.info("kernel %s reconnected (%s)", self.kernel_id, reason or cause)
+                return
+            except KernelNotFound as exc:
+                await self._give_up(KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}"))
+                return
+            except (TransportError, TimeoutError) as exc:
+                logger.warning(
+                    "reconnect %d to kernel %s failed: %s", attempt + 1, self.kernel_id, exc
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        await self._give_up(KernelUnavailable(f"lost the connection to kernel {self.kernel_id}"))
+
+    async def _give_up(self, error: JupyterInterpError) -> None:
+        self._unusable = error
+        self._fail_in_flight(ExecutionStatus.CONNECTION_LOST, str(error))
+        self._stopped.set()
+        self._ready.set()
+        self._bump_epoch()
+
+    async def _close_ws(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.aclose()
+
+    async def _keepalive(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            ws = self._ws
+            if ws is not None and self._ready.is_set():
+                with contextlib.suppress(JupyterInterpError):
+                    await ws.ping()  # a dead socket is the reader's to notice
+
+    async def _request_reconnect(self, reason: str) -> None:
+        """Ask the reader for a fresh WebSocket and wait until it is connected."""
+        target = self._epoch + 1
+        self._reconnect_reason = reason
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        while self._epoch < target and not self._stopped.is_set():
+            await self._epoch_changed.wait()
+        self._check_open()
+
+    def _bump_epoch(self) -> None:
+        self._epoch += 1
+        changed, self._epoch_changed = self._epoch_changed, anyio.Event()
+        changed.set()
+
+    # -- event routing --------------------------------------------------------------
+
+    async def _dispatch(self, event: object) -> None:
+        if isinstance(event, KernelRestarted):
+            # the reader reconnects after this frame, as JupyterLab does: the server
+            # refreshes its ZMQ streams only for a new WebSocket
+            logger.warning("kernel %s restarted (%s)", self.kernel_id, event.reason)
+            self._reconnect_reason = f"kernel restarted: {event.reason}"
+        elif isinstance(event, KernelDead):
+            await self._give_up(KernelDied(f"kernel {self.kernel_id} died and was not restarted"))
+        elif isinstance(event, ReplyReceived):
+            waiter = self._replies.get(event.request_msg_id)
+            if waiter is not None:
+                waiter[1].append(event.message)
+                waiter[0].set()
+        else:
+            msg_id = getattr(event, "msg_id", None)
+            route = self._routes.get(msg_id) if isinstance(msg_id, str) else None
+            if route is None:
+                return
+            wanted = route.everything or isinstance(event, (ExecutionFinished, InputRequested))
+            if wanted:
+                try:
+                    await route.send.send(event)  # type: ignore[arg-type]
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._routes.pop(msg_id, None)  # type: ignore[arg-type]
+
+    def _fail_in_flight(self, status: ExecutionStatus, detail: str) -> None:
+        for event in self._conn.fail_all(status, detail=detail):
+            route = self._routes.get(getattr(event, "msg_id", ""))
+            if route is not None:
+                with contextlib.suppress(
+                    anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
+                ):
+                    route.send.send_nowait(event)  # type: ignore[arg-type]
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _send_raw(self, message: Message) -> None:
+        assert self._ws is not None
+        await self._ws.send(self._codec.encode(message))
+
+    async def _send(self, message: Message) -> None:
+        """Send once connected; if the socket drops meanwhile, wait and retry once."""
+        for attempt in (1, 2):
+            await self._ready.wait()
+            self._check_open()
+            try:
+                async with self._send_lock:
+                    await self._send_raw(message)
+                return
+            except (ConnectionClosed, TransportError, AssertionError):
+                if attempt == 2:
+                    raise
+
+    async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
+        """REST restart, then a fresh WebSocket; returns the executions it ended.
+
+        The connection is told *before* the request goes out, so output of the new
+        kernel that overtakes the REST answer is not mistaken for a second restart.
+        """
+        ended = [e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)]
+        for event in ended:
+            await self._dispatch(event)
+        await self._link.restart()
+        await self._request_reconnect(reason)
+        return ended
+
+    # -- executions -----------------------------------------------------------------
+
+    async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
+        result: ExecutionResult | None = None
+        async with aclosing(self._run_execution(code, everything=False, **options)) as events:
+            async for event in events:
+                if isinstance(event, ExecutionFinished):
+                    result = event.result
+        assert result is not None
+        return result
+
+    async def _run_execution(
+        self,
+        code: str,
+        *,
+        timeout: float | None,
+        everything: bool,
+        store_history: bool = True,
+        user_expressions: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        from ._execution_run import ExecutionRun
+
+        self._check_open()
+        tracker, request = self._conn.execute(
+            code,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            allow_stdin=self._config.stdin.allows_input,
+        )
+        send, receive = anyio.create_memory_object_stream[ExecutionEvent](
+            _STREAM_BUFFER if everything else math.inf
+        )
+        self._routes[tracker.msg_id] = _Route(send=send, everything=everything)
+        run = ExecutionRun(self, tracker, receive, timeout=timeout)
+        try:
+            with send, receive:
+                await self._send(request)
+                async for event in run.events():
+                    yield event
+        finally:
+            self._routes.pop(tracker.msg_id, None)

@@ -27,7 +27,8 @@ from .execution import *  # noqa: F403
 from .file_replies import *  # noqa: F403
 from .files import *  # noqa: F403
 from .messages import *  # noqa: F403
-from .rest import ApiStatus, HttpRequest, KernelModel, KernelSpec, KernelSpecs
+from .rest import HttpRequest
+from .rest_models import ApiStatus, KernelModel, KernelSpec, KernelSpecs
 from .result import *  # noqa: F403
 from .wire import *  # noqa: F403
 

@@ -63,6 +63,14 @@ from ..errors import (
     ResourceLimitError,
     ServerError,
 )
+from .rest_models import (
+    KERNEL_ID,
+    ApiStatus,
+    KernelModel,
+    KernelSpec,
+    KernelSpecs,
+    expect_type,
+)
 
 __all__ = [
     "ApiStatus",
@@ -91,7 +99,6 @@ __all__ = [
     "start_kernel",
 ]
 
-_KERNEL_ID = re.compile(r"\w+(?:-\w+){4}", re.ASCII)
 _KERNELSPEC_NAME = re.compile(r"[a-z0-9._-]+", re.ASCII | re.IGNORECASE)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _PATH = re.compile(r"[\w.~%+@:-]+(?:/[\w.~%+@:-]+)*", re.ASCII)
@@ -148,7 +155,7 @@ class HttpRequest:
 
 
 def _kernel_path(kernel_id: str, *rest: str) -> str:
-    if not isinstance(kernel_id, str) or not _KERNEL_ID.fullmatch(kernel_id):
+    if not isinstance(kernel_id, str) or not KERNEL_ID.fullmatch(kernel_id):
         raise LocalProtocolError("kernel id must have the UUID shape word-word-word-word-word")
     return "/".join(("api/kernels", kernel_id, *rest))
 
@@ -260,134 +267,6 @@ def auth_headers(token: str | None) -> dict[str, str]:
 # --------------------------------------------------------------------------- results
 
 
-def _expect(value: object, kind: type | tuple[type, ...], what: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise RemoteProtocolError(f"{what} has the wrong JSON type ({type(value).__name__})")
-    return value
-
-
-def _optional_str(raw: Mapping[str, Any], key: str, what: str) -> str | None:
-    value = raw.get(key)
-    return None if value is None else _expect(value, str, f"{what} {key!r}")
-
-
-def _str_mapping(value: object, what: str) -> dict[str, Any]:
-    raw = _expect(value, Mapping, what)
-    if not all(isinstance(key, str) for key in raw):
-        raise RemoteProtocolError(f"{what} has a non-string key")
-    return dict(raw)
-
-
-def _optional_mapping(raw: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
-    value = raw.get(key)
-    return {} if value is None else _str_mapping(value, f"{what} {key!r}")
-
-
-@attrs.frozen(kw_only=True)
-class ApiStatus:
-    """``GET api``: the server's version; Enterprise Gateway adds its own."""
-
-    version: str
-    gateway_version: str | None = None
-
-    @classmethod
-    def from_wire(cls, data: object) -> ApiStatus:
-        """Validate a decoded ``GET api`` body (``RemoteProtocolError`` if malformed)."""
-        raw = _str_mapping(data, "api status")
-        version = _expect(raw.get("version"), str, "api status 'version'")
-        return cls(version=version, gateway_version=_optional_str(raw, "gateway_version", "api"))
-
-
-@attrs.frozen(kw_only=True)
-class KernelModel:
-    """A running kernel as the server describes it (state may lag behind the kernel)."""
-
-    id: str
-    name: str
-    #: ``starting``, ``idle``, ``busy``, ``dead``, ... as tracked by the server
-    execution_state: str | None = None
-    #: ISO 8601 text as sent by the server
-    last_activity: str | None = None
-    #: number of open kernel WebSockets
-    connections: int = 0
-    #: why a pending start failed, when the server says so
-    reason: str | None = None
-
-    @classmethod
-    def from_wire(cls, data: object) -> KernelModel:
-        """Validate a decoded kernel model (``RemoteProtocolError`` if malformed)."""
-        raw = _str_mapping(data, "kernel model")
-        kernel_id = _expect(raw.get("id"), str, "kernel model 'id'")
-        if not _KERNEL_ID.fullmatch(kernel_id):
-            raise RemoteProtocolError("kernel model 'id' does not have the UUID shape")
-        connections = raw.get("connections")
-        return cls(
-            id=kernel_id,
-            name=_expect(raw.get("name"), str, "kernel model 'name'"),
-            execution_state=_optional_str(raw, "execution_state", "kernel model"),
-            last_activity=_optional_str(raw, "last_activity", "kernel model"),
-            connections=0 if connections is None else _expect(connections, int, "connections"),
-            reason=_optional_str(raw, "reason", "kernel model") or None,
-        )
-
-
-@attrs.frozen(kw_only=True)
-class KernelSpec:
-    """One kernelspec; ``language`` and ``interrupt_mode`` are the useful fields."""
-
-    name: str
-    language: str
-    display_name: str
-    #: ``signal`` (the server signals the process) or ``message`` (interrupt_request)
-    interrupt_mode: str = "signal"
-    argv: tuple[str, ...] = ()
-    env: Mapping[str, Any] = attrs.field(factory=dict)
-    metadata: Mapping[str, Any] = attrs.field(factory=dict)
-    #: resource name -> server-relative URL (logos)
-    resources: Mapping[str, Any] = attrs.field(factory=dict)
-
-    @classmethod
-    def from_wire(cls, data: object, *, name: str | None = None) -> KernelSpec:
-        """Validate a decoded kernelspec model; ``name`` is used when it has none."""
-        raw = _str_mapping(data, "kernelspec")
-        spec = _str_mapping(raw.get("spec"), "kernelspec 'spec'")
-        spec_name = _optional_str(raw, "name", "kernelspec") or name
-        if spec_name is None:
-            raise RemoteProtocolError("kernelspec has no name")
-        argv = _expect(spec.get("argv", []), list, "kernelspec 'argv'")
-        if not all(isinstance(arg, str) for arg in argv):
-            raise RemoteProtocolError("kernelspec 'argv' holds a non-string")
-        return cls(
-            name=spec_name,
-            language=_optional_str(spec, "language", "kernelspec") or "",
-            display_name=_optional_str(spec, "display_name", "kernelspec") or spec_name,
-            interrupt_mode=_optional_str(spec, "interrupt_mode", "kernelspec") or "signal",
-            argv=tuple(argv),
-            env=_optional_mapping(spec, "env", "kernelspec"),
-            metadata=_optional_mapping(spec, "metadata", "kernelspec"),
-            resources=_optional_mapping(raw, "resources", "kernelspec"),
-        )
-
-
-@attrs.frozen(kw_only=True)
-class KernelSpecs:
-    """``GET api/kernelspecs``: the default name and every spec by name."""
-
-    default: str | None
-    specs: Mapping[str, KernelSpec]
-
-    @classmethod
-    def from_wire(cls, data: object) -> KernelSpecs:
-        """Validate a decoded ``GET api/kernelspecs`` body (``RemoteProtocolError``)."""
-        raw = _str_mapping(data, "kernelspecs")
-        entries = _str_mapping(raw.get("kernelspecs"), "kernelspecs 'kernelspecs'")
-        specs = {key: KernelSpec.from_wire(value, name=key) for key, value in entries.items()}
-        return cls(default=_optional_str(raw, "default", "kernelspecs"), specs=specs)
-
-
-# --------------------------------------------------------------------------- parsers
-
-
 class _Route(Enum):
     """What a request addressed; decides how 404 and 5xx answers are read."""
 
@@ -478,7 +357,7 @@ def parse_api_status(status: int, body: bytes | object) -> ApiStatus:
 
 def parse_list_kernels(status: int, body: bytes | object) -> tuple[KernelModel, ...]:
     """Parse the answer to ``list_kernels()`` (gateways send 403 unless listing is on)."""
-    models = _expect(_checked(status, body, _Route.KERNELS, _OK), list, "kernel list")
+    models = expect_type(_checked(status, body, _Route.KERNELS, _OK), list, "kernel list")
     return tuple(KernelModel.from_wire(model) for model in models)
 
 

@@ -9,7 +9,11 @@ session of its own (``start_new_session=True``), output appended to a log file, 
 polls ``GET <url><ready_path>`` with ``Authorization: token <token>`` until it answers
 200. ``running_jupyter_server()`` adds the Jupyter Server command line: a free port, a
 random token in ``JUPYTER_TOKEN`` (never on the command line), private config, runtime
-and IPython directories under the given work directory.
+and IPython directories under the given work directory. ``running_kernel_gateway()``
+and ``running_enterprise_gateway()`` do the same for the gateways (token in
+``KG_AUTH_TOKEN`` / ``EG_AUTH_TOKEN``, kernels started in the root directory, which is
+the server's working directory); Enterprise Gateway runs from its own venv
+(``gateway_env``).
 
 Invariants of teardown (which runs whatever the test did):
 
@@ -43,6 +47,7 @@ import attrs
 import httpx
 
 __all__ = [
+    "EG_REFUSED_USERNAME",
     "RunningServer",
     "child_pids",
     "free_port",
@@ -50,7 +55,9 @@ __all__ = [
     "jupyter_server_command",
     "pids_with_env",
     "run_server",
+    "running_enterprise_gateway",
     "running_jupyter_server",
+    "running_kernel_gateway",
 ]
 
 _MARKER_VARIABLE = "JUPYTER_INTERP_TEST_SERVER"
@@ -123,6 +130,117 @@ def running_jupyter_server(
         yield server
 
 
+#: Enterprise Gateway refuses kernels for this ``KERNEL_USERNAME`` (and only this one).
+EG_REFUSED_USERNAME = "jupyter-interp-refused"
+
+
+@contextmanager
+def running_kernel_gateway(
+    workdir: Path, *, startup_timeout: float = 60.0
+) -> Iterator[RunningServer]:
+    """Run Kernel Gateway 3.x (jupyter-websocket mode, test venv) under ``workdir``.
+
+    Defaults are kept (no kernel listing, no Contents API); kernels start in
+    ``root_dir`` and inherit, besides ``PATH`` and the client's ``KERNEL_*``, only the
+    teardown marker and ``IPYTHONDIR``.
+    """
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "kernel_gateway",
+        "--KernelGatewayApp.ip=127.0.0.1",
+        f"--KernelGatewayApp.port={port}",
+        "--KernelGatewayApp.port_retries=0",
+        "--KernelGatewayApp.log_level=WARN",
+    ]
+    with _run_gateway(
+        command,
+        workdir,
+        port=port,
+        name="kernel_gateway",
+        token_variable="KG_AUTH_TOKEN",
+        settings={
+            "KG_LIST_KERNELS": "False",
+            "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR",
+        },
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server
+
+
+@contextmanager
+def running_enterprise_gateway(
+    workdir: Path, python: Path, *, startup_timeout: float = 60.0
+) -> Iterator[RunningServer]:
+    """Run Enterprise Gateway with the interpreter of its own venv under ``workdir``.
+
+    Defaults are kept (no kernel listing, no Contents API) except that only
+    ``EG_REFUSED_USERNAME`` is unauthorized (the default refuses ``root``, which the
+    tests run as); kernels start in ``root_dir`` and inherit ``PATH``, the teardown
+    marker and ``IPYTHONDIR``.
+    """
+    port = free_port()
+    command = [
+        str(python),
+        "-m",
+        "enterprise_gateway",
+        "--EnterpriseGatewayApp.ip=127.0.0.1",
+        f"--EnterpriseGatewayApp.port={port}",
+        "--EnterpriseGatewayApp.port_retries=0",
+        "--EnterpriseGatewayApp.log_level=WARN",
+    ]
+    with _run_gateway(
+        command,
+        workdir,
+        port=port,
+        name="enterprise_gateway",
+        token_variable="EG_AUTH_TOKEN",
+        settings={
+            "EG_LIST_KERNELS": "False",
+            "EG_UNAUTHORIZED_USERS": EG_REFUSED_USERNAME,
+            "EG_INHERITED_ENVS": f"PATH,{_MARKER_VARIABLE},IPYTHONDIR",
+        },
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server
+
+
+@contextmanager
+def _run_gateway(
+    command: Sequence[str],
+    workdir: Path,
+    *,
+    port: int,
+    name: str,
+    token_variable: str,
+    settings: Mapping[str, str],
+    startup_timeout: float,
+) -> Iterator[RunningServer]:
+    root_dir = workdir / "root"
+    root_dir.mkdir()
+    token = secrets.token_hex(24)
+    env = {
+        token_variable: token,
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_DATA_DIR": str(workdir / "data"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "IPYTHONDIR": str(workdir / "ipython"),
+        **settings,
+    }
+    with run_server(
+        command,
+        url=f"http://127.0.0.1:{port}/",
+        token=token,
+        root_dir=root_dir,
+        log_path=workdir / f"{name}.log",
+        env=env,
+        cwd=root_dir,
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server
+
+
 @contextmanager
 def run_server(
     command: Sequence[str],
@@ -132,6 +250,7 @@ def run_server(
     root_dir: Path,
     log_path: Path,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
     ready_path: str = "api",
     startup_timeout: float = 60.0,
     shutdown_timeout: float = 15.0,
@@ -145,6 +264,8 @@ def run_server(
         root_dir: The server's root directory (reported back, not created).
         log_path: File that receives the server's stdout and stderr.
         env: Variables layered over ``os.environ`` (pass secrets here).
+        cwd: The server's working directory (gateways start kernels there); inherited
+            when None.
         ready_path: Path below ``url`` that answers 200 once the server is ready.
         startup_timeout: Seconds to wait for readiness.
         shutdown_timeout: Seconds the server gets after SIGTERM before it is killed.
@@ -162,6 +283,7 @@ def run_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=server_env,
+            cwd=cwd,
             start_new_session=True,
         )
     try:

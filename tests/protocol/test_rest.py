@@ -316,7 +316,7 @@ def test_parse_kernelspec_defaults_and_key_as_name() -> None:
 ERROR_CASES = [
     # Jupyter Server: missing/wrong token, XSRF without token, unknown ids and names
     (rest.parse_list_kernels, 403, b'{"message": "Forbidden", "reason": null}',
-     AuthenticationError, "kernel listing failed: Forbidden (HTTP 403)"),
+     ServerError, "kernel listing failed: Forbidden (wrong token, or a gateway with"),
     (rest.parse_start_kernel, 403, body({"message": "'_xsrf' argument missing from POST",
                                          "reason": None}),
      AuthenticationError, "'_xsrf' argument missing from POST"),
@@ -343,7 +343,7 @@ ERROR_CASES = [
     (rest.parse_api_status, 401, body({"reason": "Unauthorized", "message": ""}),
      AuthenticationError, "Unauthorized (HTTP 401)"),
     (rest.parse_list_kernels, 403, body({"reason": "Forbidden", "message": "Forbidden"}),
-     AuthenticationError, "Forbidden"),
+     ServerError, "KG_LIST_KERNELS/EG_LIST_KERNELS off"),
     (rest.parse_start_kernel, 403, body({"reason": "Forbidden", "message": "Resource Limit"}),
      ResourceLimitError, "Resource Limit; Forbidden"),
     (rest.parse_start_kernel, 403, body({

@@ -316,6 +316,11 @@ def _server_error(status: int, body: object, route: _Route) -> ServerError:
     found = detail.lower()
     if status == 403 and ("resource limit" in found or "max kernels" in found):
         return ResourceLimitError(text, status=status)
+    if status == 403 and route is _Route.KERNELS:
+        # gateways refuse listing with 403 even for the right token; Jupyter Server
+        # answers a wrong token with 403 too: the answer cannot tell them apart
+        hint = "wrong token, or a gateway with KG_LIST_KERNELS/EG_LIST_KERNELS off"
+        return ServerError(f"{text} ({hint})", status=status)
     if status in (401, 403):
         return AuthenticationError(text, status=status)
     if status == 404:

@@ -1,0 +1,149 @@
+"""A private, cached virtual environment for Jupyter Enterprise Gateway.
+
+Theory of operation
+-------------------
+Enterprise Gateway 3.3.0 pins ``jupyter-server<2``, ``jupyter-client<7`` and
+``pyzmq<25``, so it cannot share the test venv (Jupyter Server 2.x, jupyter-client 8).
+``ensure_enterprise_gateway()`` builds ``<repo>/.venv-gateways/eg`` with ``venv`` and
+``pip install`` of ``EG_REQUIREMENTS`` (pinned, including the ipykernel that provides
+its ``python3`` kernelspec) from the configured package index, and returns the
+interpreter to run it with (``python -m enterprise_gateway``). Kernel Gateway 3.x is
+built on jupyter_server 2 and lives in the test venv itself, so it needs nothing here.
+
+Invariants:
+
+* The marker file inside the venv is written last, after ``pip`` succeeded, and holds
+  the requirements and the base interpreter's version; a venv whose marker differs
+  (or is missing: an interrupted install) is deleted and built again. A matching one
+  is reused without running ``pip``.
+* Builders are serialised by an exclusive ``flock`` on a lock file beside the venv,
+  so a CI pre-install and a test session (or two sessions) never build at once.
+* ``pip`` output goes to a log file next to the venv and is shown only on failure.
+
+``python -m tests.integration.gateway_env`` pre-installs and prints the timing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+__all__ = [
+    "EG_REQUIREMENTS",
+    "enterprise_gateway_dir",
+    "ensure_enterprise_gateway",
+    "main",
+]
+
+#: What the Enterprise Gateway venv holds (the server, its pinned stack, its kernel).
+EG_REQUIREMENTS: tuple[str, ...] = (
+    "jupyter-enterprise-gateway==3.3.0",
+    "jupyter-server==1.24.0",
+    "jupyter-client==6.1.12",
+    "pyzmq==24.0.1",
+    "ipykernel==6.29.5",
+)
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_MARKER_NAME = "jupyter-interp-spec.json"
+_PIP_TIMEOUT = 900.0
+_LOG_TAIL_LINES = 40
+
+
+def enterprise_gateway_dir() -> Path:
+    """Where the Enterprise Gateway venv lives: ``<repo>/.venv-gateways/eg``."""
+    return _REPO_ROOT / ".venv-gateways" / "eg"
+
+
+def _wanted_spec() -> dict[str, object]:
+    return {
+        "requirements": list(EG_REQUIREMENTS),
+        "python": ".".join(str(part) for part in sys.version_info[:3]),
+    }
+
+
+def _python_of(venv_dir: Path) -> Path:
+    return venv_dir / "bin" / "python"
+
+
+def _is_current(venv_dir: Path) -> bool:
+    try:
+        recorded = json.loads((venv_dir / _MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(recorded == _wanted_spec() and _python_of(venv_dir).exists())
+
+
+def ensure_enterprise_gateway(venv_dir: Path | None = None) -> Path:
+    """Build (or reuse) the Enterprise Gateway venv and return its interpreter.
+
+    Args:
+        venv_dir: Where the venv lives; ``enterprise_gateway_dir()`` when None.
+
+    Returns:
+        The venv's ``python``; run the gateway as ``<python> -m enterprise_gateway``.
+
+    Raises:
+        RuntimeError: ``pip`` failed or timed out (the message holds the log tail).
+    """
+    venv_dir = enterprise_gateway_dir() if venv_dir is None else venv_dir
+    if _is_current(venv_dir):
+        return _python_of(venv_dir)
+    venv_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (venv_dir.parent / f"{venv_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _is_current(venv_dir):  # another builder may have finished meanwhile
+            _build(venv_dir)
+    return _python_of(venv_dir)
+
+
+def _build(venv_dir: Path) -> None:
+    shutil.rmtree(venv_dir, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
+    log_path = venv_dir.parent / f"{venv_dir.name}-pip.log"
+    command = [
+        str(_python_of(venv_dir)),
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        *EG_REQUIREMENTS,
+    ]
+    with log_path.open("wb") as log:
+        try:
+            code = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=_PIP_TIMEOUT,
+                check=False,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    if code != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:])
+        outcome = "timed out" if code is None else f"exited with code {code}"
+        raise RuntimeError(f"installing Enterprise Gateway into {venv_dir} {outcome}:\n{tail}")
+    (venv_dir / _MARKER_NAME).write_text(json.dumps(_wanted_spec(), indent=2) + "\n")
+
+
+def main() -> int:
+    """Pre-install the gateway venvs; print where and how long it took."""
+    started = time.monotonic()
+    python = ensure_enterprise_gateway()
+    elapsed = time.monotonic() - started
+    print(f"enterprise gateway: {python} ({elapsed:.1f} s)", file=sys.stdout)
+    return os.EX_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

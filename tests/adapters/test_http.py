@@ -383,7 +383,7 @@ async def test_server_text_echoing_the_token_is_redacted() -> None:
     with anyio.fail_after(5):
         async with transport_for(Server(httpx.Response(403, json=echo))) as http:
             with pytest.raises(AuthenticationError) as info:
-                await http.call(rest.list_kernels(), rest.parse_list_kernels)
+                await http.call(rest.get_kernel(KID), rest.parse_get_kernel)
     assert "bad token <redacted>" in str(info.value)
     assert_no_token(info.value, repr(info.value))
 
@@ -404,7 +404,7 @@ async def test_token_never_in_log_records(caplog: pytest.LogCaptureFixture) -> N
         async with transport_for(server) as http:
             await http.send(rest.api_status())
             with pytest.raises(AuthenticationError):
-                await http.call(rest.list_kernels(), rest.parse_list_kernels)
+                await http.call(rest.get_kernel(KID), rest.parse_get_kernel)
     messages = [record.getMessage() for record in caplog.records]
     assert any("retry 1 of 3" in message for message in messages)
     assert any("GET api -> HTTP 200" in message for message in messages)

@@ -13,7 +13,10 @@ object drains it while keeping three clocks:
 Recovery (deadline, refused ``input()``, cancellation, an abandoned stream) never
 raises over the partial result: it interrupts, waits, restarts if needed, and reports
 what it did in ``result.recovery``. Cancellation runs the same recovery shielded and
-re-raises.
+re-raises. If the interrupt finds the kernel gone from the server (deleted by another
+client, culled: Jupyter Server keeps the WebSocket open and says nothing), the session
+gives up: the execution ends ``CONNECTION_LOST`` and later calls raise
+``KernelUnavailable``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING
 import anyio
 import attrs
 
-from .errors import JupyterInterpError
+from .errors import JupyterInterpError, KernelNotFound, KernelUnavailable
 from .protocol.events import ExecutionEvent, ExecutionFinished, InputRequested
 from .protocol.result import ExecutionStatus, Recovery
 
@@ -76,17 +79,22 @@ class ExecutionRun:
                     yield await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
                     return
                 wake = min(deadline, now + self._config.completion_grace)
+                event: ExecutionEvent | None = None
+                # only the receive is timed: never yield (or recover) inside the scope,
+                # or the consumer's code would run under our deadline
                 with anyio.move_on_after(max(wake - now, 0)):
                     event = await self._receive.receive()
-                    if isinstance(event, ExecutionFinished):
-                        yield self._finalize(event)
+                if event is None:
+                    continue
+                if isinstance(event, ExecutionFinished):
+                    yield self._finalize(event)
+                    return
+                if isinstance(event, InputRequested):
+                    finished = await self._on_input(event)
+                    if finished is not None:
+                        yield finished
                         return
-                    if isinstance(event, InputRequested):
-                        finished = await self._on_input(event)
-                        if finished is not None:
-                            yield finished
-                            return
-                    yield event
+                yield event
         except BaseException:
             if not self._tracker.done:
                 with anyio.CancelScope(shield=True):
@@ -133,6 +141,8 @@ class ExecutionRun:
         session = self._session
         try:
             await session._link.interrupt()
+        except KernelNotFound as exc:
+            return await self._kernel_gone(detail or status.value, exc)
         except JupyterInterpError as exc:
             logger.warning("interrupting kernel %s failed: %s", session.kernel_id, exc)
         finished: ExecutionFinished | None = None
@@ -155,6 +165,17 @@ class ExecutionRun:
             )
         else:
             result = attrs.evolve(result, recovery=recovery)
+        return ExecutionFinished(msg_id=finished.msg_id, result=result)
+
+    async def _kernel_gone(self, detail: str, exc: KernelNotFound) -> ExecutionFinished:
+        """The server no longer knows the kernel: end the session, then this execution."""
+        session = self._session
+        gone = KernelUnavailable(f"kernel {session.kernel_id} is gone from the server: {exc}")
+        await session._give_up(gone)  # fails this execution with CONNECTION_LOST
+        finished = await self._drain_until_finished()
+        result = attrs.evolve(
+            finished.result, detail=f"{detail}; {gone}", generation=session.generation
+        )
         return ExecutionFinished(msg_id=finished.msg_id, result=result)
 
     async def _drain_until_finished(self) -> ExecutionFinished:

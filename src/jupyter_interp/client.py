@@ -31,7 +31,13 @@ import httpx
 
 from ._kernel_link import KernelLink
 from .config import ClientConfig
-from .errors import KernelSpecNotFound, LocalProtocolError
+from .errors import (
+    JupyterInterpError,
+    KernelLaunchError,
+    KernelLaunchTimeout,
+    KernelSpecNotFound,
+    LocalProtocolError,
+)
 from .io.http import HttpTransport
 from .protocol import rest
 from .protocol.messages import MessageFactory
@@ -138,6 +144,10 @@ class Client:
         finally:
             assert self._tg is not None
             self._tg.cancel_scope.cancel()
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                # the body's error is not the task group's: handed over, it would come
+                # back wrapped in an ExceptionGroup; kept out, it propagates unchanged
+                exc_type, exc, tb = None, None, None
             try:
                 await self._tg.__aexit__(exc_type, exc, tb)
             finally:
@@ -196,6 +206,22 @@ class Client:
             return specs.default
         return matches[0]
 
+    async def _check_kernel_name(self, name: str, failure: KernelLaunchError) -> None:
+        """After a failed start: raise ``KernelSpecNotFound`` if ``name`` is not offered.
+
+        Jupyter Server answers an unknown kernelspec name with a bare 500 "Unhandled
+        error", so the start failure alone cannot tell a typo from a broken kernel.
+        """
+        try:
+            specs = await self.kernelspecs()
+        except JupyterInterpError:
+            return  # the launch failure is what the caller should see
+        if name not in specs.specs:
+            offered = ", ".join(sorted(specs.specs)) or "none"
+            raise KernelSpecNotFound(
+                f"no kernelspec named {name!r}; the server offers: {offered}"
+            ) from failure
+
     # -- sessions -------------------------------------------------------------------
 
     async def start_session(
@@ -222,11 +248,16 @@ class Client:
             ConnectError, TransportTimeout.
         """
         name = await self.resolve_kernel_name(kernel_name, language)
-        model = await self.http.call(
-            rest.start_kernel(name, env=self.config.start_env(env), path=path),
-            rest.parse_start_kernel,
-            timeout=self.config.start_timeout,
-        )
+        try:
+            model = await self.http.call(
+                rest.start_kernel(name, env=self.config.start_env(env), path=path),
+                rest.parse_start_kernel,
+                timeout=self.config.start_timeout,
+            )
+        except KernelLaunchError as exc:
+            if name is not None and not isinstance(exc, KernelLaunchTimeout):
+                await self._check_kernel_name(name, exc)
+            raise
         try:
             session = await self._open(model.id, model.name, file_root=file_root)
         except BaseException:

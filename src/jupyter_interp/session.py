@@ -9,7 +9,9 @@ restart, a dropped socket) closes the old one and waits for ``_ready``.
 
 Invariants:
 
-* Executions run one at a time in call order (a fair ``anyio.Lock``); concurrent callers
+* Executions run one at a time in call order (a fair ``anyio.Semaphore(1)``: unlike a
+  lock it is not bound to a task, so a stream abandoned without ``aclosing`` and closed
+  by the garbage collector in another task still releases it); concurrent callers
   queue, none fails, none sees another's output.
 * Deadlines are total per execution. On expiry (or cancellation of the caller, or an
   abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
@@ -17,6 +19,9 @@ Invariants:
 * Kernel restart or death ends the in-flight execution at once (typed status) and bumps
   ``generation``; the WebSocket is then reopened with the same ``session_id`` so the
   server's ZMQ streams are fresh and any replay is de-duplicated by msg_id.
+* A (re)connection is ready only when a kernel_info request got its shell reply and an
+  iopub status (asked again every quarter second, a few times): output that a fresh
+  kernel publishes before the server's iopub subscription exists would be lost.
 * A session whose kernel is gone raises ``KernelUnavailable``/``KernelDied`` on use.
 """
 
@@ -53,6 +58,7 @@ from .protocol.events import (
     InputRequested,
     KernelDead,
     KernelRestarted,
+    KernelStatus,
     ReplyReceived,
 )
 from .protocol.file_replies import FileStat, UploadCommitted
@@ -71,6 +77,9 @@ logger = logging.getLogger("jupyter_interp.session")
 
 _STREAM_BUFFER = 256
 _KERNEL_INFO_RETRY = 3.0
+#: after a kernel_info reply, how long its iopub status may lag before we ask again
+_NUDGE = 0.25
+_MAX_NUDGES = 8
 _RECONNECT_ATTEMPTS = 5
 
 
@@ -103,7 +112,7 @@ class Session:
         self._codec: Codec = codec_for(None)
         self._ready = anyio.Event()
         self._stopped = anyio.Event()
-        self._exec_lock = anyio.Lock()
+        self._exec_lock = anyio.Semaphore(1)
         self._send_lock = anyio.Lock()
         self._routes: dict[str, _Route] = {}
         self._replies: dict[str, tuple[anyio.Event, list[Message]]] = {}
@@ -266,39 +275,60 @@ class Session:
     # -- connection management (reader task only) ------------------------------------
 
     async def _connect(self) -> None:
+        """Open the WebSocket; ready once a kernel_info request got its shell reply AND
+        an iopub status, so the server's iopub subscription is live (after a restart
+        Jupyter Server skips its own nudge when it last saw the kernel busy, and output
+        published before the subscription exists is lost)."""
         ws = await self._link.open_websocket(self.session_id)
         self._ws = ws
         self._codec = codec_for(ws.subprotocol)
+        info: Message | None = None
+        nudges = 0
         with anyio.fail_after(self._config.handshake_timeout):
             while True:
                 request = self._conn.request(self._link.factory.kernel_info_request())
                 await self._send_raw(request)
-                with anyio.move_on_after(_KERNEL_INFO_RETRY):
-                    while True:
-                        reply = await self._receive_one(request.msg_id)
+                answered = iopub_live = False
+                with anyio.move_on_after(_KERNEL_INFO_RETRY) as window:
+                    while not (answered and iopub_live):
+                        reply, status_seen = await self._receive_one(request.msg_id)
+                        iopub_live = iopub_live or status_seen
                         if reply is not None:
-                            self.kernel_info = reply.content
-                            self._ready.set()
-                            self._bump_epoch()
-                            return
+                            info, answered = reply, True
+                            nudge_at = anyio.current_time() + _NUDGE
+                            window.deadline = min(window.deadline, nudge_at)
+                if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
+                    self.kernel_info = info.content  # a kernel may never send that status
+                    self._ready.set()
+                    self._bump_epoch()
+                    return
+                nudges += info is not None
                 self._conn.forget(request.msg_id)
 
-    async def _receive_one(self, waiting_for: str | None) -> Message | None:
-        """Read one frame, dispatch it; return the reply to ``waiting_for`` if it came."""
+    async def _receive_one(self, waiting_for: str | None) -> tuple[Message | None, bool]:
+        """Read one frame and dispatch it.
+
+        Returns:
+            the reply to ``waiting_for`` if it came, and whether an iopub status for
+            ``waiting_for`` came.
+        """
         assert self._ws is not None
         frame = await self._ws.receive()
         try:
             message = self._codec.decode(frame)
         except RemoteProtocolError as exc:
             logger.warning("dropping an undecodable frame from kernel %s: %s", self.kernel_id, exc)
-            return None
+            return None, False
         found: Message | None = None
+        status_seen = False
         for event in self._conn.receive(message):
             if isinstance(event, ReplyReceived) and event.request_msg_id == waiting_for:
                 found = event.message
             else:
+                if isinstance(event, KernelStatus) and event.parent_msg_id == waiting_for:
+                    status_seen = waiting_for is not None
                 await self._dispatch(event)
-        return found
+        return found, status_seen
 
     async def _read_loop(self) -> None:
         """Receive until stopped; reconnect when the socket drops or a restart asks."""
@@ -477,7 +507,10 @@ class Session:
         try:
             with send, receive:
                 await self._send(request)
-                async for event in run.events():
-                    yield event
+                # closed here, in this task, when our consumer leaves early: that runs
+                # the run's recovery (interrupt) before the lock is released
+                async with aclosing(run.events()) as events:
+                    async for event in events:
+                        yield event
         finally:
             self._routes.pop(tracker.msg_id, None)

@@ -101,9 +101,9 @@ def _under_test(request: pytest.FixtureRequest) -> ServerUnderTest:
 
 
 # -- clients and sessions on the shared Jupyter Server ---------------------------------
-# ``client_factory``/``client``/``session`` give a test its own Client and kernel (the
-# factory's teardown fails a test that leaves a kernel running); ``shared_session`` is
-# one kernel per module and backend, for tests that can share one.
+# ``client_factory``/``client`` give a test its own Client (the factory's teardown fails
+# a test that leaves a kernel running); ``shared_session`` is one kernel per module and
+# backend, for tests that can share one (a kernel start costs about a second).
 
 #: Settings for test clients: short grace periods keep recovery tests fast.
 TEST_CLIENT_SETTINGS: dict[str, Any] = {"interrupt_grace": 1.0, "completion_grace": 1.0}
@@ -148,13 +148,6 @@ async def client(
     """A Client on the shared Jupyter Server with the test settings."""
     async with client_factory() as client:
         yield client
-
-
-@pytest.fixture
-async def session(client: Client, tmp_path: Path) -> AsyncIterator[Session]:
-    """A fresh kernel (file root: the test's ``tmp_path``), shut down after the test."""
-    async with client.session(file_root=str(tmp_path)) as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,380 @@
+"""File transfer through a real ipykernel: round trips, streaming, confinement, errors.
+
+The kernel runs on this machine, so its file root (``shared_session.file_root``, one
+fresh local directory per module and backend) can be checked directly on disk. Each
+test works under a directory of its own inside that root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from jupyter_interp._transfer import FileTransfer
+from jupyter_interp.errors import (
+    FileTransferError,
+    LocalProtocolError,
+    PathNotConfined,
+    RemoteFileNotFound,
+)
+from jupyter_interp.protocol.file_replies import EntryKind
+from jupyter_interp.protocol.files import CHUNK_SIZE
+from jupyter_interp.session import Session
+
+pytestmark = pytest.mark.anyio
+
+_TIMEOUT = 60
+_MB = 1024 * 1024
+
+
+@pytest.fixture(
+    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def session(shared_session: Session) -> AsyncIterator[Session]:
+    yield shared_session
+    assert shared_session.generation == 0, "a test restarted the shared kernel"
+
+
+@pytest.fixture
+def area() -> str:
+    """A fresh directory name (relative to the file root) for one test."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def _root(session: Session) -> Path:
+    return Path(session.file_root)
+
+
+def _payload(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.rglob("*") if p.name.endswith(".part"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * _MB], ids=["0B", "1B", "5MB"])
+async def test_upload_download_round_trip(session: Session, area: str, size: int) -> None:
+    data = _payload(size, seed=size)
+    path = f"{area}/blob-{size}.bin"
+    with anyio.fail_after(_TIMEOUT):
+        before = await session.execute("'files do not touch the count'")
+        committed = await session.upload(path, data)
+        downloaded = await session.download(path)
+        after = await session.execute("'files do not touch the count'")
+
+    assert committed.size == size
+    assert committed.sha256 == hashlib.sha256(data).hexdigest()
+    assert downloaded == data
+    assert (_root(session) / path).read_bytes() == data
+    assert _leftovers(_root(session) / area) == []
+    assert before.execution_count is not None
+    assert after.execution_count == before.execution_count + 1  # transfers use no history
+
+
+async def test_every_byte_value_survives(session: Session, area: str) -> None:
+    data = bytes(range(256)) * 513  # not a multiple of anything base64 or chunking likes
+    path = f"{area}/all-bytes.bin"
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(path, data)
+        assert await session.download(path) == data
+
+    assert (_root(session) / path).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["with space.txt", "dir with space/naïve café.txt", "文件/数据 🌍.bin", "emoji-only-🚀"],
+)
+async def test_names_with_spaces_and_unicode(session: Session, area: str, name: str) -> None:
+    data = name.encode("utf-8") * 3
+    path = f"{area}/{name}"
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(path, data)
+        downloaded = await session.download(path)
+        stat = await session.files.stat(path)
+
+    assert downloaded == data
+    assert (_root(session) / area / name).read_bytes() == data
+    assert stat.size == len(data)
+
+
+async def test_overwrite_replaces_the_file(session: Session, area: str) -> None:
+    path = f"{area}/overwritten.txt"
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(path, b"a much longer first version")
+        await session.upload(path, b"short")
+        assert await session.download(path) == b"short"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["/etc/passwd", "../escaped.txt", "inner/../../escaped.txt", "nul\x00byte.txt", "back\\slash"],
+    ids=["absolute", "dotdot", "nested-dotdot", "nul", "backslash"],
+)
+async def test_path_escapes_are_rejected(session: Session, bad: str, tmp_path: Path) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        with pytest.raises(PathNotConfined):
+            await session.upload(bad, b"never written")
+        with pytest.raises(PathNotConfined):
+            await session.download(bad)
+        with pytest.raises(PathNotConfined):
+            await session.download_to(bad, tmp_path / "local.bin")
+        with pytest.raises(PathNotConfined):
+            await session.files.stat(bad)
+        with pytest.raises(PathNotConfined):
+            await session.files.delete(bad)
+        still = await session.execute("'usable'")
+
+    assert still.result == "'usable'"
+    assert not (_root(session).parent / "escaped.txt").exists()
+    assert _names(tmp_path) == []
+
+
+async def test_symlinks_inside_the_root_cannot_lead_out(
+    session: Session, area: str, tmp_path: Path
+) -> None:
+    outside_dir = tmp_path / "outside"
+    outside_dir.mkdir()
+    secret = outside_dir / "secret.txt"
+    secret.write_bytes(b"do not read me")
+    inside = _root(session) / area
+    setup = (
+        "import os\n"
+        f"os.makedirs({str(inside)!r})\n"
+        f"os.symlink({str(outside_dir)!r}, {str(inside / 'to-dir')!r})\n"
+        f"os.symlink({str(secret)!r}, {str(inside / 'to-file')!r})\n"
+    )
+    with anyio.fail_after(_TIMEOUT):
+        created = await session.execute(setup)
+        assert created.ok, created.describe()
+        with pytest.raises(PathNotConfined):
+            await session.download(f"{area}/to-file")
+        with pytest.raises(PathNotConfined):
+            await session.download(f"{area}/to-dir/secret.txt")
+        with pytest.raises(PathNotConfined):
+            await session.upload(f"{area}/to-dir/planted.txt", b"planted")
+        with pytest.raises(PathNotConfined):
+            await session.upload(f"{area}/to-file", b"overwritten")
+        with pytest.raises(PathNotConfined):
+            await session.files.stat(f"{area}/to-file")
+        listing = await session.files.list_dir(area)
+        deleted = await session.files.delete(f"{area}/to-file")
+
+    assert not (outside_dir / "planted.txt").exists()
+    assert secret.read_bytes() == b"do not read me"
+    kinds = {entry.name: entry.kind for entry in listing.entries}
+    assert kinds == {"to-dir": EntryKind.SYMLINK, "to-file": EntryKind.SYMLINK}
+    assert deleted.kind is EntryKind.SYMLINK  # the link went, not what it pointed to
+    assert not (inside / "to-file").is_symlink()
+    assert secret.exists()
+
+
+async def test_missing_file_raises_remote_file_not_found(
+    session: Session, area: str, tmp_path: Path
+) -> None:
+    destination = tmp_path / "never.bin"
+    with anyio.fail_after(_TIMEOUT):
+        with pytest.raises(RemoteFileNotFound) as caught:
+            await session.download(f"{area}/missing.bin")
+        with pytest.raises(RemoteFileNotFound):
+            await session.download_to(f"{area}/missing.bin", destination)
+        with pytest.raises(RemoteFileNotFound):
+            await session.files.stat(f"{area}/missing.bin")
+
+    assert isinstance(caught.value, FileNotFoundError)
+    assert "missing.bin" in str(caught.value)
+    assert _names(tmp_path) == []  # no partial local file either
+
+
+async def test_download_of_a_directory_is_refused(session: Session, area: str) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(f"{area}/sub/file.txt", b"x")
+        with pytest.raises(FileTransferError) as caught:
+            await session.download(f"{area}/sub")
+
+    assert not isinstance(caught.value, RemoteFileNotFound)
+    assert "directory" in str(caught.value)
+
+
+async def _make_remote_file(session: Session, path: str, size: int) -> bytes:
+    """Have the kernel write ``size`` random bytes at ``path`` (uploading is slow)."""
+    target = _root(session) / path
+    code = (
+        "import os\n"
+        f"os.makedirs({str(target.parent)!r}, exist_ok=True)\n"
+        f"with open({str(target)!r}, 'wb') as f:\n"
+        f"    f.write(os.urandom({size}))\n"
+        "del f"
+    )
+    made = await session.execute(code, store_history=False)
+    assert made.ok, made.describe()
+    return await anyio.Path(target).read_bytes()
+
+
+async def test_download_to_a_local_path_streams_and_replaces_atomically(
+    session: Session, area: str, tmp_path: Path
+) -> None:
+    destination = tmp_path / "copy.bin"
+    destination.write_bytes(b"old contents")
+    with anyio.fail_after(_TIMEOUT):
+        data = await _make_remote_file(session, f"{area}/big.bin", 2 * CHUNK_SIZE + 12345)
+        stat = await session.download_to(f"{area}/big.bin", destination)
+
+    assert stat.size == len(data)
+    assert stat.sha256 == hashlib.sha256(data).hexdigest()
+    assert destination.read_bytes() == data
+    assert _names(tmp_path) == ["copy.bin"]  # no .part left
+
+
+async def test_download_to_an_async_sink_gets_bounded_chunks(session: Session, area: str) -> None:
+    chunks: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        await anyio.lowlevel.checkpoint()
+        chunks.append(chunk)
+
+    with anyio.fail_after(_TIMEOUT):
+        data = await _make_remote_file(session, f"{area}/chunked.bin", 2 * CHUNK_SIZE + 1)
+        stat = await session.download_to(f"{area}/chunked.bin", sink)
+
+    assert stat.size == len(data)
+    assert [len(c) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, 1]
+    assert b"".join(chunks) == data
+
+
+async def test_upload_from_an_async_iterable_is_recut_into_chunks(
+    session: Session, area: str
+) -> None:
+    pieces = [_payload(size, seed=size) for size in (1, 2500, 0, 999, 1000, 3)]
+    data = b"".join(pieces)
+    small_chunks = FileTransfer(session, chunk_size=1000)
+
+    async def source() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            await anyio.lowlevel.checkpoint()
+            yield piece
+
+    with anyio.fail_after(_TIMEOUT):
+        committed = await small_chunks.upload(f"{area}/streamed.bin", source())
+
+    assert committed.size == len(data)
+    assert committed.sha256 == hashlib.sha256(data).hexdigest()
+    assert (_root(session) / area / "streamed.bin").read_bytes() == data
+
+
+async def test_fifty_megabytes_stream_both_ways(
+    session: Session, area: str, tmp_path: Path
+) -> None:
+    piece_count, piece_size = 50, _MB
+    digest = hashlib.sha256()
+
+    async def source() -> AsyncIterator[bytes]:
+        for index in range(piece_count):
+            piece = _payload(piece_size, seed=index)
+            digest.update(piece)
+            yield piece
+
+    destination = tmp_path / "fifty.bin"
+    with anyio.fail_after(180):
+        committed = await session.upload(f"{area}/fifty.bin", source())
+        stat = await session.download_to(f"{area}/fifty.bin", destination)
+
+    assert committed.size == stat.size == piece_count * piece_size
+    assert committed.sha256 == stat.sha256 == digest.hexdigest()
+    assert hashlib.sha256(destination.read_bytes()).hexdigest() == digest.hexdigest()
+
+
+async def test_a_failing_upload_source_leaves_nothing_behind(session: Session, area: str) -> None:
+    class SourceBroke(Exception):
+        pass
+
+    small_chunks = FileTransfer(session, chunk_size=1000)
+
+    async def source() -> AsyncIterator[bytes]:
+        yield _payload(2500, seed=9)  # two chunks reach the kernel
+        raise SourceBroke
+
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(f"{area}/keep.txt", b"existing")
+        with pytest.raises(SourceBroke):
+            await small_chunks.upload(f"{area}/keep.txt", source())
+        with pytest.raises(SourceBroke):
+            await small_chunks.upload(f"{area}/new.txt", source())
+        kept = await session.download(f"{area}/keep.txt")
+
+    assert kept == b"existing"  # the target is replaced only by a complete upload
+    assert not (_root(session) / area / "new.txt").exists()
+    assert _leftovers(_root(session) / area) == []
+
+
+async def test_cancelling_an_upload_leaves_nothing_behind(session: Session, area: str) -> None:
+    small_chunks = FileTransfer(session, chunk_size=1000)
+    sent: list[int] = []
+
+    async def endless() -> AsyncGenerator[bytes, None]:
+        while True:
+            sent.append(1)
+            yield b"x" * 1000
+
+    with anyio.fail_after(_TIMEOUT):
+        # the caller owns its source: closing it is the caller's job (trio insists)
+        async with aclosing(endless()) as source:
+            with anyio.move_on_after(1) as scope:
+                await small_chunks.upload(f"{area}/cancelled.bin", source)
+        after = await session.execute("'usable'")
+
+    assert scope.cancelled_caught
+    assert len(sent) > 1  # some chunks went before the cancellation
+    assert after.result == "'usable'"
+    assert _names(_root(session) / area) == []  # no target, no temp file
+
+
+async def test_upload_of_a_non_bytes_source_is_refused(session: Session, area: str) -> None:
+    with anyio.fail_after(_TIMEOUT), pytest.raises(LocalProtocolError):
+        await session.upload(f"{area}/x.txt", "text is not bytes")  # type: ignore[arg-type]
+
+    assert not (_root(session) / area / "x.txt").exists()
+
+
+async def test_list_stat_and_delete(session: Session, area: str) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(f"{area}/a.txt", b"aaa")
+        await session.upload(f"{area}/sub/b.txt", b"bb")
+        listing = await session.files.list_dir(area)
+        stat = await session.files.stat(f"{area}/a.txt")
+        on_disk = os.stat(_root(session) / area / "a.txt")
+        removed_file = await session.files.delete(f"{area}/a.txt")
+        with pytest.raises(FileTransferError):
+            await session.files.delete(f"{area}/sub")  # not empty, not recursive
+        removed_dir = await session.files.delete(f"{area}/sub", recursive=True)
+        empty = await session.files.list_dir(area)
+
+    assert [(e.name, e.kind, e.size) for e in listing.entries] == [
+        ("a.txt", EntryKind.FILE, 3),
+        ("sub", EntryKind.DIRECTORY, None),
+    ]
+    assert stat.size == 3
+    assert stat.sha256 == hashlib.sha256(b"aaa").hexdigest()
+    assert stat.mtime_ns == on_disk.st_mtime_ns
+    assert removed_file.kind is EntryKind.FILE
+    assert removed_dir.kind is EntryKind.DIRECTORY
+    assert empty.entries == ()

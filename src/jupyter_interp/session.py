@@ -380,12 +380,28 @@ class Session:
             await ws.aclose()
 
     async def _keepalive(self, interval: float) -> None:
+        """Ping every ``interval``; while code runs, also check the kernel still exists.
+
+        Jupyter Server keeps our WebSocket open and silent when the kernel is deleted or
+        culled elsewhere, so without this an execution with no deadline would wait
+        forever.
+        """
         while True:
             await anyio.sleep(interval)
             ws = self._ws
             if ws is not None and self._ready.is_set():
                 with contextlib.suppress(JupyterInterpError):
                     await ws.ping()  # a dead socket is the reader's to notice
+            if self._conn.in_flight and not self._stopped.is_set():
+                try:
+                    await self._link.model()
+                except KernelNotFound as exc:
+                    await self._give_up(
+                        KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
+                    )
+                    return
+                except JupyterInterpError:
+                    pass  # unreachable server: the reader's reconnect decides
 
     async def _request_reconnect(self, reason: str) -> None:
         """Ask the reader for a fresh WebSocket and wait until it is connected."""

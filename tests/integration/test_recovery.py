@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 import anyio
+import httpx
 import pytest
 
 from jupyter_interp.client import Client
@@ -21,6 +22,8 @@ from jupyter_interp.errors import KernelUnavailable, SessionClosed
 from jupyter_interp.protocol.events import ExecutionFinished, InputRequested, StreamText
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, Recovery
 from jupyter_interp.session import Session
+
+from .servers import RunningServer
 
 pytestmark = pytest.mark.anyio
 
@@ -337,6 +340,33 @@ async def test_a_kernel_deleted_elsewhere_ends_the_session(
         lost = await session.execute("print('into the void')", timeout=2)
         with pytest.raises(KernelUnavailable):
             await session.execute("1")
+
+    assert lost.status is ExecutionStatus.CONNECTION_LOST
+    assert "gone" in lost.detail
+    assert session.closed
+
+
+async def test_a_kernel_deleted_during_an_execution_without_deadline_ends_it(
+    client_factory: Callable[..., Client], jupyter_server: RunningServer
+) -> None:
+    # no deadline to fall back on: the keep-alive's kernel check must notice. (The
+    # kernel is deleted over plain REST: attaching to it would wait for the busy kernel.)
+    with anyio.fail_after(_TIMEOUT):
+        async with client_factory(ping_interval=0.5) as client:
+            session = await client.start_session()
+            async with anyio.create_task_group() as tg:
+
+                async def delete_soon() -> None:
+                    await anyio.sleep(1)
+                    async with httpx.AsyncClient(base_url=jupyter_server.url) as http:
+                        answer = await http.delete(
+                            f"api/kernels/{session.kernel_id}",
+                            headers={"Authorization": f"token {jupyter_server.token}"},
+                        )
+                    assert answer.status_code == 204
+
+                tg.start_soon(delete_soon)
+                lost = await session.execute("import time; time.sleep(60)")
 
     assert lost.status is ExecutionStatus.CONNECTION_LOST
     assert "gone" in lost.detail

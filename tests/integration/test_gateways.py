@@ -89,6 +89,10 @@ async def test_execute_and_transfer_files(any_server: ServerUnderTest) -> None:
             assert await session.download("in/data.bin") == payload
             with pytest.raises(RemoteFileNotFound):
                 await session.download("in/missing.bin")
+            # some servers start kernels in their own working directory: leave it clean
+            await session.files.delete("in", recursive=True)
+            with pytest.raises(RemoteFileNotFound):
+                await session.download("in/data.bin")
 
 
 async def test_interrupt_timeout_restart_shutdown(any_server: ServerUnderTest) -> None:

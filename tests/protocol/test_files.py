@@ -192,12 +192,12 @@ def test_confine_rejects_non_text() -> None:
 # --- builders --------------------------------------------------------------------------
 
 
-def test_snippets_for_python_only() -> None:
+def test_snippets_for_python_and_unsupported_languages() -> None:
     snippets = snippets_for(" Python ", root="/tmp/x")
     assert isinstance(snippets, PythonFileSnippets)
     assert snippets.root == "/tmp/x"
-    with pytest.raises(UnsupportedKernel, match=r"'bash'.*supported: python"):
-        snippets_for("bash", root="")
+    with pytest.raises(UnsupportedKernel, match=r"'typescript'.*supported: bash, python, r"):
+        snippets_for("typescript", root="")
 
 
 @pytest.mark.parametrize("root", ["/a\x00b", "/a\udcff", 3])

@@ -1,9 +1,13 @@
 """Replies of the kernel-side file snippets, parsed into typed values.
 
-Strategy: every snippet built by ``files`` publishes exactly one display output with the
-MIME type ``FILE_MIME_TYPE``; ``parse_reply`` finds it in the ``ExecutionResult`` and the
-reply classes here validate its fields. A failure the kernel reports becomes the
-matching typed error; a malformed payload is a ``RemoteProtocolError``.
+Strategy: every snippet built by ``files`` publishes exactly one display output that
+carries its reply on one of three channels, whatever the kernel's language: the
+``FILE_MIME_TYPE`` value as a JSON object (Python), the same JSON as text (R: IRkernel
+would round large numbers in an object), or a ``text/html`` value that is exactly the
+data block ``<script type="FILE_MIME_TYPE">json</script>`` (Bash: bash_kernel can only
+publish HTML, images and JavaScript). ``parse_reply`` finds it in the ``ExecutionResult``
+and the reply classes here validate its fields. A failure the kernel reports becomes
+the matching typed error; a malformed payload is a ``RemoteProtocolError``.
 
 Invariants: a parsed value never carries unchecked data: sizes are non-negative
 integers, digests are lowercase hex sha256, chunk bytes match their own digest, and
@@ -16,6 +20,8 @@ import base64
 import binascii
 import enum
 import hashlib
+import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -53,6 +59,36 @@ _ERRORS: Mapping[str, type[FileTransferError]] = {
 }
 
 
+_HTML_REPLY = re.compile(
+    rf'\s*<script type="{re.escape(FILE_MIME_TYPE)}">(?P<json>[^<]*)</script>\s*', re.ASCII
+)
+
+
+def _payloads(result: ExecutionResult) -> list[Any]:
+    """The reply payloads among ``result``'s outputs, on whichever channel they came."""
+    payloads: list[Any] = []
+    for output in result.outputs:
+        if FILE_MIME_TYPE in output.data:
+            payloads.append(output.data[FILE_MIME_TYPE])
+            continue
+        html = output.data.get("text/html")
+        match = _HTML_REPLY.fullmatch(html) if isinstance(html, str) else None
+        if match is not None:
+            payloads.append(match["json"])
+    return payloads
+
+
+def _decoded(payload: Any) -> Any:
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError as exc:
+        raise RemoteProtocolError("a file-operation reply sent as text is not JSON") from exc
+    except RecursionError as exc:
+        raise RemoteProtocolError("a file-operation reply sent as text is nested too deep") from exc
+
+
 def parse_reply(result: ExecutionResult) -> Mapping[str, Any]:
     """Find a snippet's reply payload in ``result``; return it if it reports success.
 
@@ -62,14 +98,14 @@ def parse_reply(result: ExecutionResult) -> Mapping[str, Any]:
             raised, the kernel died, the output was dropped); names ``ename: evalue``.
         RemoteProtocolError: the payload is not a well-formed reply.
     """
-    payloads = [out.data[FILE_MIME_TYPE] for out in result.outputs if FILE_MIME_TYPE in out.data]
+    payloads = _payloads(result)
     if not payloads:
         if result.error is not None:
             raise FileTransferError(f"the file operation failed: {result.error.summary()}")
         raise FileTransferError(f"the kernel sent no file-operation reply ({result.describe()})")
     if len(payloads) > 1:
         raise RemoteProtocolError(f"expected one file-operation reply, got {len(payloads)}")
-    payload = payloads[0]
+    payload = _decoded(payloads[0])
     if not isinstance(payload, Mapping) or not isinstance(payload.get("ok"), bool):
         raise RemoteProtocolError("a file-operation reply must be an object with a boolean 'ok'")
     if payload["ok"]:
@@ -262,6 +298,18 @@ class DirEntry:
     size: int | None = None
 
 
+def _entry_name(entry: Mapping[str, Any]) -> str:
+    """An entry's ``name``, or its ``name_base64`` (raw bytes) decoded as Python's snippet
+    decodes names (UTF-8, invalid bytes as ``\\xNN``)."""
+    if "name_base64" not in entry:
+        return _text(entry, "name")
+    try:
+        raw = base64.b64decode(_text(entry, "name_base64"), validate=True)
+    except binascii.Error as exc:
+        raise RemoteProtocolError("an entry's name_base64 is not valid base64") from exc
+    return raw.decode("utf-8", "backslashreplace")
+
+
 @attrs.frozen(kw_only=True)
 class DirListing:
     """A directory's entries, sorted by name."""
@@ -273,16 +321,15 @@ class DirListing:
         """Parse the reply of ``list_dir`` (raises as ``parse_reply`` does)."""
         valid = lambda v: isinstance(v, list) and all(isinstance(e, Mapping) for e in v)  # noqa: E731
         raw = _field(parse_reply(result), "entries", valid, "a list of objects")
-        return cls(
-            entries=tuple(
-                DirEntry(
-                    name=_text(entry, "name"),
-                    kind=_kind(entry),
-                    size=None if entry.get("size") is None else _integer(entry, "size"),
-                )
-                for entry in raw
+        entries = (
+            DirEntry(
+                name=_entry_name(entry),
+                kind=_kind(entry),
+                size=None if entry.get("size") is None else _integer(entry, "size"),
             )
+            for entry in raw
         )
+        return cls(entries=tuple(sorted(entries, key=lambda entry: entry.name)))
 
 
 @attrs.frozen(kw_only=True)

@@ -6,11 +6,16 @@ through code the kernel runs. A ``FileSnippets`` object (one per kernel language
 the I/O layer runs it (``store_history=False``, so the user's execution count and
 history stay untouched) and hands the ``ExecutionResult`` to the matching parser
 (``FileStat.from_reply`` and friends). Builders take code strings in, parsers take
-results out, so another language only has to implement ``FileSnippets.render``.
+results out, so another language only has to implement ``FileSnippets.render``
+(Python here, Bash in ``files_bash``, R in ``files_r``; ``snippets_for`` picks one by the
+kernel's language).
 
 Reply contract (language-neutral): the snippet publishes exactly one display output
 with the MIME type ``FILE_MIME_TYPE`` whose value is ``{"ok": true, ...fields}`` or
-``{"ok": false, "error": kind, "message": text}``; kinds are ``not_found``,
+``{"ok": false, "error": kind, "message": text}`` (kernels that cannot publish a JSON
+object may send that JSON as text, or, if they can only show HTML, as the HTML data
+block ``<script type="FILE_MIME_TYPE">json</script>``; ``file_replies`` accepts all
+three); kinds are ``not_found``,
 ``not_confined``, ``checksum_mismatch``, ``is_directory``, ``not_a_directory``,
 ``not_a_file``, ``incomplete`` and ``os_error``. Bulk data never goes to stdout: the
 server's rate limiter drops stream output above 1 MB/s but not display data.
@@ -44,6 +49,7 @@ from __future__ import annotations
 import abc
 import base64
 import enum
+import json
 import re
 from collections.abc import Mapping
 
@@ -60,10 +66,13 @@ __all__ = [
     "FILE_MIME_TYPE",
     "SHA256_HEX",
     "FileOperation",
+    "PYTHON_CALL_EXPRESSION",
     "FileSnippets",
     "PythonFileSnippets",
     "confine",
+    "json_string_body",
     "snippets_for",
+    "temp_file_name",
 ]
 
 #: Largest raw chunk per request: 4 MiB is ~5.6 MB of base64, far below 10 MiB frames.
@@ -108,6 +117,26 @@ def confine(path: str, *, allow_root: bool = False) -> str:
     return "/".join(parts)
 
 
+def temp_file_name(path: str, transfer_id: str) -> str:
+    """The name of an upload's temp file, next to its target (same in every language).
+
+    Args:
+        path: the target's path, as ``confine`` returned it.
+        transfer_id: the upload's id.
+    """
+    return f".{path.rsplit('/', 1)[-1][:32]}.{transfer_id}.part"
+
+
+def json_string_body(text: str) -> str:
+    """``text`` as the inside of a JSON string literal: ASCII, without ``<``, ``>``, ``&``.
+
+    Snippets that assemble their reply JSON by hand embed client-side text (labels) in it
+    this way, so the reply stays valid JSON and cannot close an HTML data block.
+    """
+    quoted = json.dumps(text, ensure_ascii=True)[1:-1]
+    return quoted.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _check_count(name: str, value: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
         limit = f" and at most {maximum}" if maximum is not None else ""
@@ -119,6 +148,20 @@ def _check_transfer_id(transfer_id: str) -> str:
     if not isinstance(transfer_id, str) or not _TRANSFER_ID.fullmatch(transfer_id):
         raise LocalProtocolError("transfer_id must be 1-64 characters from [A-Za-z0-9_-]")
     return transfer_id
+
+
+def _upload_chunk_arguments(
+    path: str, transfer_id: str, index: int, data: bytes | bytearray | memoryview
+) -> dict[str, str | int | bool]:
+    raw = bytes(data)
+    if len(raw) > CHUNK_SIZE:
+        raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes, got {len(raw)}")
+    return {
+        "path": confine(path),
+        "transfer_id": _check_transfer_id(transfer_id),
+        "index": _check_count("index", index),
+        "data": base64.b64encode(raw).decode("ascii"),
+    }
 
 
 def _check_root(_instance: object, _attribute: attrs.Attribute[str], root: str) -> None:
@@ -179,18 +222,27 @@ class FileSnippets(abc.ABC):
             PathNotConfined: ``path`` fails ``confine``.
             LocalProtocolError: a bad transfer id, index or chunk size.
         """
-        raw = bytes(data)
-        if len(raw) > CHUNK_SIZE:
-            raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes, got {len(raw)}")
-        return self.render(
-            FileOperation.UPLOAD_CHUNK,
-            {
-                "path": confine(path),
-                "transfer_id": _check_transfer_id(transfer_id),
-                "index": _check_count("index", index),
-                "data": base64.b64encode(raw).decode("ascii"),
-            },
-        )
+        arguments = _upload_chunk_arguments(path, transfer_id, index, data)
+        return self.render(FileOperation.UPLOAD_CHUNK, arguments)
+
+    def upload_chunk_request(
+        self, path: str, transfer_id: str, index: int, data: bytes | bytearray | memoryview
+    ) -> tuple[str, dict[str, str]]:
+        """``upload_chunk`` as the code and user expressions of one execute_request.
+
+        Same arguments, checks and reply as ``upload_chunk``. A language may move the
+        data out of the cell into a user expression, and may leave helpers defined in
+        the kernel from chunk 0 on: the upload must then end with ``upload_commit`` or
+        ``upload_abort`` in the same kernel, which remove them.
+        """
+        arguments = _upload_chunk_arguments(path, transfer_id, index, data)
+        return self.render_request(FileOperation.UPLOAD_CHUNK, arguments)
+
+    def render_request(
+        self, operation: FileOperation, arguments: Mapping[str, str | int | bool]
+    ) -> tuple[str, dict[str, str]]:
+        """``render`` as (code, user_expressions); by default the expressions are empty."""
+        return self.render(operation, arguments), {}
 
     def upload_commit(self, path: str, transfer_id: str, size: int, sha256_hex: str) -> str:
         """Code that verifies the uploaded bytes and moves them onto ``path`` atomically.
@@ -249,6 +301,8 @@ class FileSnippets(abc.ABC):
 
 
 _PY_NAME = "__jupyter_interp_file_op__"
+#: The user expression that runs a Python snippet sent by ``render_request``.
+PYTHON_CALL_EXPRESSION = "jupyter_interp_file_op"
 _PY_FUNCTION = """\
 def __jupyter_interp_file_op__(mime, root, op, args):
     import base64, hashlib, os, shutil
@@ -394,7 +448,7 @@ def __jupyter_interp_file_op__(mime, root, op, args):
                  NotADirectoryError: "not_a_directory"}
         reply = {"ok": False, "error": kinds.get(type(exc), "os_error"),
                  "message": "%s: %s" % (label, exc.strerror or exc)}
-    publish_display_data({mime: reply})
+    publish_display_data({mime: reply}, metadata={})
 """
 
 
@@ -403,13 +457,40 @@ class PythonFileSnippets(FileSnippets):
     """Snippets for Python kernels with IPython's display machinery (ipykernel, xeus-python)."""
 
     def render(self, operation: FileOperation, arguments: Mapping[str, str | int | bool]) -> str:
-        call = ", ".join(
-            ascii(value) for value in (FILE_MIME_TYPE, self.root, operation.value, dict(arguments))
-        )
-        return f"{_PY_FUNCTION}try:\n    {_PY_NAME}({call})\nfinally:\n    del {_PY_NAME}\n"
+        call = self._call(operation, arguments)
+        return f"{_PY_FUNCTION}try:\n    {call}\nfinally:\n    del {_PY_NAME}\n"
+
+    def render_request(
+        self, operation: FileOperation, arguments: Mapping[str, str | int | bool]
+    ) -> tuple[str, dict[str, str]]:
+        """The data travels in a user expression that calls the snippet's function.
+
+        IPython kernels hash and transform every cell's source in pure Python (ipykernel
+        names cells by a pure-Python murmur2 of the source: seconds for a multi-megabyte
+        upload chunk), but evaluate user expressions with a plain ``eval``, in order,
+        after the cell and with the same parent message, so the reply is published as
+        usual. Only upload chunks are sent this way: chunk 0's cell defines the
+        function, later chunks' cells are empty, and ``upload_commit`` and
+        ``upload_abort`` delete it (their code ends with ``del``).
+        ``PYTHON_CALL_EXPRESSION`` holds the call's own outcome (an exception raised
+        outside the snippet's handlers, such as a missing function, shows there).
+        """
+        if operation is not FileOperation.UPLOAD_CHUNK:
+            return self.render(operation, arguments), {}
+        code = _PY_FUNCTION if arguments["index"] == 0 else ""
+        return code, {PYTHON_CALL_EXPRESSION: self._call(operation, arguments)}
+
+    def _call(self, operation: FileOperation, arguments: Mapping[str, str | int | bool]) -> str:
+        values = (FILE_MIME_TYPE, self.root, operation.value, dict(arguments))
+        return f"{_PY_NAME}({', '.join(ascii(value) for value in values)})"
 
 
-_LANGUAGES: Mapping[str, type[FileSnippets]] = {"python": PythonFileSnippets}
+def _languages() -> Mapping[str, type[FileSnippets]]:
+    # Imported here: those modules build on this one.
+    from .files_bash import BashFileSnippets
+    from .files_r import RFileSnippets
+
+    return {"python": PythonFileSnippets, "bash": BashFileSnippets, "r": RFileSnippets}
 
 
 def snippets_for(language: str, *, root: str) -> FileSnippets:
@@ -419,9 +500,10 @@ def snippets_for(language: str, *, root: str) -> FileSnippets:
         UnsupportedKernel: no snippets exist for ``language``; the message lists those that do.
         LocalProtocolError: ``root`` is not a string, contains NUL or is not valid text.
     """
-    implementation = _LANGUAGES.get(str(language).strip().lower())
+    languages = _languages()
+    implementation = languages.get(str(language).strip().lower())
     if implementation is None:
-        supported = ", ".join(sorted(_LANGUAGES))
+        supported = ", ".join(sorted(languages))
         raise UnsupportedKernel(
             f"file transfer is not supported for kernel language {language!r}; "
             f"supported: {supported}"

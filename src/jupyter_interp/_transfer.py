@@ -2,9 +2,14 @@
 
 Strategy: each transfer holds the Session's execution lock for its whole length, so a
 transfer is never interleaved with user code, and runs one snippet per chunk with
-``store_history=False`` (the user's execution count is untouched). Data streams: an
-upload reads its source chunk by chunk and hashes as it goes; a download hands each
-verified chunk to a sink. Memory is bounded by one chunk (``CHUNK_SIZE``) either way.
+``store_history=False`` (the user's execution count is untouched). Chunks are
+pipelined (``_pipeline``): up to ``_WINDOW`` chunk executions are in flight, settled in
+order, so the client, the server and the kernel work at the same time. Upload chunks
+travel as ``upload_chunk_request`` builds them: for IPython kernels the data rides in a
+user expression, not in the cell, because IPython hashes and transforms every cell in
+pure Python. Data streams: an upload reads its source chunk by chunk and hashes as it
+goes; a download hands each verified chunk to a sink in order. Memory is bounded by
+``_WINDOW`` chunks (``CHUNK_SIZE``) either way.
 
 Invariants: an upload is atomic (the target is replaced only after the kernel checked
 size and sha256; on any failure, cancellation included, the temp file is removed); a
@@ -18,12 +23,21 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Mapping,
+)
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import anyio
 
+from ._pipeline import ChunkRequest, run_pipelined
 from .errors import FileTransferError, JupyterInterpError, LocalProtocolError
+from .protocol.events import ExecutionFinished
 from .protocol.file_replies import (
     ChunkStored,
     Deleted,
@@ -34,7 +48,13 @@ from .protocol.file_replies import (
     UploadAborted,
     UploadCommitted,
 )
-from .protocol.files import CHUNK_SIZE, FileSnippets, confine, snippets_for
+from .protocol.files import (
+    CHUNK_SIZE,
+    PYTHON_CALL_EXPRESSION,
+    FileSnippets,
+    confine,
+    snippets_for,
+)
 from .protocol.result import ExecutionResult
 
 if TYPE_CHECKING:
@@ -44,9 +64,11 @@ __all__ = ["FileTransfer", "UploadSource"]
 
 UploadSource = bytes | bytearray | memoryview | AsyncIterable[bytes]
 _ABORT_TIMEOUT = 30.0
+#: Chunk executions in flight per transfer (see ``_pipeline``).
+_WINDOW = 2
 
 
-async def _chunks(source: UploadSource, size: int) -> AsyncIterable[bytes]:
+async def _chunks(source: UploadSource, size: int) -> AsyncGenerator[bytes, None]:
     """Re-cut ``source`` into chunks of exactly ``size`` bytes (the last may be shorter)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         view = memoryview(source).cast("B")
@@ -63,10 +85,29 @@ async def _chunks(source: UploadSource, size: int) -> AsyncIterable[bytes]:
             raise LocalProtocolError(f"upload stream yielded {type(piece).__name__}, not bytes")
         pending += piece
         while len(pending) >= size:
-            yield bytes(pending[:size])
+            with memoryview(pending) as view:
+                chunk = bytes(view[:size])  # one copy (slicing the bytearray would make two)
             del pending[:size]
+            yield chunk
     if pending:
         yield bytes(pending)
+
+
+def _stored_check(path: str, expected: int) -> Callable[[ExecutionResult], Awaitable[None]]:
+    """The settle step of one upload chunk: the kernel must hold ``expected`` bytes."""
+
+    async def check(result: ExecutionResult) -> None:
+        outcome = result.user_expressions.get(PYTHON_CALL_EXPRESSION)
+        if isinstance(outcome, Mapping) and outcome.get("status") == "error":
+            failure = f"{outcome.get('ename', '')}: {outcome.get('evalue', '')}"
+            raise FileTransferError(f"storing a chunk of {path!r} failed: {failure}")
+        stored = ChunkStored.from_reply(result)
+        if stored.size != expected:
+            raise FileTransferError(
+                f"the kernel holds {stored.size} bytes of {path!r}, expected {expected}"
+            )
+
+    return check
 
 
 class FileTransfer:
@@ -82,6 +123,26 @@ class FileTransfer:
     async def _run(self, code: str) -> ExecutionResult:
         return await self._session._execute_locked(code, timeout=None, store_history=False)
 
+    async def _run_chunk(
+        self, code: str, expressions: Mapping[str, str], accepted: anyio.Event
+    ) -> ExecutionResult:
+        """One pipelined chunk: ``accepted`` is set at the first event the kernel sends."""
+        result: ExecutionResult | None = None
+        execution = self._session._run_execution(
+            code,
+            timeout=None,
+            everything=True,
+            store_history=False,
+            user_expressions=expressions or None,
+        )
+        async with aclosing(execution) as events:
+            async for event in events:
+                accepted.set()
+                if isinstance(event, ExecutionFinished):
+                    result = event.result
+        assert result is not None  # an execution always ends with ExecutionFinished
+        return result
+
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
         """Write ``data`` to ``path`` (relative to the file root) atomically."""
         snippets, target = self._snippets(), confine(path)
@@ -89,18 +150,22 @@ class FileTransfer:
         digest, size = hashlib.sha256(), 0
         async with self._session._exec_lock:
             try:
-                index = 0
-                async for chunk in _chunks(data, self._chunk_size):
-                    stored = ChunkStored.from_reply(
-                        await self._run(snippets.upload_chunk(target, transfer_id, index, chunk))
-                    )
-                    size += len(chunk)
-                    if stored.size != size:
-                        raise FileTransferError(
-                            f"the kernel holds {stored.size} bytes of {path!r}, expected {size}"
-                        )
-                    digest.update(chunk)
-                    index += 1
+                async with aclosing(_chunks(data, self._chunk_size)) as chunks:
+
+                    async def requests() -> AsyncGenerator[ChunkRequest, None]:
+                        nonlocal size
+                        index = 0
+                        async for chunk in chunks:
+                            code, expressions = snippets.upload_chunk_request(
+                                target, transfer_id, index, chunk
+                            )
+                            size += len(chunk)
+                            digest.update(chunk)
+                            index += 1
+                            del chunk  # the request holds the data now: keep one copy
+                            yield code, expressions, _stored_check(path, size)
+
+                    await run_pipelined(self._run_chunk, requests(), window=_WINDOW)
                 return UploadCommitted.from_reply(
                     await self._run(
                         snippets.upload_commit(target, transfer_id, size, digest.hexdigest())
@@ -122,12 +187,16 @@ class FileTransfer:
         async with self._session._exec_lock:
             stat = FileStat.from_reply(await self._run(snippets.stat(target)))
             verifier = DownloadVerifier(stat)
-            for offset in range(0, stat.size, self._chunk_size):
-                length = min(self._chunk_size, stat.size - offset)
-                chunk = FileChunk.from_reply(
-                    await self._run(snippets.read_chunk(target, offset, length))
-                )
-                await sink(verifier.add(chunk))
+
+            async def hand_over(result: ExecutionResult) -> None:
+                await sink(verifier.add(FileChunk.from_reply(result)))
+
+            async def requests() -> AsyncGenerator[ChunkRequest, None]:
+                for offset in range(0, stat.size, self._chunk_size):
+                    length = min(self._chunk_size, stat.size - offset)
+                    yield snippets.read_chunk(target, offset, length), {}, hand_over
+
+            await run_pipelined(self._run_chunk, requests(), window=_WINDOW)
             verifier.finish()
         return stat
 

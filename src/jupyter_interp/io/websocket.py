@@ -15,9 +15,11 @@ Invariants of an open ``WebSocket``:
   buffers, so a cancelled ``receive()`` loses nothing. It answers pings, records pongs
   in ``last_pong`` and checks ``max_message_size`` against the running size (UTF-8
   bytes for text), so a huge or endless message never sits in memory.
-* Whole frames. Every write serializes its wsproto event and writes the bytes under one
-  ``anyio.Lock``, shielded and bounded by ``write_timeout``: a cancelled sender never
-  leaves half a frame; a write that fails or stalls ends the connection (code 1006).
+* Whole messages. A message is written as frames of at most 512 KiB (wsproto copies a
+  frame several times while masking it, so memory stays a small multiple of that, not of
+  the message), all under one ``anyio.Lock``, shielded and bounded by ``write_timeout``:
+  a cancelled sender never leaves half a message; a write that fails or stalls ends the
+  connection (code 1006). Text is checked to be valid UTF-8 before its first frame.
 * One ending. The first cause (peer close, reply to our close, EOF, bad frame, oversized
   message, failed write) is recorded once, the transport is closed, and ``receive()`` and
   ``send()`` raise ``ConnectionClosed`` with that code from then on. ``aclose()`` sends
@@ -35,7 +37,7 @@ import contextlib
 import math
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import anyio
 import anyio.abc
@@ -74,6 +76,21 @@ from ._upgrade import (
 )
 
 __all__ = ["WebSocket", "connect_websocket"]
+
+#: Outgoing messages are sent as frames of at most this many bytes (characters for
+#: text): wsproto copies a frame's payload several times while masking it, so one frame
+#: per multi-megabyte message would cost several times its size in memory.
+_FRAGMENT_SIZE = 512 * 1024
+
+
+def _fragments(
+    data: str | memoryview, kind: type[TextMessage] | type[BytesMessage]
+) -> Iterator[Event]:
+    """``data`` as the frames of one message (a single frame when it is small)."""
+    size = len(data)
+    for start in range(0, max(size, 1), _FRAGMENT_SIZE):
+        stop = start + _FRAGMENT_SIZE
+        yield kind(data=data[start:stop], message_finished=stop >= size)  # type: ignore[arg-type]
 
 
 async def connect_websocket(
@@ -172,7 +189,7 @@ class WebSocket:
         self._subprotocol = subprotocol
         self._max_message_size = max_message_size
         self._close_timeout, self._write_timeout = close_timeout, write_timeout
-        self._send_lock = anyio.Lock()
+        self._send_lock = anyio.Lock(fast_acquire=True)  # the write itself yields
         self._receiving = False
         self._text: list[str] = []
         self._binary = bytearray()
@@ -255,16 +272,22 @@ class WebSocket:
             TransportTimeout: The frame could not be written within ``write_timeout``.
             LocalProtocolError: ``message`` is text that cannot be encoded as UTF-8.
         """
-        frame = (
-            TextMessage(data=message) if isinstance(message, str) else BytesMessage(data=message)
-        )
-        await self._send_event(frame)
+        if isinstance(message, str):
+            if len(message) > _FRAGMENT_SIZE and not message.isascii():
+                try:  # checked up front: a message is never cut short halfway through
+                    message.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise LocalProtocolError("text messages must be encodable as UTF-8") from None
+            await self._send_events(_fragments(message, TextMessage))
+        else:
+            with memoryview(message) as view:
+                await self._send_events(_fragments(view, BytesMessage))
 
     async def ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes); the pong shows up in ``last_pong``."""
         if len(payload) > 125:
             raise LocalProtocolError("a ping payload is at most 125 bytes")
-        await self._send_event(Ping(payload=payload))
+        await self._send_events([Ping(payload=payload)])
 
     async def receive(self) -> str | bytes:
         """Return the next complete message (``str`` for text, ``bytes`` for binary).
@@ -297,7 +320,7 @@ class WebSocket:
         if self._closed is None and self._ws.state is ConnectionState.OPEN:
             self._local_close = (code, reason)
             try:
-                await self._send_event(CloseConnection(code=code, reason=reason))
+                await self._send_events([CloseConnection(code=code, reason=reason)])
             except TransportError:
                 return
         if self._receiving:
@@ -332,13 +355,16 @@ class WebSocket:
                 return message
         elif isinstance(event, BytesMessage):
             await self._grow(len(event.data))
+            if event.message_finished and not self._binary:  # whole in one event: one copy
+                self._size = 0
+                return bytes(event.data)
             self._binary += event.data
             if event.message_finished:
                 data, self._binary, self._size = bytes(self._binary), bytearray(), 0
                 return data
         elif isinstance(event, Ping):  # answered unless closing; a failed write ends us
             with anyio.CancelScope(shield=True), contextlib.suppress(TransportError):
-                await self._send_event(event.response())
+                await self._send_events([event.response()])
         elif isinstance(event, Pong):
             self._last_pong = anyio.current_time()
         elif isinstance(event, CloseConnection):
@@ -365,36 +391,39 @@ class WebSocket:
         with anyio.CancelScope(shield=True):
             if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
                 with contextlib.suppress(TransportError):
-                    await self._send_event(reply)
+                    await self._send_events([reply])
             await self._finish(code, reason)
 
-    async def _send_event(self, event: Event) -> None:
+    async def _send_events(self, events: Iterable[Event]) -> None:
+        """Serialize and write ``events`` (one message's frames) under the write lock."""
         async with self._send_lock:
             if self._closed is not None:
                 raise ConnectionClosed(*self._closed)
-            try:
-                data = self._ws.send(event)
-            except UnicodeEncodeError:
-                raise LocalProtocolError("text messages must be encodable as UTF-8") from None
-            except WsLocalProtocolError:
-                raise ConnectionClosed(*(self._local_close or (1006, "closing"))) from None
-            await self._write(data)
-
-    async def _write(self, data: bytes) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                with anyio.fail_after(self._write_timeout):
-                    await self._stream.send(data)
-                return
-            except TimeoutError as exc:
-                error: TransportError = TransportTimeout(
+            deadline = anyio.current_time() + self._write_timeout
+            # one scope: shielded (whole messages, or the connection ends) with its deadline
+            with anyio.CancelScope(shield=True, deadline=deadline) as scope:
+                try:
+                    for event in events:
+                        await self._stream.send(self._serialize(event))
+                    return
+                except STREAM_ERRORS as exc:
+                    error: TransportError = ConnectionClosed(1006, "connection lost while writing")
+                    cause: BaseException | None = exc
+            if scope.cancelled_caught:
+                error = TransportTimeout(
                     f"a WebSocket write did not finish within {self._write_timeout} s"
                 )
-                cause: BaseException = exc
-            except STREAM_ERRORS as exc:
-                error, cause = ConnectionClosed(1006, "connection lost while writing"), exc
+                cause = None
             await self._finish(1006, "connection lost while writing")
-        raise error from cause
+            raise error from cause
+
+    def _serialize(self, event: Event) -> bytes:
+        try:
+            return self._ws.send(event)
+        except UnicodeEncodeError:
+            raise LocalProtocolError("text messages must be encodable as UTF-8") from None
+        except WsLocalProtocolError:
+            raise ConnectionClosed(*(self._local_close or (1006, "closing"))) from None
 
     async def _finish(self, code: int, reason: str) -> None:
         """Record the ending (first cause wins), wake ``aclose`` and close the transport."""

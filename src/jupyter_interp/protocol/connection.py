@@ -53,6 +53,7 @@ __all__ = ["KernelConnection"]
 _RECENT_LIMIT = 4096
 _RETIRED_LIMIT = 16
 _UNLIMITED = OutputBudget()
+_FINISHED = (TrackerState.DONE, TrackerState.ERROR)
 
 
 class _Recent:
@@ -172,20 +173,29 @@ class KernelConnection:
         Raises:
             RemoteProtocolError: a parentless ``status`` without a string execution state.
         """
-        if message.msg_id:
-            if message.msg_id in self._seen:
+        header = message.header
+        msg_id, msg_type = header.msg_id, header.msg_type
+        if msg_id:
+            if msg_id in self._seen:
                 return []
-            self._seen.add(message.msg_id)
-        self._prune()
-        parent = message.parent_msg_id
-        if message.msg_type == "status" and parent is None:
+            self._seen.add(msg_id)
+        if self._trackers:
+            self._prune()
+        parent = message.parent_header.get("msg_id")  # ``parent_msg_id``, inlined
+        if not isinstance(parent, str) or not parent:
+            parent = None
+        if msg_type == "status" and parent is None:
             return self._on_connection_status(message)
-        events = self._observe_session(message, parent)
+        if header.session == self._kernel_session:  # the usual case: nothing to learn
+            events: list[Event] = []
+        else:
+            events = self._observe_session(message, parent)
         if parent is None or not self._is_ours(parent):
             return events
-        state = message.content.get("execution_state")
-        if message.msg_type == "status" and isinstance(state, str):
-            events.append(KernelStatus(execution_state=state, parent_msg_id=parent))
+        if msg_type == "status":
+            state = message.content.get("execution_state")
+            if isinstance(state, str):
+                events.append(KernelStatus(execution_state=state, parent_msg_id=parent))
         tracker = self._trackers.get(parent)
         if tracker is not None:
             events.extend(self._feed(tracker, message))
@@ -262,8 +272,7 @@ class KernelConnection:
         return parent in self._trackers or parent in self._requests or parent in self._own
 
     def _prune(self) -> None:
-        finished = (TrackerState.DONE, TrackerState.ERROR)
-        for msg_id in [k for k, t in self._trackers.items() if t.state in finished]:
+        for msg_id in [k for k, t in self._trackers.items() if t.state in _FINISHED]:
             del self._trackers[msg_id]
 
     def _feed(self, tracker: ExecutionTracker, message: Message) -> list[Event]:
@@ -272,7 +281,8 @@ class KernelConnection:
         except RemoteProtocolError as exc:
             detail = f"the kernel sent a malformed message: {exc}"
             events = list(tracker.fail(ExecutionStatus.ERROR, detail=detail))
-        self._prune()
+        if tracker.state in _FINISHED:
+            self._trackers.pop(tracker.msg_id, None)
         return events
 
     def _fail_trackers(

@@ -89,6 +89,10 @@ class TrackerState(enum.Enum):
     #: poisoned by a local misuse
     ERROR = "error"
 
+    # Identity hashing (equality is identity for enums anyway): ``Enum.__hash__`` is a
+    # Python-level call, and the transition table is looked up for every message.
+    __hash__ = object.__hash__
+
 
 class _Input(enum.Enum):
     BUSY = "busy"
@@ -97,6 +101,8 @@ class _Input(enum.Enum):
     IDLE = "idle"
     FINISH_INCOMPLETE = "finish_incomplete"
     FAIL = "fail"
+
+    __hash__ = object.__hash__  # as for TrackerState
 
 
 _S, _I = TrackerState, _Input
@@ -225,12 +231,17 @@ class ExecutionTracker:
             LocalProtocolError: the tracker is poisoned.
             RemoteProtocolError: a field has the wrong type (the tracker is left unchanged).
         """
-        self._check_usable()
-        if message.parent_msg_id != self._msg_id or self._state is TrackerState.DONE:
+        state = self._state
+        if state is TrackerState.ERROR:
+            self._check_usable()
+        # ``parent_msg_id`` inlined (hot path): only our own, non-empty msg_id matches
+        parent = message.parent_header.get("msg_id")
+        if not parent or parent != self._msg_id or state is TrackerState.DONE:
             return []
-        if message.msg_type == "status":
+        msg_type = message.header.msg_type
+        if msg_type == "status":
             return self._on_status(message)
-        if message.msg_type == "execute_reply":
+        if msg_type == "execute_reply":
             return self._on_reply(message)
         event = _parse_output(self._msg_id, message)
         return [] if event is None else self._apply(event)
@@ -383,8 +394,8 @@ class ExecutionTracker:
     ) -> list[ExecutionEvent]:
         reply = self._reply or {}
         reply_count = reply.get("execution_count")  # validated by _on_reply
-        stdout, stdout_cut = self._streams["stdout"].render()
-        stderr, stderr_cut = self._streams["stderr"].render()
+        stdout, stdout_cut = self._streams["stdout"].take()  # releases what it kept
+        stderr, stderr_cut = self._streams["stderr"].take()
         self._result = ExecutionResult(
             msg_id=self._msg_id,
             status=status,

@@ -42,6 +42,8 @@ CHANNELS = frozenset({"shell", "iopub", "stdin", "control"})
 
 _is_str = attrs.validators.instance_of(str)
 _HEADER_FIELDS = ("msg_id", "msg_type", "session", "username", "date", "version")
+_HEADER_KEYS = frozenset(_HEADER_FIELDS)
+_ABSENT: Any = object()
 
 
 def format_date(moment: datetime) -> str:
@@ -49,13 +51,17 @@ def format_date(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _expect_mapping(value: object, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise RemoteProtocolError(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
+    if type(value) is dict or isinstance(value, Mapping):  # the exact type first: fast
+        return value
+    raise RemoteProtocolError(f"{what} must be a JSON object, got {type(value).__name__}")
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 @attrs.frozen(kw_only=True)
@@ -87,23 +93,46 @@ class Header:
     def from_wire(cls, data: object) -> Header:
         """Validate a header dict from the server.
 
+        Every field is checked here, so the instance is built without running the
+        field validators a second time (the hot path of every received message).
+
         Raises:
             RemoteProtocolError: not an object, or ``msg_id``/``msg_type`` missing or not
                 strings, or another standard field of the wrong type.
         """
         raw = _expect_mapping(data, "header")
-        values: dict[str, str] = {}
-        for name in _HEADER_FIELDS:
-            if name not in raw:
-                if name in ("msg_id", "msg_type"):
-                    raise RemoteProtocolError(f"header has no {name!r}")
-                continue
-            value = raw[name]
-            if not isinstance(value, str):
-                raise RemoteProtocolError(f"header field {name!r} must be a string")
-            values[name] = value
-        extra = {k: v for k, v in raw.items() if k not in _HEADER_FIELDS}
-        return cls(extra=extra, **values)
+        get = raw.get
+        msg_id, msg_type = get("msg_id", _ABSENT), get("msg_type", _ABSENT)
+        session, username = get("session", ""), get("username", "")
+        date, version = get("date", ""), get("version", PROTOCOL_VERSION)
+        if not (
+            type(msg_id) is type(msg_type) is type(session) is str
+            and type(username) is type(date) is type(version) is str
+        ):
+            _check_header_fields(raw)  # the slow path: name the problem (or accept subclasses)
+        header = _new(cls)
+        _set(header, "msg_id", msg_id)
+        _set(header, "msg_type", msg_type)
+        _set(header, "session", session)
+        _set(header, "username", username)
+        _set(header, "date", date)
+        _set(header, "version", version)
+        known = raw.keys() <= _HEADER_KEYS
+        _set(
+            header,
+            "extra",
+            {} if known else {k: v for k, v in raw.items() if k not in _HEADER_KEYS},
+        )
+        return header
+
+
+def _check_header_fields(raw: Mapping[str, Any]) -> None:
+    for name in _HEADER_FIELDS:
+        if name not in raw:
+            if name in ("msg_id", "msg_type"):
+                raise RemoteProtocolError(f"header has no {name!r}")
+        elif not isinstance(raw[name], str):
+            raise RemoteProtocolError(f"header field {name!r} must be a string")
 
 
 def _to_buffers(buffers: Iterable[bytes | bytearray | memoryview]) -> tuple[bytes, ...]:
@@ -170,23 +199,53 @@ class Message:
             RemoteProtocolError: on any shape the protocol does not allow.
         """
         raw = _expect_mapping(data, "message")
-        chan = channel if channel is not None else raw.get("channel")
-        if not isinstance(chan, str) or chan not in CHANNELS:
-            raise RemoteProtocolError(f"message on unknown channel {chan!r}")
         if "header" not in raw:
-            raise RemoteProtocolError("message has no header")
-        header = Header.from_wire(raw["header"])
-        parent = raw.get("parent_header")
-        metadata = raw.get("metadata")
-        content = raw.get("content")
-        return cls(
-            channel=chan,
-            header=header,
-            parent_header={} if parent is None else _expect_mapping(parent, "parent_header"),
-            metadata={} if metadata is None else _expect_mapping(metadata, "metadata"),
-            content={} if content is None else _expect_mapping(content, "content"),
-            buffers=buffers,
+            chan = channel if channel is not None else raw.get("channel")
+            if isinstance(chan, str) and chan in CHANNELS:
+                raise RemoteProtocolError("message has no header")
+        return cls.from_parts(
+            channel if channel is not None else raw.get("channel"),
+            raw.get("header"),
+            raw.get("parent_header"),
+            raw.get("metadata"),
+            raw.get("content"),
+            buffers,
         )
+
+    @classmethod
+    def from_parts(
+        cls,
+        channel: object,
+        header: object,
+        parent_header: object,
+        metadata: object,
+        content: object,
+        buffers: tuple[bytes, ...] = (),
+    ) -> Message:
+        """Validate a message given as its decoded parts (as the v1 framing carries it).
+
+        ``None`` stands for an absent ``parent_header``, ``metadata`` or ``content``.
+
+        Raises:
+            RemoteProtocolError: on any shape the protocol does not allow.
+        """
+        if not isinstance(channel, str) or channel not in CHANNELS:
+            raise RemoteProtocolError(f"message on unknown channel {channel!r}")
+        checked = Header.from_wire(header)
+        message = _new(cls)  # every field is validated here: no second pass
+        _set(message, "channel", channel)
+        _set(message, "header", checked)
+        _set(message, "parent_header", _mapping_or_empty(parent_header, "parent_header"))
+        _set(message, "metadata", _mapping_or_empty(metadata, "metadata"))
+        _set(message, "content", _mapping_or_empty(content, "content"))
+        _set(message, "buffers", _to_buffers(buffers) if buffers else ())
+        return message
+
+
+def _mapping_or_empty(value: object, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
+    return {} if value is None else _expect_mapping(value, what)
 
 
 def _check_utf8(text: str, what: str) -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import abc
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any, ClassVar
 
@@ -48,13 +48,19 @@ __all__ = ["V1_SUBPROTOCOL", "Codec", "LegacyCodec", "V1Codec", "codec_for"]
 V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
-_decode_json = json.JSONDecoder().decode
+_JSON_DECODER = json.JSONDecoder()
+_decode_json = _JSON_DECODER.decode
+#: ``scan(text, index) -> (value, end)``: the scanner ``JSONDecoder.decode`` runs, without
+#: its whitespace handling (typeshed does not declare the ``scan_once`` attribute).
+_scan_json: Callable[[str, int], tuple[Any, int]] = _JSON_DECODER.scan_once  # type: ignore[attr-defined]
 _U32_MAX = 0xFFFF_FFFF
 _LEGACY_COUNT = struct.Struct(">I")
 _V1_COUNT = struct.Struct("<Q")
 _EMPTY_OBJECT = memoryview(b"{}")
 # v1 parts after the channel that are JSON objects, in frame order.
 _V1_JSON_PARTS = ("header", "parent_header", "metadata", "content")
+_PARTS = tuple(enumerate(_V1_JSON_PARTS, start=1))  # (offset index, name)
+_V1_TABLES: dict[int, struct.Struct] = {}
 
 
 def _dump_text(obj: Any, what: str) -> str:
@@ -85,6 +91,40 @@ def _load_utf8(raw: memoryview, what: str) -> Any:
     if raw == _EMPTY_OBJECT:
         return {}
     return _load(str(raw, "utf-8", "replace"), what)
+
+
+def _load_v1_parts(view: memoryview, offsets: Sequence[int]) -> list[Any]:
+    """The four JSON parts of a v1 frame, each exactly as ``_load_utf8`` would return it.
+
+    Fast path: the parts are contiguous, so they are decoded to text once and the C
+    scanner parses each in place; a result counts only if it ends exactly where its part
+    ends. Anything else (non-ASCII text, whitespace, errors) takes ``_load_utf8``.
+    """
+    base, end = offsets[1], offsets[5]
+    text = str(view[base:end], "utf-8", "replace")
+    if len(text) != end - base:  # multi-byte characters: text and byte offsets differ
+        return [_load_utf8(view[offsets[i] : offsets[i + 1]], name) for i, name in _PARTS]
+    values = []
+    for i, name in _PARTS:
+        start, stop = offsets[i] - base, offsets[i + 1] - base
+        try:
+            value, stopped = _scan_json(text, start)
+        except (StopIteration, ValueError, RecursionError):
+            stopped = -1
+        if stopped != stop:
+            value = _load_utf8(view[offsets[i] : offsets[i + 1]], name)
+        values.append(value)
+    return values
+
+
+def _v1_table(count: int) -> struct.Struct:
+    """The offset table layout for ``count`` offsets (common ones cached, boundedly)."""
+    table = _V1_TABLES.get(count)
+    if table is None:
+        table = struct.Struct(f"<{count}Q")
+        if len(_V1_TABLES) < 16:
+            _V1_TABLES[count] = table
+    return table
 
 
 def _check_offsets(offsets: Sequence[int], table_end: int, size: int) -> None:
@@ -225,17 +265,16 @@ class V1Codec(Codec):
             table_end = 8 * (count + 1)
             if count < 6 or table_end > size:
                 raise RemoteProtocolError(f"v1 frame of {size} bytes cannot hold {count} offsets")
-            offsets = struct.unpack_from(f"<{count}Q", view, 8)
+            offsets = _v1_table(count).unpack_from(view, 8)
             _check_offsets(offsets, table_end, size)
             if offsets[-1] != size:
                 raise RemoteProtocolError(f"v1 frame ends at {size}, its table at {offsets[-1]}")
             channel = str(view[offsets[0] : offsets[1]], "utf-8", "replace")
-            data = {
-                name: _load_utf8(view[offsets[i + 1] : offsets[i + 2]], name)
-                for i, name in enumerate(_V1_JSON_PARTS)
-            }
-            buffers = tuple(bytes(view[start:stop]) for start, stop in pairwise(offsets[5:]))
-        return Message.from_wire(data, channel=channel, buffers=buffers)
+            header, parent, metadata, content = _load_v1_parts(view, offsets)
+            buffers: tuple[bytes, ...] = ()
+            if count > 6:
+                buffers = tuple(bytes(view[start:stop]) for start, stop in pairwise(offsets[5:]))
+        return Message.from_parts(channel, header, parent, metadata, content, buffers)
 
 
 _CODECS: dict[str | None, Codec] = {None: LegacyCodec(), V1_SUBPROTOCOL: V1Codec()}

@@ -1,0 +1,204 @@
+"""Target 6: throughput of the sans-I/O core (codecs, connection, tracker), pure Python.
+
+Method: the frames a real ipykernel sends through Jupyter Server for one ``1+1``
+execution (status busy, execute_input, a stdout stream, execute_result,
+execute_reply, status idle; headers, parent headers and metadata shaped like the real
+ones) are built with the library's own encoders for ``EXECUTIONS`` requests. Then, on
+one thread and with nothing else running in the process:
+
+* ``decode``: ``codec.decode`` of every frame (v1 binary frames and legacy JSON text);
+* ``pipeline``: per execution, ``KernelConnection.execute`` + ``codec.encode`` of the
+  request, then ``codec.decode`` + ``KernelConnection.receive`` of its six frames until
+  ``ExecutionFinished``: everything the core does for an execution.
+
+Speeds are messages received per second of thread CPU time (``time.thread_time``:
+preemption by other processes does not count; wall-clock figures are printed too), best
+of ``REPEATS`` passes. Allocations: ``tracemalloc`` measures, per received message, the
+transient peak of memory allocated while it is processed, and the memory still held
+after all passes (it must stay bounded: the connection remembers at most 4096 ids).
+Target: pipeline >= 100,000 messages/s on one core.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from jupyter_interp.protocol.connection import KernelConnection
+from jupyter_interp.protocol.events import ExecutionFinished
+from jupyter_interp.protocol.messages import Header, Message, MessageFactory
+from jupyter_interp.protocol.wire import Codec, LegacyCodec, V1Codec
+
+from ._harness import Report, parse_options
+
+TARGET = 100_000
+EXECUTIONS = 2000
+REPEATS = 5
+CLIENT_SESSION = "8f1e9c6a3b2d4e5f8a7b6c5d4e3f2a1b"
+KERNEL_SESSION = "2d83ec05-956ddb943e64b3dda3a58d4d"
+EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _factory() -> MessageFactory:
+    counter = itertools.count()
+    return MessageFactory(
+        session=CLIENT_SESSION, new_id=lambda: f"{next(counter):032x}", clock=lambda: EPOCH
+    )
+
+
+def _kernel_messages(request: Message, number: int) -> list[Message]:
+    """What ipykernel 7 sends for ``1+1`` (shapes copied from a captured execution)."""
+    parent = request.header.to_wire()
+    serial = itertools.count(number * 8)
+
+    def message(channel: str, msg_type: str, content: dict[str, object]) -> Message:
+        header = Header(
+            msg_id=f"{KERNEL_SESSION}_28098_{next(serial)}",
+            msg_type=msg_type,
+            session=KERNEL_SESSION,
+            username="username",
+            date="2026-11-27T11:47:46.502186Z",
+            version="5.4",
+        )
+        metadata: dict[str, object] = {}
+        if msg_type == "execute_reply":
+            metadata = {
+                "started": "2026-11-27T11:47:46.502157Z",
+                "dependencies_met": True,
+                "engine": "bda424cb-e395-42bd-bb38-cdcf29d8c4a7",
+                "status": "ok",
+            }
+        return Message(
+            channel=channel,
+            header=header,
+            parent_header=parent,
+            metadata=metadata,
+            content=content,
+        )
+
+    return [
+        message("iopub", "status", {"execution_state": "busy"}),
+        message("iopub", "execute_input", {"code": "1+1", "execution_count": number + 1}),
+        message("iopub", "stream", {"name": "stdout", "text": "hello\n"}),
+        message(
+            "iopub",
+            "execute_result",
+            {"data": {"text/plain": "2"}, "metadata": {}, "execution_count": number + 1},
+        ),
+        message(
+            "shell",
+            "execute_reply",
+            {
+                "status": "ok",
+                "execution_count": number + 1,
+                "user_expressions": {},
+                "payload": [],
+            },
+        ),
+        message("iopub", "status", {"execution_state": "idle"}),
+    ]
+
+
+def _frames(codec: Codec, executions: int) -> list[list[str | bytes]]:
+    factory = _factory()
+    return [
+        [codec.encode(m) for m in _kernel_messages(factory.execute_request("1+1"), n)]
+        for n in range(executions)
+    ]
+
+
+def _decode_pass(codec: Codec, frames: list[list[str | bytes]]) -> int:
+    decode = codec.decode
+    count = 0
+    for execution in frames:
+        for frame in execution:
+            decode(frame)
+            count += 1
+    return count
+
+
+def _pipeline_pass(codec: Codec, frames: list[list[str | bytes]]) -> int:
+    connection = KernelConnection(_factory())
+    decode, receive = codec.decode, connection.receive
+    count = 0
+    for execution in frames:
+        tracker, request = connection.execute("1+1")
+        codec.encode(request)
+        finished = False
+        for frame in execution:
+            for event in receive(decode(frame)):
+                finished = finished or isinstance(event, ExecutionFinished)
+            count += 1
+        if not finished or not tracker.result.ok:
+            raise RuntimeError("the pipeline did not finish an execution")
+    return count
+
+
+def _speed(work: Callable[[], int], repeats: int) -> tuple[float, float]:
+    """Best messages/s over ``repeats`` passes: by thread CPU time, and by wall time."""
+    best_cpu = best_wall = 0.0
+    for _ in range(repeats):
+        gc.collect()
+        cpu, wall = time.thread_time(), time.perf_counter()
+        count = work()
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        best_cpu, best_wall = max(best_cpu, count / cpu), max(best_wall, count / wall)
+    return best_cpu, best_wall
+
+
+def _allocations(codec: Codec, frames: list[list[str | bytes]]) -> tuple[float, float]:
+    """Average transient peak per received message, and bytes held after a full pass."""
+    connection = KernelConnection(_factory())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        transient, messages = 0, 0
+        start, _ = tracemalloc.get_traced_memory()
+        for execution in frames:
+            connection.execute("1+1")
+            for frame in execution:
+                tracemalloc.reset_peak()
+                before, _ = tracemalloc.get_traced_memory()
+                connection.receive(codec.decode(frame))
+                transient += tracemalloc.get_traced_memory()[1] - before
+                messages += 1
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    return transient / messages, held
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(__doc__ or "", argv)
+    report = Report("core", smoke=options.smoke)
+    executions, repeats = (50, 1) if options.smoke else (EXECUTIONS, REPEATS)
+    verdict = 0.0
+    for name, codec in (("v1", V1Codec()), ("legacy", LegacyCodec())):
+        frames = _frames(codec, executions)
+        cpu, wall = _speed(lambda: _decode_pass(codec, frames), repeats)  # noqa: B023
+        report.figure(f"{name}.decode", cpu, "msg/s", f"wall {wall:,.0f} msg/s")
+        report.figure(f"{name}.decode.per_message", 1e6 / cpu, "us")
+        cpu, wall = _speed(lambda: _pipeline_pass(codec, frames), repeats)  # noqa: B023
+        report.figure(f"{name}.pipeline", cpu, "msg/s", f"wall {wall:,.0f} msg/s")
+        report.figure(f"{name}.pipeline.per_message", 1e6 / cpu, "us")
+        transient, held = _allocations(codec, frames)
+        report.figure(f"{name}.pipeline.transient_per_message", transient, "B")
+        report.figure(f"{name}.pipeline.held_after_pass", held / 1024, "KiB")
+        if name == "v1":
+            verdict = cpu
+    report.target(
+        f"6 v1 decode+connection+tracker >= {TARGET:,} messages/s on one core",
+        verdict >= TARGET,
+        f"{verdict:,.0f} messages/s ({1e6 / verdict:.1f} us per message)",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Target 1: execute round trip (``pass`` and ``1+1``), sequential, median.
+
+Method: one process starts a private Jupyter Server and a local kernel of the same
+kernelspec for jupyter_client, then times, interleaved round by round, one execution by:
+
+* ``jupyter_interp``: ``Session.execute`` through the server (v1 subprotocol);
+* ``jupyter_client_zmq``: jupyter_client over ZMQ straight to its kernel (no server);
+* ``websockets`` (asyncio only): a plain ``websockets`` client through the same server;
+* ``io_floor``: this library's WebSocket adapter and codec alone, no Session
+  (``peers.RawKernel``): the difference to ``jupyter_interp`` is what the Session costs.
+
+Each call counts from sending the request until both the execute_reply and the ``idle``
+status are in. The target is ``jupyter_interp`` median <= 1.25x the ZMQ median. The
+asyncio phase and the trio phase each start their own server and kernels. When the
+Enterprise Gateway test venv exists (``tests/integration/gateway_env.py``), the same
+comparison runs through Enterprise Gateway too, against a ZMQ kernel of the gateway
+venv's own interpreter and ipykernel. Smoke runs do the asyncio phase only, without
+the gateway.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import anyio
+
+from jupyter_interp.client import Client
+from jupyter_interp.session import Session
+
+from ._gateways import enterprise_gateway
+from ._harness import Contender, Options, Report, interleave, jupyter_server, parse_options
+from .peers import ZmqKernel, raw_starter, websockets_kernel, zmq_kernel
+
+TARGET_RATIO = 1.25
+CODES = {"pass": "pass", "one_plus_one": "1+1"}
+
+
+def _ours(session: Session, code: str) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        result = await session.execute(code)
+        if not result.ok:
+            raise RuntimeError(f"jupyter_interp execution failed: {result.status}")
+
+    return run
+
+
+def _zmq(kernel: ZmqKernel, code: str) -> Callable[[], None]:
+    def run() -> None:
+        reply = kernel.execute(code)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError("jupyter_client execution failed")
+
+    return run
+
+
+async def _compare(
+    report: Report,
+    where: str,
+    contenders_for: Callable[[str], dict[str, Contender]],
+    *,
+    rounds: int,
+    warmup: int,
+) -> None:
+    for label, code in CODES.items():
+        samples = await interleave(contenders_for(code), rounds=rounds, warmup=warmup)
+        medians = {
+            name: report.timing(f"{where}.{label}.{name}", values).median
+            for name, values in samples.items()
+        }
+        ratio = medians["jupyter_interp"] / medians["jupyter_client_zmq"]
+        report.figure(f"{where}.{label}.ratio_vs_zmq", ratio, "x")
+        if "io_floor" in medians:
+            report.figure(
+                f"{where}.{label}.io_floor_ratio_vs_zmq",
+                medians["io_floor"] / medians["jupyter_client_zmq"],
+                "x",
+            )
+        if "websockets" in medians:
+            gain = medians["websockets"] / medians["jupyter_interp"]
+            report.figure(f"{where}.{label}.websockets_over_ours", gain, "x")
+        report.target(
+            f"1 {where} {code!r} median <= {TARGET_RATIO}x jupyter_client/ZMQ",
+            ratio <= TARGET_RATIO,
+            f"{ratio:.2f}x ({medians['jupyter_interp'] * 1e3:.2f} ms vs "
+            f"{medians['jupyter_client_zmq'] * 1e3:.2f} ms)",
+        )
+
+
+async def _phase(options: Options, backend: str) -> None:
+    report = Report(f"latency.{backend}", smoke=options.smoke)
+    rounds, warmup = (1, 1) if options.smoke else (200, 20)
+    async with AsyncExitStack() as stack:
+        zmq = await stack.enter_async_context(zmq_kernel())
+        server = await stack.enter_async_context(jupyter_server())
+        client = await stack.enter_async_context(Client(server.url, token=server.token))
+        session = await stack.enter_async_context(client.session())
+        plain = None
+        if backend == "asyncio" and importlib.util.find_spec("websockets") is not None:
+            plain = await stack.enter_async_context(websockets_kernel(server.url, server.token))
+        elif backend == "asyncio":
+            print("note: websockets is not installed; its contender is left out", flush=True)
+        starter = await stack.enter_async_context(raw_starter(server.url, server.token))
+        floor = await starter.start()
+
+        def contenders(code: str) -> dict[str, Contender]:
+            chosen: dict[str, Contender] = {
+                "jupyter_interp": _ours(session, code),
+                "jupyter_client_zmq": _zmq(zmq, code),
+                "io_floor": lambda: floor.execute(code),
+            }
+            if plain is not None:
+                chosen["websockets"] = lambda: plain.execute(code)
+            return chosen
+
+        await _compare(report, "jupyter_server", contenders, rounds=rounds, warmup=warmup)
+
+        gateway = None
+        if not options.smoke:  # a gateway start alone would blow the smoke run's budget
+            gateway = await stack.enter_async_context(enterprise_gateway())
+        if gateway is None:
+            why = (
+                "skipped in smoke runs"
+                if options.smoke
+                else ("the Enterprise Gateway venv (tests/integration/gateway_env.py) is not built")
+            )
+            report.target(
+                f"1 enterprise_gateway median <= {TARGET_RATIO}x jupyter_client/ZMQ", None, why
+            )
+            return
+        eg_zmq = await stack.enter_async_context(zmq_kernel(python=gateway.python))
+        eg_client = await stack.enter_async_context(Client(gateway.url, token=gateway.token))
+        eg_session = await stack.enter_async_context(eg_client.session())
+
+        def eg_contenders(code: str) -> dict[str, Contender]:
+            return {
+                "jupyter_interp": _ours(eg_session, code),
+                "jupyter_client_zmq": _zmq(eg_zmq, code),
+            }
+
+        await _compare(report, "enterprise_gateway", eg_contenders, rounds=rounds, warmup=warmup)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(__doc__ or "", argv)
+    for backend in ("asyncio",) if options.smoke else ("asyncio", "trio"):
+        anyio.run(_phase, options, backend, backend=backend)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

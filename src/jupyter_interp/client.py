@@ -20,7 +20,7 @@ import getpass
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -43,7 +43,7 @@ from .protocol import rest
 from .protocol.messages import MessageFactory
 from .session import Session
 
-__all__ = ["Client"]
+__all__ = ["Client", "shutdown_on_exit"]
 
 logger = logging.getLogger("jupyter_interp.client")
 
@@ -61,6 +61,17 @@ def _default_username() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
+
+
+@asynccontextmanager
+async def shutdown_on_exit(started: Awaitable[Session]) -> AsyncIterator[Session]:
+    """Await a session start; shut its kernel down when the block exits, whatever happens."""
+    session = await started
+    try:
+        yield session
+    finally:
+        with anyio.CancelScope(shield=True):
+            await session.shutdown()
 
 
 class Client:
@@ -287,14 +298,9 @@ class Client:
         file_root: str = "",
     ) -> AsyncIterator[Session]:
         """A started Session whose kernel is shut down when the block exits."""
-        session = await self.start_session(
-            kernel_name, language=language, env=env, file_root=file_root
-        )
-        try:
+        started = self.start_session(kernel_name, language=language, env=env, file_root=file_root)
+        async with shutdown_on_exit(started) as session:
             yield session
-        finally:
-            with anyio.CancelScope(shield=True):
-                await session.shutdown()
 
     def _link(self, kernel_id: str, kernel_name: str) -> KernelLink:
         return KernelLink(

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
+from .client import shutdown_on_exit
 from .errors import JupyterInterpError, KernelNotFound, LocalProtocolError
 
 if TYPE_CHECKING:
@@ -210,14 +211,9 @@ class KernelPool:
         file_root: str = "",
     ) -> AsyncIterator[Session]:
         """A session from the pool whose kernel is shut down when the block exits."""
-        session = await self.start_session(
-            kernel_name, language=language, env=env, file_root=file_root
-        )
-        try:
+        started = self.start_session(kernel_name, language=language, env=env, file_root=file_root)
+        async with shutdown_on_exit(started) as session:
             yield session
-        finally:
-            with anyio.CancelScope(shield=True):
-                await session.shutdown()
 
     async def _alive(self, session: Session) -> bool:
         """Whether the server still has the kernel (it may have been culled while idle)."""

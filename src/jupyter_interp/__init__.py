@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
     from .local import LocalJupyterServer as LocalJupyterServer
     from .local import launch_jupyter_server as launch_jupyter_server
     from .local import local_server as local_server
+    from .pool import KernelPool as KernelPool
     from .protocol.budget import OutputBudget as OutputBudget
     from .protocol.result import ErrorInfo as ErrorInfo
     from .protocol.result import ExecutionFailed as ExecutionFailed
@@ -45,6 +46,7 @@ _LAZY: dict[str, str] = {
     "Recovery": ".protocol.result",
     "RichOutput": ".protocol.result",
     "OutputBudget": ".protocol.budget",
+    "KernelPool": ".pool",
 }
 
 __all__ = ["__version__", *_error_names, *_LAZY]

@@ -388,6 +388,37 @@ def test_trackers_ended_directly_are_unregistered() -> None:
     assert connection.receive(kernel.status(None, "idle")) == [KernelStatus(execution_state="idle")]
 
 
+def test_messages_for_a_tracker_ended_directly_skip_it() -> None:
+    connection = KernelConnection(client_factory())
+    kernel = FakeKernel()
+    timed_out, timed_out_request = connection.execute("sleep")
+    misused, misused_request = connection.execute("x")
+    timed_out.fail(ExecutionStatus.TIMED_OUT)
+    with pytest.raises(LocalProtocolError):
+        misused.finish_incomplete()  # poisoned: feeding it would raise
+    for request in (timed_out_request, misused_request):
+        late = [kernel.stream(request, "late"), kernel.status(request, "idle")]
+        assert feed(connection, late) == [
+            KernelStatus(execution_state="idle", parent_msg_id=request.msg_id)
+        ]
+    assert connection.in_flight == ()
+
+
+def test_an_id_reused_after_its_execution_finished_is_tracked_again() -> None:
+    connection = KernelConnection(
+        MessageFactory(session="s", new_id=lambda: "same", clock=lambda: EPOCH)
+    )
+    kernel = FakeKernel()
+    first, request = connection.execute("1")
+    first.fail(ExecutionStatus.CANCELLED)  # ended directly: still registered until pruned
+    second, again = connection.execute("2")
+    assert connection.in_flight == (again.msg_id,)
+    events = feed(connection, kernel.ipykernel_run(again, 2, result="2"))
+    assert results(events)[again.msg_id].result == "2"
+    assert second.done
+    assert request.msg_id == again.msg_id
+
+
 def test_own_session_id_is_ours() -> None:
     connection = KernelConnection(client_factory())
     assert connection.factory.session == CLIENT_SESSION

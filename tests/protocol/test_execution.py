@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from collections.abc import Iterable
 from typing import Any
@@ -28,7 +29,13 @@ from jupyter_interp.protocol.events import (
 )
 from jupyter_interp.protocol.execution import ExecutionTracker, TrackerState
 from jupyter_interp.protocol.messages import Message
-from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, Recovery
+from jupyter_interp.protocol.result import (
+    ErrorInfo,
+    ExecutionFailed,
+    ExecutionResult,
+    ExecutionStatus,
+    Recovery,
+)
 from tests.protocol.kernel_messages import ANSI_TRACEBACK, RATE_NOTICES, FakeKernel, client_factory
 
 FAILURES = [status for status in ExecutionStatus if status is not ExecutionStatus.OK]
@@ -850,6 +857,39 @@ class TrackerMachine(RuleBasedStateMachine):
             assert "OTHER" not in result.stdout + result.stderr
             assert all("OTHER" not in str(o.data) for o in result.outputs)
             assert result.error is None or result.error.ename != "OTHER"
+
+
+@pytest.mark.parametrize(
+    ("result", "described"),
+    [
+        (ExecutionResult(msg_id="m", status=ExecutionStatus.OK), "ok"),
+        (
+            ExecutionResult(
+                msg_id="m", status=ExecutionStatus.ERROR, error=ErrorInfo(ename="E", evalue="v")
+            ),
+            "E: v",
+        ),
+        (
+            ExecutionResult(msg_id="m", status=ExecutionStatus.TIMED_OUT, detail="after 5 s"),
+            "timed out: after 5 s",
+        ),
+        (
+            ExecutionResult(msg_id="m", status=ExecutionStatus.OK, output_dropped=True),
+            "ok (the server dropped some output: rate limit exceeded)",
+        ),
+    ],
+    ids=["ok", "error", "timed-out", "dropped"],
+)
+def test_results_describe_themselves_and_raise_unless_ok(
+    result: ExecutionResult, described: str
+) -> None:
+    assert result.describe() == described
+    if result.ok:
+        assert result.raise_for_error() is result
+    else:
+        with pytest.raises(ExecutionFailed, match=re.escape(described)) as caught:
+            result.raise_for_error()
+        assert caught.value.result is result
 
 
 TestTrackerMachine = TrackerMachine.TestCase

@@ -298,6 +298,21 @@ def test_control_and_shell_builders() -> None:
     assert close.content == {"comm_id": "c1", "data": {}}
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{"new_id": lambda: 7}, {"session": b"sess"}, {"username": None}],
+    ids=["id", "session", "username"],
+)
+def test_factory_headers_are_still_validated(overrides: dict[str, Any]) -> None:
+    with pytest.raises(TypeError):
+        make_factory(**overrides).header("a")
+
+
+def test_request_refuses_an_unknown_channel() -> None:
+    with pytest.raises(LocalProtocolError, match="unknown channel"):
+        make_factory().request("heartbeat", "custom_request", {})
+
+
 def test_request_copies_content() -> None:
     content = {"a": 1}
     message = make_factory().request("shell", "custom_request", content)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import chain
 
 import attrs
 
@@ -66,8 +67,9 @@ def _drop_front(text: str, count: int) -> str:
 class HeadTail:
     """Stream text kept whole up to a byte cap, then as a head and a tail around a gap.
 
-    Text is kept as the ``str`` pieces it arrived in (sizes counted in UTF-8 bytes), so
-    rendering is one join: memory peaks at twice what is kept, never more. Until the cap
+    Text is kept as the ``str`` pieces it arrived in (sizes counted in UTF-8 bytes);
+    ``take`` appends them to one string in place, releasing each as it goes, so the
+    result costs no second copy. Until the cap
     is exceeded every piece sits in the head. At the first overflow the head is cut back
     to its share (on a character boundary, spilling into the tail); from then on only the
     tail moves: new pieces are appended, whole pieces fall off its front and the first
@@ -135,7 +137,10 @@ class HeadTail:
 
     def render(self) -> tuple[str, bool]:
         """The kept text (with a marker where the middle was cut) and whether it was cut."""
-        return self._text(self._head, (text for text, _ in self._tail))
+        marker = self._marker()
+        if marker is None:
+            return "".join(self._head), False
+        return "".join([*self._head, marker, *(text for text, _ in self._tail)]), True
 
     def take(self) -> tuple[str, bool]:
         """``render``, emptying this object while the text is built, piece by piece.
@@ -144,22 +149,26 @@ class HeadTail:
         kept (CPython grows a string it alone references in place) instead of twice it.
         Call it once, last: afterwards only ``size`` is meaningful.
         """
+        marker = self._marker()
         head, self._head = self._head, []
         tail, self._tail = self._tail, deque()
         head.reverse()
-        return self._text(_drain(head), (piece for piece, _ in _drain_left(tail)))
+        if marker is None:
+            return _append_all(_drain(head)), False
+        pieces = chain(_drain(head), (marker,), (piece for piece, _ in _drain_left(tail)))
+        return _append_all(pieces), True
 
-    def _text(self, head: Iterable[str], tail: Iterable[str]) -> tuple[str, bool]:
+    def _marker(self) -> str | None:
         dropped = self.size - self._head_size - self._tail_size
-        text = ""
-        for piece in head:
-            text += piece
-        if not dropped:
-            return text, False
-        text += f"\n[... {dropped} bytes of output omitted ...]\n"
-        for piece in tail:
-            text += piece
-        return text, True
+        return f"\n[... {dropped} bytes of output omitted ...]\n" if dropped else None
+
+
+def _append_all(pieces: Iterable[str]) -> str:
+    """The concatenation of ``pieces``, grown in place (one loop, so it stays specialised)."""
+    text = ""
+    for piece in pieces:
+        text += piece
+    return text
 
 
 def _drain(pieces: list[str]) -> Iterator[str]:

@@ -39,11 +39,18 @@ Theory of operation:
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .budget import OutputBudget
-from .events import Event, KernelDead, KernelRestarted, KernelStatus, ReplyReceived
+from .events import (
+    Event,
+    KernelDead,
+    KernelRestarted,
+    ReplyReceived,
+    _kernel_status,
+)
 from .execution import ExecutionTracker, TrackerState
 from .messages import Message, MessageFactory
 from .result import ExecutionStatus, Recovery
@@ -57,11 +64,18 @@ _FINISHED = (TrackerState.DONE, TrackerState.ERROR)
 
 
 class _Recent:
-    """An insertion-ordered map that forgets its oldest entries past ``limit``."""
+    """An insertion-ordered map that forgets its oldest entries past ``limit``.
+
+    The order lives in a deque, so forgetting the oldest entry is O(1) (finding the
+    first key of a plain dict scans past the holes its earlier deletions left).
+    """
+
+    __slots__ = ("_items", "_limit", "_order")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._items: dict[str, int] = {}
+        self._order: deque[str] = deque()
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
@@ -70,9 +84,19 @@ class _Recent:
         return self._items.get(key)
 
     def add(self, key: str, value: int = 0) -> None:
-        self._items[key] = value
-        if len(self._items) > self._limit:
-            del self._items[next(iter(self._items))]
+        self.add_new(key)
+        self._items[key] = value  # a known key keeps its place in the order
+
+    def add_new(self, key: str) -> bool:
+        """Remember ``key`` unless it is known; return whether it was new."""
+        items = self._items
+        if key in items:
+            return False
+        items[key] = 0
+        self._order.append(key)
+        if len(items) > self._limit:
+            del items[self._order.popleft()]
+        return True
 
 
 class KernelConnection:
@@ -139,9 +163,10 @@ class KernelConnection:
             LocalProtocolError: bad code/options, or the factory repeated a msg_id.
         """
         message = self._factory.execute_request(code, **options)
-        self._register(message.msg_id)
+        msg_id = message.msg_id
+        self._register(msg_id)
         tracker = ExecutionTracker(message, budget=self._budget, generation=self._generation)
-        self._trackers[message.msg_id] = tracker
+        self._trackers[msg_id] = tracker
         return tracker, message
 
     def request(self, message: Message) -> Message:
@@ -175,12 +200,8 @@ class KernelConnection:
         """
         header = message.header
         msg_id, msg_type = header.msg_id, header.msg_type
-        if msg_id:
-            if msg_id in self._seen:
-                return []
-            self._seen.add(msg_id)
-        if self._trackers:
-            self._prune()
+        if msg_id and not self._seen.add_new(msg_id):
+            return []
         parent = message.parent_header.get("msg_id")  # ``parent_msg_id``, inlined
         if not isinstance(parent, str) or not parent:
             parent = None
@@ -190,16 +211,27 @@ class KernelConnection:
             events: list[Event] = []
         else:
             events = self._observe_session(message, parent)
-        if parent is None or not self._is_ours(parent):
+        if parent is None:
+            return events
+        tracker = self._trackers.get(parent)
+        if tracker is not None and tracker.state in _FINISHED:  # finished by a direct call
+            del self._trackers[parent]
+            tracker = None
+        if tracker is None and parent not in self._requests and parent not in self._own:
             return events
         if msg_type == "status":
             state = message.content.get("execution_state")
             if isinstance(state, str):
-                events.append(KernelStatus(execution_state=state, parent_msg_id=parent))
-        tracker = self._trackers.get(parent)
+                events.append(_kernel_status(state, parent))
         if tracker is not None:
-            events.extend(self._feed(tracker, message))
-        elif parent in self._requests and message.msg_type.endswith("_reply"):
+            try:
+                events.extend(tracker.receive(message))
+            except RemoteProtocolError as exc:
+                detail = f"the kernel sent a malformed message: {exc}"
+                events.extend(tracker.fail(ExecutionStatus.ERROR, detail=detail))
+            if tracker.state in _FINISHED:
+                del self._trackers[parent]
+        elif parent in self._requests and msg_type.endswith("_reply"):
             del self._requests[parent]
             events.append(ReplyReceived(request_msg_id=parent, message=message))
         return events
@@ -258,6 +290,8 @@ class KernelConnection:
     # -- internals ---------------------------------------------------------------------
 
     def _register(self, msg_id: str) -> None:
+        if msg_id in self._trackers:
+            self._prune()  # a tracker finished by a direct call does not hold its id
         if msg_id in self._trackers or msg_id in self._requests:
             raise LocalProtocolError(f"msg_id {msg_id!r} is already in flight")
         self._own.add(msg_id, self._generation)
@@ -268,22 +302,9 @@ class KernelConnection:
             raise LocalProtocolError(f"no execution {msg_id!r} is in flight")
         return tracker
 
-    def _is_ours(self, parent: str) -> bool:
-        return parent in self._trackers or parent in self._requests or parent in self._own
-
     def _prune(self) -> None:
         for msg_id in [k for k, t in self._trackers.items() if t.state in _FINISHED]:
             del self._trackers[msg_id]
-
-    def _feed(self, tracker: ExecutionTracker, message: Message) -> list[Event]:
-        try:
-            events: list[Event] = list(tracker.receive(message))
-        except RemoteProtocolError as exc:
-            detail = f"the kernel sent a malformed message: {exc}"
-            events = list(tracker.fail(ExecutionStatus.ERROR, detail=detail))
-        if tracker.state in _FINISHED:
-            self._trackers.pop(tracker.msg_id, None)
-        return events
 
     def _fail_trackers(
         self, status: ExecutionStatus, detail: str, *, spare: str | None = None
@@ -311,7 +332,7 @@ class KernelConnection:
         state = message.content.get("execution_state")
         if not isinstance(state, str):
             raise RemoteProtocolError("status message: 'execution_state' must be a string")
-        events: list[Event] = [KernelStatus(execution_state=state)]
+        events: list[Event] = [_kernel_status(state, None)]
         if state == "restarting":
             reason = "the kernel died and the server is restarting it"
             events.extend(self._restart(ExecutionStatus.KERNEL_DIED, reason))

@@ -12,7 +12,7 @@ Every event is immutable; none holds a reference to mutable core state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -162,6 +162,73 @@ class ReplyReceived:
 
     request_msg_id: str
     message: Message
+
+
+# -- trusted constructors for the hot path ---------------------------------------------
+#
+# The core builds these events for every kernel message from values it has already
+# checked, so it writes their slots through the slot descriptors: that skips the frozen
+# ``__setattr__`` of the attrs ``__init__`` and costs half as much. Users build events
+# with the ordinary keyword constructors.
+
+_new = object.__new__
+
+
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+_STREAM_TEXT = _slot_setters(StreamText, "msg_id", "name", "text")
+_EXECUTE_INPUT = _slot_setters(ExecuteInput, "msg_id", "code", "execution_count")
+_EXECUTE_RESULT = _slot_setters(ExecuteResult, "msg_id", "execution_count", "data", "metadata")
+_FINISHED = _slot_setters(ExecutionFinished, "msg_id", "result")
+_KERNEL_STATUS = _slot_setters(KernelStatus, "execution_state", "parent_msg_id")
+
+
+def _stream_text(msg_id: str, name: str, text: str) -> StreamText:
+    event: StreamText = _new(StreamText)
+    set_msg_id, set_name, set_text = _STREAM_TEXT
+    set_msg_id(event, msg_id)
+    set_name(event, name)
+    set_text(event, text)
+    return event
+
+
+def _execute_input(msg_id: str, code: str, execution_count: int | None) -> ExecuteInput:
+    event: ExecuteInput = _new(ExecuteInput)
+    set_msg_id, set_code, set_count = _EXECUTE_INPUT
+    set_msg_id(event, msg_id)
+    set_code(event, code)
+    set_count(event, execution_count)
+    return event
+
+
+def _execute_result(
+    msg_id: str, execution_count: int | None, data: Mapping[str, Any], metadata: Mapping[str, Any]
+) -> ExecuteResult:
+    event: ExecuteResult = _new(ExecuteResult)
+    set_msg_id, set_count, set_data, set_metadata = _EXECUTE_RESULT
+    set_msg_id(event, msg_id)
+    set_count(event, execution_count)
+    set_data(event, data)
+    set_metadata(event, metadata)
+    return event
+
+
+def _execution_finished(msg_id: str, result: ExecutionResult) -> ExecutionFinished:
+    event: ExecutionFinished = _new(ExecutionFinished)
+    set_msg_id, set_result = _FINISHED
+    set_msg_id(event, msg_id)
+    set_result(event, result)
+    return event
+
+
+def _kernel_status(execution_state: str, parent_msg_id: str | None) -> KernelStatus:
+    event: KernelStatus = _new(KernelStatus)
+    set_state, set_parent = _KERNEL_STATUS
+    set_state(event, execution_state)
+    set_parent(event, parent_msg_id)
+    return event
 
 
 ExecutionEvent: TypeAlias = (

@@ -29,9 +29,9 @@ Theory of operation:
 * Streams merge per name into ``stdout``/``stderr`` (other names go to ``stdout``). Past
   the ``OutputBudget`` cap the first and last halves are kept around a one-line
   ``[... N bytes of output omitted ...]`` marker; memory stays proportional to the cap.
-* The server's rate-limit notice (stderr starting "IOPub data/message rate exceeded") is
-  not user output: it becomes ``OutputDropped``, sets ``output_dropped`` and puts its
-  first line in ``detail``, never in ``stderr``.
+* Content is validated into events by ``kernel_output``. The server's rate-limit notice
+  becomes ``OutputDropped``: it sets ``output_dropped`` and puts its first line in
+  ``detail``, never in ``stderr``.
 * ``clear_output`` clears rich ``outputs`` only; streams are the agent's log and are kept.
   ``wait=True`` defers the clear to the next stream, display, result or error.
   ``update_display_data`` replaces the bundle of every output with its ``display_id``.
@@ -42,12 +42,12 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError
 from .budget import HeadTail, OutputBudget
 from .events import (
     ClearOutput,
@@ -57,20 +57,19 @@ from .events import (
     ExecuteResult,
     ExecutionError,
     ExecutionEvent,
-    ExecutionFinished,
     InputRequested,
     OutputDropped,
     StreamText,
+    _execution_finished,
 )
+from .kernel_output import OUTPUT_PARSERS, count_field, mapping_field, text_field
 from .messages import Message
 from .result import ErrorInfo, ExecutionResult, ExecutionStatus, Recovery, RichOutput
 
 __all__ = ["ExecutionTracker", "TrackerState"]
 
-_RATE_LIMIT_PREFIXES = ("IOPub data rate exceeded", "IOPub message rate exceeded")
-
-
 _UNLIMITED = OutputBudget()
+_NOT_CUT = ("", False)
 
 
 class TrackerState(enum.Enum):
@@ -127,38 +126,6 @@ _TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
 }
 
 
-def _bad(msg_type: str, what: str) -> RemoteProtocolError:
-    return RemoteProtocolError(f"{msg_type} message: {what}")
-
-
-def _text(content: Mapping[str, Any], key: str, msg_type: str, default: str | None) -> str:
-    value = content.get(key, default)
-    if not isinstance(value, str):
-        raise _bad(msg_type, f"{key!r} must be a string")
-    return value
-
-
-def _mapping(content: Mapping[str, Any], key: str, msg_type: str) -> Mapping[str, Any]:
-    value = content.get(key, {})
-    if not isinstance(value, Mapping):
-        raise _bad(msg_type, f"{key!r} must be an object")
-    return value
-
-
-def _count(content: Mapping[str, Any], msg_type: str) -> int | None:
-    value = content.get("execution_count")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise _bad(msg_type, "'execution_count' must be an integer")
-    return value
-
-
-def _display_id(content: Mapping[str, Any], msg_type: str) -> str | None:
-    value = _mapping(content, "transient", msg_type).get("display_id")
-    if value is not None and not isinstance(value, str):
-        raise _bad(msg_type, "'transient.display_id' must be a string")
-    return value
-
-
 class ExecutionTracker:
     """Tracks one ``execute_request`` from send to ``ExecutionFinished``.
 
@@ -171,6 +138,22 @@ class ExecutionTracker:
         LocalProtocolError: ``request`` is not an ``execute_request``.
     """
 
+    __slots__ = (
+        "_cap",
+        "_clear_pending",
+        "_dropped_notice",
+        "_error",
+        "_generation",
+        "_input_count",
+        "_msg_id",
+        "_outputs",
+        "_reply",
+        "_result",
+        "_result_text",
+        "_state",
+        "_streams",
+    )
+
     def __init__(
         self, request: Message, *, budget: OutputBudget = _UNLIMITED, generation: int = 0
     ) -> None:
@@ -179,8 +162,8 @@ class ExecutionTracker:
         self._msg_id = request.msg_id
         self._generation = generation
         self._state = TrackerState.PENDING
-        self._streams = {"stdout": HeadTail(budget.max_stream_bytes)}
-        self._streams["stderr"] = HeadTail(budget.max_stream_bytes)
+        self._cap = budget.max_stream_bytes
+        self._streams: dict[str, HeadTail] = {}  # "stdout"/"stderr", made at their first text
         self._outputs: list[RichOutput] = []
         self._clear_pending = False
         self._result_text: str | None = None
@@ -243,8 +226,13 @@ class ExecutionTracker:
             return self._on_status(message)
         if msg_type == "execute_reply":
             return self._on_reply(message)
-        event = _parse_output(self._msg_id, message)
-        return [] if event is None else self._apply(event)
+        parse = OUTPUT_PARSERS.get(msg_type)
+        if parse is None:  # comms, debug events, ...: not part of the result
+            return []
+        event = parse(self._msg_id, message)
+        self._state = _TRANSITIONS[state, _Input.OUTPUT]  # listed for every live state
+        _APPLY[type(event)](self, event)
+        return [event]
 
     def finish_incomplete(self) -> list[ExecutionEvent]:
         """End after the grace period: from the reply alone, or as NO_REPLY after idle alone.
@@ -287,9 +275,9 @@ class ExecutionTracker:
         raise LocalProtocolError(reason)
 
     def _advance(self, event: _Input) -> None:
-        self._check_usable()
         new_state = _TRANSITIONS.get((self._state, event))
         if new_state is None:
+            self._check_usable()  # no transition leaves ERROR
             self._poison(f"cannot handle {event.value} in state {self._state.value}")
         else:
             self._state = new_state
@@ -297,7 +285,7 @@ class ExecutionTracker:
     # -- message handlers (validate first, then advance, then mutate) -------------------
 
     def _on_status(self, message: Message) -> list[ExecutionEvent]:
-        state = _text(message.content, "execution_state", "status", None)
+        state = text_field(message.content, "execution_state", "status", None)
         if state == "busy":
             self._advance(_Input.BUSY)
         elif state == "idle":
@@ -309,8 +297,8 @@ class ExecutionTracker:
 
     def _on_reply(self, message: Message) -> list[ExecutionEvent]:
         content = message.content
-        _count(content, "execute_reply")
-        _mapping(content, "user_expressions", "execute_reply")
+        count_field(content, "execute_reply")
+        mapping_field(content, "user_expressions", "execute_reply")
         self._advance(_Input.REPLY)
         if self._reply is None:
             self._reply = content
@@ -318,50 +306,71 @@ class ExecutionTracker:
             return self._finish(*self._reply_outcome(content))
         return []
 
-    def _apply(self, event: ExecutionEvent) -> list[ExecutionEvent]:
-        self._advance(_Input.OUTPUT)
-        if isinstance(event, OutputDropped):
-            self._dropped_notice = self._dropped_notice or event.text.splitlines()[0]
-            return [event]
-        if isinstance(event, ClearOutput):
-            self._clear_pending = event.wait
-            if not event.wait:
-                self._outputs.clear()
-            return [event]
-        if self._clear_pending and isinstance(event, _CLEAR_TRIGGERS):
-            self._clear_pending = False
+    # -- folding output events into the result (one method per event type) -------------
+
+    def _take_pending_clear(self) -> None:
+        self._clear_pending = False
+        self._outputs.clear()
+
+    def _apply_stream(self, event: StreamText) -> None:
+        if self._clear_pending:
+            self._take_pending_clear()
+        name = "stderr" if event.name == "stderr" else "stdout"
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = self._streams[name] = HeadTail(self._cap)
+        stream.append(event.text)
+
+    def _apply_dropped(self, event: OutputDropped) -> None:
+        self._dropped_notice = self._dropped_notice or event.text.splitlines()[0]
+
+    def _apply_clear(self, event: ClearOutput) -> None:
+        self._clear_pending = event.wait
+        if not event.wait:
             self._outputs.clear()
-        if isinstance(event, StreamText):
-            self._streams.get(event.name, self._streams["stdout"]).append(event.text)
-        elif isinstance(event, DisplayUpdate):
-            self._outputs = [
-                attrs.evolve(out, data=event.data, metadata=event.metadata)
-                if out.display_id == event.display_id
-                else out
-                for out in self._outputs
-            ]
-        elif isinstance(event, DisplayData):
-            self._outputs.append(
-                RichOutput(
-                    kind="display_data",
-                    data=event.data,
-                    metadata=event.metadata,
-                    display_id=event.display_id,
-                )
+
+    def _apply_display(self, event: DisplayData) -> None:
+        if self._clear_pending:
+            self._take_pending_clear()
+        self._outputs.append(
+            RichOutput(
+                kind="display_data",
+                data=event.data,
+                metadata=event.metadata,
+                display_id=event.display_id,
             )
-        elif isinstance(event, ExecuteResult):
-            self._outputs.append(
-                RichOutput(kind="execute_result", data=event.data, metadata=event.metadata)
-            )
-            plain = event.data.get("text/plain")
-            self._result_text = plain if isinstance(plain, str) else None
-            if self._input_count is None:
-                self._input_count = event.execution_count
-        elif isinstance(event, ExecuteInput):
+        )
+
+    def _apply_update(self, event: DisplayUpdate) -> None:
+        self._outputs = [
+            attrs.evolve(out, data=event.data, metadata=event.metadata)
+            if out.display_id == event.display_id
+            else out
+            for out in self._outputs
+        ]
+
+    def _apply_result(self, event: ExecuteResult) -> None:
+        if self._clear_pending:
+            self._take_pending_clear()
+        self._outputs.append(
+            RichOutput(kind="execute_result", data=event.data, metadata=event.metadata)
+        )
+        plain = event.data.get("text/plain")
+        self._result_text = plain if isinstance(plain, str) else None
+        if self._input_count is None:
             self._input_count = event.execution_count
-        elif isinstance(event, ExecutionError) and self._error is None:
+
+    def _apply_input(self, event: ExecuteInput) -> None:
+        self._input_count = event.execution_count
+
+    def _apply_error(self, event: ExecutionError) -> None:
+        if self._clear_pending:
+            self._take_pending_clear()
+        if self._error is None:
             self._error = event.error
-        return [event]
+
+    def _apply_input_request(self, event: InputRequested) -> None:
+        """Nothing to fold: the I/O layer answers (or fails the execution)."""
 
     # -- aggregation ----------------------------------------------------------------------
 
@@ -394,72 +403,44 @@ class ExecutionTracker:
     ) -> list[ExecutionEvent]:
         reply = self._reply or {}
         reply_count = reply.get("execution_count")  # validated by _on_reply
-        stdout, stdout_cut = self._streams["stdout"].take()  # releases what it kept
-        stderr, stderr_cut = self._streams["stderr"].take()
+        stdout_stream, stderr_stream = self._streams.get("stdout"), self._streams.get("stderr")
+        # ``take`` releases the kept pieces as it joins them: no second copy of the text
+        stdout, stdout_cut = _NOT_CUT if stdout_stream is None else stdout_stream.take()
+        stderr, stderr_cut = _NOT_CUT if stderr_stream is None else stderr_stream.take()
+        if self._dropped_notice:
+            detail = f"{detail}; {self._dropped_notice}" if detail else self._dropped_notice
+        expressions = reply.get("user_expressions")
         self._result = ExecutionResult(
             msg_id=self._msg_id,
             status=status,
             execution_count=self._input_count if reply_count is None else reply_count,
             stdout=stdout,
             stderr=stderr,
-            stdout_size=self._streams["stdout"].size,
-            stderr_size=self._streams["stderr"].size,
+            stdout_size=0 if stdout_stream is None else stdout_stream.size,
+            stderr_size=0 if stderr_stream is None else stderr_stream.size,
             stdout_truncated=stdout_cut,
             stderr_truncated=stderr_cut,
             result=self._result_text,
             outputs=tuple(self._outputs),
             error=error,
-            user_expressions=dict(reply.get("user_expressions", {})),
+            user_expressions=dict(expressions) if expressions else {},
             output_dropped=bool(self._dropped_notice),
             recovery=recovery,
             generation=self._generation,
-            detail="; ".join(part for part in (detail, self._dropped_notice) if part),
+            detail=detail,
         )
-        return [ExecutionFinished(msg_id=self._msg_id, result=self._result)]
+        return [_execution_finished(self._msg_id, self._result)]
 
 
-def _flag(content: Mapping[str, Any], key: str, msg_type: str) -> bool:
-    value = content.get(key, False)
-    if not isinstance(value, bool):
-        raise _bad(msg_type, f"{key!r} must be a boolean")
-    return value
-
-
-def _parse_output(msg_id: str, message: Message) -> ExecutionEvent | None:
-    """The event for an output-like message (None for types we ignore)."""
-    content, msg_type = message.content, message.msg_type
-    if msg_type == "stream":
-        name = _text(content, "name", msg_type, None)
-        text = _text(content, "text", msg_type, None)
-        if name == "stderr" and text.startswith(_RATE_LIMIT_PREFIXES):
-            return OutputDropped(msg_id=msg_id, text=text)
-        return StreamText(msg_id=msg_id, name=name, text=text)
-    if msg_type in ("display_data", "update_display_data", "execute_result"):
-        data = _mapping(content, "data", msg_type)
-        metadata = _mapping(content, "metadata", msg_type)
-        if msg_type == "execute_result":
-            count = _count(content, msg_type)
-            return ExecuteResult(msg_id=msg_id, execution_count=count, data=data, metadata=metadata)
-        display_id = _display_id(content, msg_type)
-        if msg_type == "display_data":
-            return DisplayData(msg_id=msg_id, data=data, metadata=metadata, display_id=display_id)
-        if display_id is None:
-            raise _bad(msg_type, "'transient.display_id' is required")
-        return DisplayUpdate(msg_id=msg_id, data=data, metadata=metadata, display_id=display_id)
-    if msg_type == "clear_output":
-        return ClearOutput(msg_id=msg_id, wait=_flag(content, "wait", msg_type))
-    if msg_type == "execute_input":
-        code = _text(content, "code", msg_type, "")
-        return ExecuteInput(msg_id=msg_id, code=code, execution_count=_count(content, msg_type))
-    if msg_type == "error":
-        return ExecutionError(msg_id=msg_id, error=ErrorInfo.from_content(content))
-    if msg_type == "input_request":
-        prompt = _text(content, "prompt", msg_type, "")
-        password = _flag(content, "password", msg_type)
-        return InputRequested(
-            msg_id=msg_id, prompt=prompt, password=password, request=message.header
-        )
-    return None
-
-
-_CLEAR_TRIGGERS = (StreamText, DisplayData, ExecuteResult, ExecutionError)
+#: how each output event folds into the result (``InputRequested`` folds nothing)
+_APPLY: dict[type[ExecutionEvent], Callable[[ExecutionTracker, Any], None]] = {
+    StreamText: ExecutionTracker._apply_stream,
+    OutputDropped: ExecutionTracker._apply_dropped,
+    ClearOutput: ExecutionTracker._apply_clear,
+    DisplayData: ExecutionTracker._apply_display,
+    DisplayUpdate: ExecutionTracker._apply_update,
+    ExecuteResult: ExecutionTracker._apply_result,
+    ExecuteInput: ExecutionTracker._apply_input,
+    ExecutionError: ExecutionTracker._apply_error,
+    InputRequested: ExecutionTracker._apply_input_request,
+}

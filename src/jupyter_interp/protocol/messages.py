@@ -50,8 +50,9 @@ def format_date(moment: datetime) -> str:
     """Format a moment as the ISO 8601 UTC string Jupyter uses (milliseconds, ``Z``)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    utc = moment.astimezone(timezone.utc)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    elif moment.tzinfo is not timezone.utc:
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _expect_mapping(value: object, what: str) -> Mapping[str, Any]:
@@ -61,7 +62,6 @@ def _expect_mapping(value: object, what: str) -> Mapping[str, Any]:
 
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 @attrs.frozen(kw_only=True)
@@ -100,7 +100,7 @@ class Header:
             RemoteProtocolError: not an object, or ``msg_id``/``msg_type`` missing or not
                 strings, or another standard field of the wrong type.
         """
-        raw = _expect_mapping(data, "header")
+        raw = data if type(data) is dict else _expect_mapping(data, "header")
         get = raw.get
         msg_id, msg_type = get("msg_id", _ABSENT), get("msg_type", _ABSENT)
         session, username = get("session", ""), get("username", "")
@@ -110,20 +110,53 @@ class Header:
             and type(username) is type(date) is type(version) is str
         ):
             _check_header_fields(raw)  # the slow path: name the problem (or accept subclasses)
-        header = _new(cls)
-        _set(header, "msg_id", msg_id)
-        _set(header, "msg_type", msg_type)
-        _set(header, "session", session)
-        _set(header, "username", username)
-        _set(header, "date", date)
-        _set(header, "version", version)
-        known = raw.keys() <= _HEADER_KEYS
-        _set(
-            header,
-            "extra",
-            {} if known else {k: v for k, v in raw.items() if k not in _HEADER_KEYS},
-        )
+        header = _new(cls)  # ``_checked_header``, inlined: this runs for every message
+        _header_msg_id(header, msg_id)
+        _header_msg_type(header, msg_type)
+        _header_session(header, session)
+        _header_username(header, username)
+        _header_date(header, date)
+        _header_version(header, version)
+        _header_extra(header, {} if raw.keys() <= _HEADER_KEYS else _extra_fields(raw))
         return header
+
+
+# The slot setters of validated instances: writing a slot through its descriptor skips
+# the frozen ``__setattr__`` and the attrs validators (the values were checked above).
+(
+    _header_msg_id,
+    _header_msg_type,
+    _header_session,
+    _header_username,
+    _header_date,
+    _header_version,
+    _header_extra,
+) = (vars(Header)[name].__set__ for name in (*_HEADER_FIELDS, "extra"))
+
+
+def _checked_header(
+    msg_id: str,
+    msg_type: str,
+    session: str,
+    username: str,
+    date: str,
+    version: str,
+    extra: Mapping[str, Any],
+) -> Header:
+    """A ``Header`` of fields the caller checked (skips the frozen attrs ``__init__``)."""
+    header: Header = _new(Header)
+    _header_msg_id(header, msg_id)
+    _header_msg_type(header, msg_type)
+    _header_session(header, session)
+    _header_username(header, username)
+    _header_date(header, date)
+    _header_version(header, version)
+    _header_extra(header, extra)
+    return header
+
+
+def _extra_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in raw.items() if key not in _HEADER_KEYS}
 
 
 def _check_header_fields(raw: Mapping[str, Any]) -> None:
@@ -136,6 +169,8 @@ def _check_header_fields(raw: Mapping[str, Any]) -> None:
 
 
 def _to_buffers(buffers: Iterable[bytes | bytearray | memoryview]) -> tuple[bytes, ...]:
+    if buffers == ():  # the usual case: nothing to copy
+        return ()
     return tuple(bytes(b) for b in buffers)
 
 
@@ -232,19 +267,52 @@ class Message:
         if not isinstance(channel, str) or channel not in CHANNELS:
             raise RemoteProtocolError(f"message on unknown channel {channel!r}")
         checked = Header.from_wire(header)
-        message = _new(cls)  # every field is validated here: no second pass
-        _set(message, "channel", channel)
-        _set(message, "header", checked)
-        _set(message, "parent_header", _mapping_or_empty(parent_header, "parent_header"))
-        _set(message, "metadata", _mapping_or_empty(metadata, "metadata"))
-        _set(message, "content", _mapping_or_empty(content, "content"))
-        _set(message, "buffers", _to_buffers(buffers) if buffers else ())
+        if type(parent_header) is not dict:  # the exact type first (the usual case): fast
+            parent_header = _mapping_or_empty(parent_header, "parent_header")
+        if type(metadata) is not dict:
+            metadata = _mapping_or_empty(metadata, "metadata")
+        if type(content) is not dict:
+            content = _mapping_or_empty(content, "content")
+        message = _new(cls)  # ``_checked_message``, inlined: this runs for every message
+        _message_channel(message, channel)
+        _message_header(message, checked)
+        _message_parent_header(message, parent_header)
+        _message_metadata(message, metadata)
+        _message_content(message, content)
+        _message_buffers(message, _to_buffers(buffers) if buffers else ())
         return message
 
 
+(
+    _message_channel,
+    _message_header,
+    _message_parent_header,
+    _message_metadata,
+    _message_content,
+    _message_buffers,
+) = (vars(Message)[field.name].__set__ for field in attrs.fields(Message))
+
+
+def _checked_message(
+    channel: str,
+    header: Header,
+    parent_header: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    content: Mapping[str, Any],
+    buffers: tuple[bytes, ...],
+) -> Message:
+    """A ``Message`` of fields the caller checked (skips the frozen attrs ``__init__``)."""
+    message: Message = _new(Message)
+    _message_channel(message, channel)
+    _message_header(message, header)
+    _message_parent_header(message, parent_header)
+    _message_metadata(message, metadata)
+    _message_content(message, content)
+    _message_buffers(message, buffers)
+    return message
+
+
 def _mapping_or_empty(value: object, what: str) -> Mapping[str, Any]:
-    if type(value) is dict:
-        return value
     return {} if value is None else _expect_mapping(value, what)
 
 
@@ -271,12 +339,12 @@ class MessageFactory:
 
     def header(self, msg_type: str) -> Header:
         """A new header of ``msg_type`` with a fresh id and the current date."""
-        return Header(
-            msg_id=self.new_id(),
-            msg_type=msg_type,
-            session=self.session,
-            username=self.username,
-            date=format_date(self.clock()),
+        msg_id, session, username = self.new_id(), self.session, self.username
+        date = format_date(self.clock())
+        if type(msg_id) is type(msg_type) is type(session) is type(username) is str:
+            return _checked_header(msg_id, msg_type, session, username, date, PROTOCOL_VERSION, {})
+        return Header(  # the validators name what is wrong
+            msg_id=msg_id, msg_type=msg_type, session=session, username=username, date=date
         )
 
     def request(
@@ -287,13 +355,20 @@ class MessageFactory:
         *,
         parent: Header | None = None,
     ) -> Message:
-        """Any request; the specific builders below are the usual entry points."""
-        return Message(
-            channel=channel,
-            header=self.header(msg_type),
-            parent_header={} if parent is None else parent.to_wire(),
-            metadata={},
-            content=dict(content),
+        """Any request; the specific builders below are the usual entry points.
+
+        Raises:
+            LocalProtocolError: ``channel`` is not a Jupyter channel.
+        """
+        if channel not in CHANNELS:
+            raise LocalProtocolError(f"unknown channel {channel!r}")
+        return _checked_message(
+            channel,
+            self.header(msg_type),
+            {} if parent is None else parent.to_wire(),
+            {},
+            dict(content),
+            (),
         )
 
     def execute_request(
@@ -305,8 +380,11 @@ class MessageFactory:
         user_expressions: Mapping[str, str] | None = None,
         allow_stdin: bool = False,
         stop_on_error: bool = True,
+        buffers: Iterable[bytes] = (),
     ) -> Message:
         """An ``execute_request`` with all six content fields set explicitly.
+
+        ``buffers`` travel as the message's binary buffers (file upload chunks).
 
         Raises:
             LocalProtocolError: ``code`` is not a string or not encodable as UTF-8.
@@ -318,7 +396,7 @@ class MessageFactory:
         for name, expr in expressions.items():
             if not isinstance(name, str) or not isinstance(expr, str):
                 raise LocalProtocolError("user_expressions must map str to str")
-        return self.request(
+        message = self.request(
             "shell",
             "execute_request",
             {
@@ -330,6 +408,7 @@ class MessageFactory:
                 "stop_on_error": stop_on_error,
             },
         )
+        return attrs.evolve(message, buffers=buffers) if buffers else message
 
     def kernel_info_request(self, *, channel: str = "shell") -> Message:
         return self.request(channel, "kernel_info_request", {})

@@ -29,6 +29,10 @@ Invariants:
 * ``encode`` writes compact UTF-8 JSON (``ensure_ascii=False``) in the canonical layout
   and raises ``LocalProtocolError`` for content that strict JSON cannot carry: objects
   the encoder does not know, NaN or infinities, cycles, lone surrogates.
+* Speed never changes an answer: the usual v1 frame (no buffers, one byte per
+  character, no whitespace around parts) is parsed in place from one text, and a parent
+  header identical to the previous one is copied from it instead of parsed again; any
+  frame the fast path cannot settle takes the general path, which decides alone.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import abc
 import json
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any, ClassVar
 
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -47,7 +51,27 @@ __all__ = ["V1_SUBPROTOCOL", "Codec", "LegacyCodec", "V1Codec", "codec_for"]
 
 V1_SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
 
-_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+def _compact_json_encoder() -> Callable[[Any], str]:
+    """``JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode``.
+
+    ``encode`` builds a C encoder per call; on CPython it is built once here instead,
+    without cycle markers (a shared markers dict could keep stale ids after an error):
+    a cycle ends in ``RecursionError``, which ``_dump_text`` reports like any other
+    unencodable value.
+    """
+    plain = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+    if make is None:  # pragma: no cover - interpreters without the C accelerator
+        return plain.encode
+    # markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan
+    chunks = make(
+        None, plain.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return lambda obj: "".join(chunks(obj, 0))
+
+
+_encode_json = _compact_json_encoder()
 _JSON_DECODER = json.JSONDecoder()
 _decode_json = _JSON_DECODER.decode
 #: ``scan(text, index) -> (value, end)``: the scanner ``JSONDecoder.decode`` runs, without
@@ -60,7 +84,11 @@ _EMPTY_OBJECT = memoryview(b"{}")
 # v1 parts after the channel that are JSON objects, in frame order.
 _V1_JSON_PARTS = ("header", "parent_header", "metadata", "content")
 _PARTS = tuple(enumerate(_V1_JSON_PARTS, start=1))  # (offset index, name)
-_V1_TABLES: dict[int, struct.Struct] = {}
+_V1_STRUCTS: dict[int, struct.Struct] = {}
+#: the count and offset table of a frame without buffers (count 6, six offsets)
+_V1_PLAIN = struct.Struct("<7Q")
+#: the text and value of the last flat parent header parsed (replaced as one tuple)
+_last_parent: tuple[str, dict[str, str]] = ("", {})
 
 
 def _dump_text(obj: Any, what: str) -> str:
@@ -117,14 +145,23 @@ def _load_v1_parts(view: memoryview, offsets: Sequence[int]) -> list[Any]:
     return values
 
 
-def _v1_table(count: int) -> struct.Struct:
-    """The offset table layout for ``count`` offsets (common ones cached, boundedly)."""
-    table = _V1_TABLES.get(count)
-    if table is None:
-        table = struct.Struct(f"<{count}Q")
-        if len(_V1_TABLES) < 16:
-            _V1_TABLES[count] = table
-    return table
+def _remember_parent(text: str, parent: Any) -> Any:
+    """Remember a flat parent header (only strings: a shallow copy is a full one)."""
+    global _last_parent
+    if type(parent) is dict and all(type(field) is str for field in parent.values()):
+        _last_parent = (text, parent)
+        return dict(parent)
+    return parent
+
+
+def _v1_struct(fields: int) -> struct.Struct:
+    """``fields`` little-endian u64s (common layouts cached, boundedly)."""
+    layout = _V1_STRUCTS.get(fields)
+    if layout is None:
+        layout = struct.Struct(f"<{fields}Q")
+        if len(_V1_STRUCTS) < 16:
+            _V1_STRUCTS[fields] = layout
+    return layout
 
 
 def _check_offsets(offsets: Sequence[int], table_end: int, size: int) -> None:
@@ -242,12 +279,8 @@ class V1Codec(Codec):
             *message.buffers,
         ]
         count = len(parts) + 1
-        position = 8 * (count + 1)
-        offsets = [position]
-        for part in parts:
-            position += len(part)
-            offsets.append(position)
-        return b"".join([struct.pack(f"<{count + 1}Q", count, *offsets), *parts])
+        offsets = accumulate(map(len, parts), initial=8 * (count + 1))
+        return b"".join([_v1_struct(count + 1).pack(count, *offsets), *parts])
 
     def decode(self, frame: str | bytes) -> Message:
         """Parse one v1 binary frame.
@@ -255,6 +288,10 @@ class V1Codec(Codec):
         Raises:
             RemoteProtocolError: a text frame, or a binary frame malformed in any way.
         """
+        if type(frame) is bytes and len(frame) >= _V1_PLAIN.size:
+            message = _decode_plain_v1(frame)
+            if message is not None:
+                return message
         if isinstance(frame, str):
             raise RemoteProtocolError("text frame received under the v1 subprotocol")
         with memoryview(frame) as view:
@@ -265,7 +302,7 @@ class V1Codec(Codec):
             table_end = 8 * (count + 1)
             if count < 6 or table_end > size:
                 raise RemoteProtocolError(f"v1 frame of {size} bytes cannot hold {count} offsets")
-            offsets = _v1_table(count).unpack_from(view, 8)
+            offsets = _v1_struct(count).unpack_from(view, 8)
             _check_offsets(offsets, table_end, size)
             if offsets[-1] != size:
                 raise RemoteProtocolError(f"v1 frame ends at {size}, its table at {offsets[-1]}")
@@ -275,6 +312,57 @@ class V1Codec(Codec):
             if count > 6:
                 buffers = tuple(bytes(view[start:stop]) for start, stop in pairwise(offsets[5:]))
         return Message.from_parts(channel, header, parent, metadata, content, buffers)
+
+
+def _decode_plain_v1(frame: bytes) -> Message | None:
+    """The common frame (no buffers, one byte per character, canonical JSON), or None.
+
+    One text holds channel and JSON parts; the C scanner parses each part in place and
+    a part counts only if it ends exactly at the next offset. None sends the frame to
+    the general path, which decides (and names any problem) on its own.
+    """
+    count, start, header_at, parent_at, metadata_at, content_at, end = _V1_PLAIN.unpack_from(frame)
+    if not (
+        count == 6
+        and _V1_PLAIN.size <= start <= header_at <= parent_at <= metadata_at <= content_at <= end
+        and end == len(frame)
+    ):
+        return None
+    text = str(memoryview(frame)[start:], "utf-8", "replace")
+    if len(text) != end - start:  # multi-byte characters: text and byte offsets differ
+        return None
+    header_at -= start
+    parent_at -= start
+    metadata_at -= start
+    content_at -= start
+    try:
+        header, stop = _scan_json(text, header_at)
+        if stop != parent_at:
+            return None
+        # the messages answering one request all carry its header: an identical text
+        # gets a fresh copy of the last flat one parsed instead of a new parse
+        parent_text = text[parent_at:metadata_at]
+        last_text, last_parent = _last_parent
+        if parent_text == last_text:
+            parent = dict(last_parent)
+        else:
+            parent, stop = _scan_json(text, parent_at)
+            if stop != metadata_at:
+                return None
+            parent = _remember_parent(parent_text, parent)
+        metadata: Any
+        if content_at - metadata_at == 2 and text.startswith("{}", metadata_at):  # the usual
+            metadata = {}
+        else:
+            metadata, stop = _scan_json(text, metadata_at)
+            if stop != content_at:
+                return None
+        content, stop = _scan_json(text, content_at)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    if stop != len(text):
+        return None
+    return Message.from_parts(text[:header_at], header, parent, metadata, content)
 
 
 _CODECS: dict[str | None, Codec] = {None: LegacyCodec(), V1_SUBPROTOCOL: V1Codec()}

@@ -12,8 +12,9 @@ client does.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -21,9 +22,15 @@ import attrs
 from .errors import LocalProtocolError
 from .protocol.budget import OutputBudget
 
-__all__ = ["DEFAULT_URL", "ClientConfig", "StdinPolicy"]
+__all__ = ["DEFAULT_URL", "SERVER_MESSAGE_CAP", "ClientConfig", "StdinPolicy"]
 
 DEFAULT_URL = "http://localhost:8888"
+#: tornado's default ``websocket_max_message_size``: what Jupyter servers accept.
+SERVER_MESSAGE_CAP = 10 * 1024 * 1024
+#: room for an execute_request's header, metadata and framing besides the code
+_ENVELOPE_BYTES = 4096
+#: the most bytes one character can take in JSON text (``\u001f``)
+_MAX_ESCAPED_CHAR = 6
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -61,6 +68,10 @@ class ClientConfig:
             larger by ``launch_timeout_pad``).
         handshake_timeout: WebSocket connect + upgrade + kernel_info readiness.
         max_message_size: largest incoming WebSocket message accepted (bytes).
+        max_send_message_size: largest outgoing WebSocket message the server accepts
+            (bytes; None: do not check). Jupyter Server and both gateways run on
+            tornado, whose ``websocket_max_message_size`` is 10 MiB unless the server
+            raises it; a bigger message makes the server drop the connection.
         ping_interval: seconds between our keep-alive pings (None: no pings).
         kernel_username: sent as ``KERNEL_USERNAME`` (Enterprise Gateway authorization).
         kernel_env: extra ``KERNEL_*`` variables for every kernel start.
@@ -80,6 +91,7 @@ class ClientConfig:
     launch_timeout_pad: float = attrs.field(default=10.0, validator=_positive)
     handshake_timeout: float = attrs.field(default=120.0, validator=_positive)
     max_message_size: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
+    max_send_message_size: int | None = attrs.field(default=SERVER_MESSAGE_CAP, validator=_positive)
     ping_interval: float | None = attrs.field(default=30.0, validator=_positive)
     kernel_username: str | None = None
     kernel_env: Mapping[str, str] = attrs.field(factory=dict)
@@ -112,6 +124,40 @@ class ClientConfig:
         merged.update(self.kernel_env)
         merged.update(env or {})
         return merged
+
+    def check_execute_size(
+        self,
+        code: str,
+        user_expressions: Mapping[str, str] | None = None,
+        buffers: Sequence[bytes] = (),
+    ) -> None:
+        """Refuse, before sending, an execute_request the server would not accept.
+
+        The size is that of ``code`` and ``user_expressions`` as JSON text (escapes
+        included), plus binary ``buffers`` and an allowance for the envelope; short
+        requests are never measured.
+
+        Raises:
+            LocalProtocolError: the request would exceed ``max_send_message_size``; the
+                message names the limit and suggests uploading the data as a file.
+        """
+        limit = self.max_send_message_size
+        texts = [code, *(user_expressions or {}).keys(), *(user_expressions or {}).values()]
+        fixed = _ENVELOPE_BYTES + sum(len(buffer) for buffer in buffers)
+        worst = sum(len(text) for text in texts) * _MAX_ESCAPED_CHAR + fixed
+        if limit is None or worst <= limit:
+            return
+        size = fixed + sum(
+            len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            for text in texts
+        )
+        if size > limit:
+            raise LocalProtocolError(
+                f"the execute_request would be about {size} bytes, over the server's "
+                f"WebSocket message limit of {limit} bytes ({limit / 2**20:g} MiB; "
+                "max_send_message_size). Upload large data as a file with "
+                "session.upload() and have the code read it."
+            )
 
     @property
     def start_timeout(self) -> float:

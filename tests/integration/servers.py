@@ -36,6 +36,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -49,6 +50,7 @@ import httpx
 __all__ = [
     "EG_REFUSED_USERNAME",
     "RunningServer",
+    "TlsFiles",
     "child_pids",
     "free_port",
     "is_running",
@@ -58,6 +60,8 @@ __all__ = [
     "running_enterprise_gateway",
     "running_jupyter_server",
     "running_kernel_gateway",
+    "running_server_at",
+    "running_server_variant",
 ]
 
 _MARKER_VARIABLE = "JUPYTER_INTERP_TEST_SERVER"
@@ -397,3 +401,221 @@ def _log_tail(log_path: Path, token: str) -> str:
     if token:
         text = text.replace(token, "<token>")
     return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:]) or "(log is empty)"
+
+
+# -- variants: a base path, TLS, extra options (for the URL, TLS and limit tests) ------
+
+#: Each server kind's application class (its ``--<App>.<trait>`` prefix), module and
+#: token variable; the gateways keep the same settings as their fixtures above.
+_VARIANT_APPS = {
+    "jupyter_server": ("ServerApp", "jupyter_server", "JUPYTER_TOKEN", {}),
+    "kernel_gateway": (
+        "KernelGatewayApp",
+        "kernel_gateway",
+        "KG_AUTH_TOKEN",
+        {
+            "KG_LIST_KERNELS": "False",
+            "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR",
+        },
+    ),
+    "enterprise_gateway": (
+        "EnterpriseGatewayApp",
+        "enterprise_gateway",
+        "EG_AUTH_TOKEN",
+        {
+            "EG_LIST_KERNELS": "False",
+            "EG_UNAUTHORIZED_USERS": EG_REFUSED_USERNAME,
+            "EG_INHERITED_ENVS": f"PATH,{_MARKER_VARIABLE},IPYTHONDIR",
+        },
+    ),
+}
+
+
+@attrs.frozen(kw_only=True)
+class TlsFiles:
+    """A server certificate and key, and the CA bundle that verifies them (PEM paths)."""
+
+    certfile: Path
+    keyfile: Path
+    ca_file: Path
+
+
+@contextmanager
+def running_server_variant(
+    kind: str,
+    workdir: Path,
+    *,
+    base_path: str = "/",
+    tls: TlsFiles | None = None,
+    options: Sequence[str] = (),
+    python: Path | None = None,
+    startup_timeout: float = 60.0,
+) -> Iterator[RunningServer]:
+    """Run a server of ``kind`` under a path prefix, optionally over TLS, under ``workdir``.
+
+    Args:
+        kind: ``jupyter_server``, ``kernel_gateway`` or ``enterprise_gateway``.
+        workdir: An empty directory for the root, config, runtime dirs and the log.
+        base_path: The server's ``base_url`` setting, starting and ending with ``/``.
+        tls: Certificate files for HTTPS (``RunningServer.url`` is then ``https://``).
+        options: More ``--<App>.<trait>=<value>`` arguments.
+        python: The interpreter to run Enterprise Gateway with (its own venv).
+        startup_timeout: Seconds to wait for readiness.
+    """
+    if not (base_path.startswith("/") and base_path.endswith("/")):
+        raise ValueError("base_path must start and end with '/'")
+    app, module, token_variable, settings = _VARIANT_APPS[kind]
+    root_dir = workdir / "root"
+    root_dir.mkdir()
+    port = free_port()
+    token = secrets.token_hex(24)
+    env = {
+        token_variable: token,
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_DATA_DIR": str(workdir / "data"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "IPYTHONDIR": str(workdir / "ipython"),
+        **settings,
+    }
+    if kind == "jupyter_server":
+        command, cwd = jupyter_server_command(port=port, root_dir=root_dir), None
+    else:
+        interpreter = python if kind == "enterprise_gateway" else Path(sys.executable)
+        if interpreter is None:
+            raise ValueError("Enterprise Gateway needs python= (its own venv's interpreter)")
+        command, cwd = [str(interpreter), "-m", module], root_dir
+        command += [f"--{app}.ip=127.0.0.1", f"--{app}.port={port}", f"--{app}.port_retries=0"]
+        command.append(f"--{app}.log_level=WARN")
+    command.append(f"--{app}.base_url={base_path}")
+    if tls is not None:
+        command += [f"--{app}.certfile={tls.certfile}", f"--{app}.keyfile={tls.keyfile}"]
+    command += options
+    scheme = "http" if tls is None else "https"
+    verify = True if tls is None else ssl.create_default_context(cafile=str(tls.ca_file))
+    marker = secrets.token_hex(8)
+    log_path = workdir / f"{kind}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env, _MARKER_VARIABLE: marker},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    url = f"{scheme}://127.0.0.1:{port}{base_path}"
+    try:
+        _wait_until_verified_ready(process, f"{url}api", token, log_path, startup_timeout, verify)
+        yield RunningServer(
+            url=url, token=token, root_dir=root_dir, pid=process.pid, log_path=log_path
+        )
+    finally:
+        _stop(process, marker, token, log_path, 15.0)
+
+
+def _wait_until_verified_ready(
+    process: subprocess.Popen[bytes],
+    probe_url: str,
+    token: str,
+    log_path: Path,
+    timeout: float,
+    verify: bool | ssl.SSLContext,
+) -> None:
+    """``_wait_until_ready`` with a TLS verification setting (a CA bundle for HTTPS)."""
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"token {token}"}
+    with httpx.Client(trust_env=False, timeout=5.0, verify=verify) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with code {process.returncode} during start-up; "
+                    f"log tail:\n{_log_tail(log_path, token)}"
+                )
+            with suppress(httpx.HTTPError):
+                if http.get(probe_url, headers=headers).status_code == 200:
+                    return
+            time.sleep(_POLL_INTERVAL)
+    raise RuntimeError(
+        f"server did not answer {probe_url} within {timeout} s; "
+        f"log tail:\n{_log_tail(log_path, token)}"
+    )
+
+
+# -- a server that can be stopped and started again on the same port (fault tests) -----
+
+#: Each kind's application class and token variable, with its fixture's gateway settings.
+_RESTARTABLE_APPS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "jupyter_server": ("ServerApp", "JUPYTER_TOKEN", {}),
+    "kernel_gateway": (
+        "KernelGatewayApp",
+        "KG_AUTH_TOKEN",
+        {"KG_LIST_KERNELS": "False", "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR"},
+    ),
+    "enterprise_gateway": (
+        "EnterpriseGatewayApp",
+        "EG_AUTH_TOKEN",
+        {
+            "EG_LIST_KERNELS": "False",
+            "EG_UNAUTHORIZED_USERS": EG_REFUSED_USERNAME,
+            "EG_INHERITED_ENVS": f"PATH,{_MARKER_VARIABLE},IPYTHONDIR",
+        },
+    ),
+}
+
+
+@contextmanager
+def running_server_at(
+    kind: str,
+    workdir: Path,
+    *,
+    port: int,
+    token: str,
+    python: Path | None = None,
+    startup_timeout: float = 60.0,
+) -> Iterator[RunningServer]:
+    """Run a server of ``kind`` on a given port with a given token, under ``workdir``.
+
+    Leaving the context stops it like the fixtures do; entering again with the same
+    ``port`` and ``token`` (and another empty ``workdir``) brings "the same" server back
+    with none of the old kernels. Settings are the fixtures' ones.
+
+    Args:
+        kind: ``jupyter_server``, ``kernel_gateway`` or ``enterprise_gateway``.
+        workdir: An empty directory for the root, config, runtime dirs and the log.
+        port: The port on 127.0.0.1 (``free_port()``).
+        token: The auth token (passed in the environment, never on the command line).
+        python: The interpreter for Enterprise Gateway (its own venv).
+        startup_timeout: Seconds to wait for readiness.
+    """
+    app, token_variable, settings = _RESTARTABLE_APPS[kind]
+    root_dir = workdir / "root"
+    root_dir.mkdir(parents=True)
+    env = {
+        token_variable: token,
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_DATA_DIR": str(workdir / "data"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "IPYTHONDIR": str(workdir / "ipython"),
+        **settings,
+    }
+    if kind == "jupyter_server":
+        command, cwd = jupyter_server_command(port=port, root_dir=root_dir), None
+    else:
+        interpreter = python if kind == "enterprise_gateway" else Path(sys.executable)
+        if interpreter is None:
+            raise ValueError("Enterprise Gateway needs python= (its own venv's interpreter)")
+        command, cwd = [str(interpreter), "-m", kind], root_dir
+        command += [f"--{app}.ip=127.0.0.1", f"--{app}.port={port}", f"--{app}.port_retries=0"]
+        command.append(f"--{app}.log_level=WARN")
+    with run_server(
+        command,
+        url=f"http://127.0.0.1:{port}/",
+        token=token,
+        root_dir=root_dir,
+        log_path=workdir / f"{kind}.log",
+        env=env,
+        cwd=cwd,
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server

@@ -78,6 +78,29 @@ def _base_url(base_url: str) -> httpx.URL:
     return url.copy_with(raw_path=url.raw_path.rstrip(b"/") + b"/")  # keeps %-escapes
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or during, outermost first (no cycles)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The most specific message in ``exc``'s chain: trio and anyio wrap the OS or TLS
+    error in exceptions whose own text is empty."""
+    for cause in reversed(_causes(exc)):
+        if str(cause):
+            return str(cause)
+    return type(exc).__name__
+
+
+def _tls_verification_failed(exc: BaseException) -> bool:
+    return any(isinstance(cause, ssl.SSLCertVerificationError) for cause in _causes(exc))
+
+
 def _check_headers(headers: Mapping[str, str]) -> dict[str, str]:
     checked: dict[str, str] = {}
     for name, value in headers.items():
@@ -276,12 +299,13 @@ class HttpTransport:
         deadline = self._timeout if timeout is None else _positive(timeout, "timeout")
         client = self._open_client()
         body = request.encode_body()
-        headers = {**self._auth, "Accept": "application/json"}
+        headers = {**self._auth, "Accept": "application/json", **(request.headers or {})}
         if body is not None:
             headers["Content-Type"] = "application/json"
         outgoing = client.build_request(
             request.method,
             self._base + request.path,
+            params=request.query,
             headers=headers,
             content=body,
             timeout=httpx.Timeout(deadline),
@@ -325,7 +349,9 @@ class HttpTransport:
                 f"{what}: no complete answer from {self._host_port} within {deadline:g} s"
             ) from exc
         except httpx.ConnectError as exc:
-            reason = self._scrub(str(exc))[:200] or type(exc).__name__
+            reason = self._scrub(_root_reason(exc))[:200]
+            if _tls_verification_failed(exc):
+                reason += "; pass verify=<CA bundle path> (or verify=False to skip the check)"
             raise ConnectError(f"cannot connect to {self._host_port}: {reason}") from exc
         except httpx.HTTPError as exc:
             reason = self._scrub(str(exc))[:200] or type(exc).__name__

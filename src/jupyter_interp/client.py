@@ -11,6 +11,10 @@ Invariants:
 * Leaving the Client shuts down the kernels it started (unless a session was
   detached) and disconnects sessions it attached to, even when the body raised or was
   cancelled; an injected ``httpx.AsyncClient`` is never closed.
+* A Session's tasks (reader, keep-alive) are the Client's, not the caller's: once
+  connected they run in a shielded scope, so cancelling the scope around the Client
+  (a request timeout in a web server, say) cannot kill a reader that the shielded
+  recovery of a cancelled execution still needs. Leaving the Client cancels them.
 * Nothing depends on kernel listing or the Contents API, which gateways refuse.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -28,6 +33,7 @@ from typing import Any
 
 import anyio
 import httpx
+from anyio.abc import TaskStatus
 
 from ._kernel_link import KernelLink
 from .config import ClientConfig
@@ -118,6 +124,7 @@ class Client:
         self._http_client = http_client
         self._http: HttpTransport | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._serving: set[anyio.CancelScope] = set()
         self._owned: list[Session] = []
         self._attached: list[Session] = []
         self._kernelspecs: rest.KernelSpecs | None = None
@@ -154,6 +161,8 @@ class Client:
                             cleanup.start_soon(session.detach)
         finally:
             assert self._tg is not None
+            for scope in self._serving:
+                scope.cancel()  # shielded: the task group's cancel would not reach them
             self._tg.cancel_scope.cancel()
             if not isinstance(exc, anyio.get_cancelled_exc_class()):
                 # the body's error is not the task group's: handed over, it would come
@@ -241,7 +250,7 @@ class Client:
         *,
         language: str | None = None,
         env: Mapping[str, str] | None = None,
-        path: str | None = None,
+        path: str | None = "",
         file_root: str = "",
     ) -> Session:
         """Start a kernel and connect a Session to it.
@@ -251,7 +260,10 @@ class Client:
             language: pick a kernelspec by language when ``kernel_name`` is None.
             env: ``KERNEL_*`` variables for Kernel/Enterprise Gateway (Jupyter Server
                 ignores a client env).
-            path: server-side working directory hint (Jupyter Server ``path``).
+            path: the kernel's working directory, an API path relative to the server's
+                root (``""``: the root itself). ``None`` sends none, and Jupyter Server
+                then starts the kernel in its own process's working directory, which
+                the Contents API cannot map (files then move through the kernel only).
             file_root: kernel-side directory that file transfers are confined to.
 
         Raises:
@@ -313,7 +325,12 @@ class Client:
         )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if not self.config.base_url.startswith("https"):
+        """The WebSocket's TLS settings, built like the HTTP client's from ``verify``.
+
+        Raises:
+            LocalProtocolError: ``verify`` names no readable CA file or directory.
+        """
+        if not self.config.base_url.lower().startswith("https"):
             return None
         verify = self.config.verify
         if verify is False:
@@ -321,13 +338,42 @@ class Client:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             return context
-        if isinstance(verify, str):
+        if not isinstance(verify, str):
+            return ssl.create_default_context()
+        try:
+            if os.path.isdir(verify):
+                return ssl.create_default_context(capath=verify)
             return ssl.create_default_context(cafile=verify)
-        return ssl.create_default_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise LocalProtocolError(f"cannot load the CA bundle given as verify=: {exc}") from exc
 
     async def _open(self, kernel_id: str, kernel_name: str, *, file_root: str) -> Session:
         if self._tg is None:
             raise LocalProtocolError("use the Client inside 'async with'")
         session = Session(self._link(kernel_id, kernel_name), self.config, file_root=file_root)
-        await self._tg.start(session._run)
+        await self._tg.start(self._serve, session)
         return session
+
+    async def _serve(
+        self, session: Session, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run ``session``; shielded from the caller's cancellation once it is connected."""
+        scope = anyio.CancelScope()
+        self._serving.add(scope)
+        try:
+            with scope:
+                await session._run(task_status=_ShieldWhenStarted(scope, task_status))
+        finally:
+            self._serving.discard(scope)
+
+
+class _ShieldWhenStarted:
+    """Passes ``started()`` on after shielding ``scope``: no checkpoint lies between."""
+
+    def __init__(self, scope: anyio.CancelScope, inner: TaskStatus[None]) -> None:
+        self._scope = scope
+        self._inner = inner
+
+    def started(self, value: None = None) -> None:
+        self._scope.shield = True
+        self._inner.started(value)

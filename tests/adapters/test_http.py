@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -104,6 +105,39 @@ async def test_post_sends_json_and_parses_the_model() -> None:
     assert sent.headers["content-type"] == "application/json"
     assert json.loads(sent.content) == {"name": "python3", "env": {"KERNEL_USERNAME": "bob"}}
     assert sent.extensions["timeout"] == {"connect": 120, "read": 120, "write": 120, "pool": 120}
+
+
+async def test_query_and_extra_headers_reach_the_server_encoded() -> None:
+    server = Server(ok())
+    request = rest.HttpRequest(
+        method="GET",
+        path="api/contents/a%20b.txt",
+        query={"content": "0", "hash": "1", "q": "x&y=z"},
+        headers={"Range": "bytes=0-9"},
+    )
+    with anyio.fail_after(5):
+        async with transport_for(server) as http:
+            await http.send(request)
+    (sent,) = server.requests
+    assert sent.url.params == httpx.QueryParams({"content": "0", "hash": "1", "q": "x&y=z"})
+    assert b"q=x%26y%3Dz" in sent.url.query
+    assert sent.headers["range"] == "bytes=0-9"
+    assert sent.headers.get_list("authorization") == [f"token {TOKEN}"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("headers", {"Authorization": "token other"}),
+        ("headers", {"cookie": "a=b"}),
+        ("headers", {"X-Evil": "a\r\nHost: x"}),
+        ("query", {"a": 1}),
+    ],
+)
+def test_requests_refuse_unsafe_query_and_headers(field: str, value: dict[str, Any]) -> None:
+    build = functools.partial(rest.HttpRequest, method="GET", path="api")
+    with pytest.raises(LocalProtocolError):
+        build(headers=value) if field == "headers" else build(query=value)
 
 
 async def test_without_token_no_authorization_header() -> None:

@@ -192,7 +192,9 @@ class SessionKeeper:
         client = _client(runtime)
         name = await self._kernel_for(client, kernel_name, language)
         wanted = session_id if generated else kernel_id_for(session_id)
-        request = rest.start_kernel(name, env=client.config.start_env({**env, "KERNEL_ID": wanted}))
+        request = rest.start_kernel(
+            name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
+        )
         request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
         model = await client.http.call(
             request, rest.parse_start_kernel, timeout=client.config.start_timeout

@@ -176,13 +176,14 @@ class KernelPool:
         *,
         language: str | None = None,
         env: Mapping[str, str] | None = None,
-        path: str | None = None,
+        path: str | None = "",
         file_root: str = "",
     ) -> Session:
         """Like ``Client.start_session``, served from the pool when possible.
 
-        A warm session is used when the resolved kernelspec is pooled, one is idle, and
-        neither ``env`` nor ``path`` is given (a running kernel cannot take them);
+        A warm session is used when the resolved kernelspec is pooled, one is idle, no
+        ``env`` is given and ``path`` is the default ``""`` (warm kernels run in the
+        server's root; a running kernel cannot take another env or directory);
         otherwise a kernel is started now.
 
         Raises:
@@ -194,7 +195,7 @@ class KernelPool:
         if name is None:
             name = (await self._client.kernelspecs()).default
         spec = None if name is None else self._specs.get(name)
-        if spec is not None and not env and path is None:
+        if spec is not None and not env and path == "":
             while (session := spec.take()) is not None:
                 if await self._alive(session):
                     session.file_root = file_root

@@ -4,7 +4,8 @@ Method, part 1 (speed): one private Jupyter Server; per round, interleaved with
 rotating order, 50 MB of random bytes go up and come down once by each contender:
 
 * ``jupyter_interp``: ``Session.upload`` / ``Session.download`` (kernel-side snippets,
-  chunked, sha256-verified, atomic);
+  chunked, sha256-verified, atomic; on ipykernel each upload chunk is the raw binary
+  buffer of its execute_request);
 * ``contents_api``: one ``PUT api/contents/<path>`` with the base64 body, one
   ``GET api/contents/<path>?format=base64`` (httpx, kept-alive client), as a
   Jupyter-Server-only client would do it.

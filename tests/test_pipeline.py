@@ -22,18 +22,24 @@ class FakeKernel:
         self.delays = delays
         self.failing = failing
         self.started: list[str] = []
+        self.buffers: list[tuple[bytes, ...]] = []
         self.finished: list[str] = []
         self.cancelled: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
 
     async def execute(
-        self, code: str, expressions: Mapping[str, str], accepted: anyio.Event
+        self,
+        code: str,
+        expressions: Mapping[str, str],
+        buffers: tuple[bytes, ...],
+        accepted: anyio.Event,
     ) -> ExecutionResult:
         await (
             anyio.lowlevel.checkpoint()
         )  # the task that runs this may be scheduled after later ones
         self.started.append(code)
+        self.buffers.append(buffers)
         accepted.set()
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -58,7 +64,7 @@ async def _requests(
 
     try:
         for code in codes:
-            yield code, {"n": code}, settle
+            yield code, {"n": code}, (code.encode(),), settle
     finally:
         closed.append(True)
 
@@ -71,6 +77,7 @@ async def test_results_settle_in_order_with_at_most_window_in_flight() -> None:
     with anyio.fail_after(10):
         await run_pipelined(kernel.execute, _requests(codes, settled, closed), window=3)
     assert kernel.started == codes  # reached the kernel in order, whatever the scheduler did
+    assert kernel.buffers == [(code.encode(),) for code in codes]  # each with its own data
     assert settled == codes
     assert kernel.most_in_flight == 3
     assert closed == [True]
@@ -103,9 +110,9 @@ async def test_a_failing_settle_is_raised_after_the_flights_land() -> None:
         async def accept(result: ExecutionResult) -> None:
             pass
 
-        yield "a", {}, refuse
-        yield "b", {}, accept
-        yield "c", {}, accept
+        yield "a", {}, (), refuse
+        yield "b", {}, (), accept
+        yield "c", {}, (), accept
 
     with anyio.fail_after(10), pytest.raises(FileTransferError, match="bad reply to a"):
         await run_pipelined(kernel.execute, requests(), window=2)

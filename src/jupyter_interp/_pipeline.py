@@ -36,10 +36,15 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkRequest", "run_pipelined"]
 
-#: The code, the user expressions, and what to do with the result once it is settled.
-ChunkRequest = tuple[str, Mapping[str, str], Callable[["ExecutionResult"], Awaitable[None]]]
+#: The code, the user expressions, the binary buffers, and what to do with the result
+#: once it is settled.
+ChunkRequest = tuple[
+    str, Mapping[str, str], tuple[bytes, ...], Callable[["ExecutionResult"], Awaitable[None]]
+]
 #: Runs one execution; sets the event once the kernel is known to have taken it.
-Execute = Callable[[str, Mapping[str, str], anyio.Event], Awaitable["ExecutionResult"]]
+Execute = Callable[
+    [str, Mapping[str, str], tuple[bytes, ...], anyio.Event], Awaitable["ExecutionResult"]
+]
 
 
 class _InFlight:
@@ -52,9 +57,15 @@ class _InFlight:
         self._result: ExecutionResult | None = None
         self._error: Exception | None = None
 
-    async def run(self, execute: Execute, code: str, expressions: Mapping[str, str]) -> None:
+    async def run(
+        self,
+        execute: Execute,
+        code: str,
+        expressions: Mapping[str, str],
+        buffers: tuple[bytes, ...],
+    ) -> None:
         try:
-            self._result = await execute(code, expressions, self._accepted)
+            self._result = await execute(code, expressions, buffers, self._accepted)
         except Exception as exc:  # kept for the settling task: siblings must not be cancelled
             self._error = exc
         finally:
@@ -98,7 +109,7 @@ async def run_pipelined(
     failure: Exception | None = None
     async with anyio.create_task_group() as tg, aclosing(requests):
         try:
-            async for code, expressions, settle in requests:
+            async for code, expressions, buffers, settle in requests:
                 if len(pending) >= window:
                     oldest = pending.popleft()
                     await oldest.settle(await oldest.outcome())
@@ -106,7 +117,7 @@ async def run_pipelined(
                     break  # send nothing after a known failure; it is raised below
                 flight = _InFlight(settle)
                 pending.append(flight)
-                tg.start_soon(flight.run, execute, code, expressions)
+                tg.start_soon(flight.run, execute, code, expressions, buffers)
                 await flight.accepted()  # keeps the requests in order on the wire
             while pending:
                 oldest = pending.popleft()

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import attrs
 import pytest
 
 from jupyter_interp._transfer import FileTransfer
+from jupyter_interp.client import Client
 from jupyter_interp.errors import (
     FileTransferError,
     LocalProtocolError,
@@ -28,7 +30,10 @@ from jupyter_interp.errors import (
 )
 from jupyter_interp.protocol.file_replies import EntryKind
 from jupyter_interp.protocol.files import CHUNK_SIZE
+from jupyter_interp.protocol.messages import Message
 from jupyter_interp.session import Session
+
+from .conftest import TEST_CLIENT_SETTINGS, ServerUnderTest
 
 pytestmark = pytest.mark.anyio
 
@@ -378,3 +383,63 @@ async def test_list_stat_and_delete(session: Session, area: str) -> None:
     assert removed_file.kind is EntryKind.FILE
     assert removed_dir.kind is EntryKind.DIRECTORY
     assert empty.entries == ()
+
+
+async def test_upload_chunks_travel_as_binary_buffers_on_every_server(
+    any_server: ServerUnderTest, area: str
+) -> None:
+    data = _payload(CHUNK_SIZE + 1234, seed=6)
+    with anyio.fail_after(120):
+        async with (
+            Client(any_server.url, token=any_server.token, **TEST_CLIENT_SETTINGS) as client,
+            client.session() as session,
+        ):
+            committed = await session.upload(f"{area}/binary.bin", data)
+            downloaded = await session.download(f"{area}/binary.bin")
+            await session.files.delete(area, recursive=True)
+            assert session.files._buffers_reach_kernel is True  # the probe passed
+
+    assert committed.sha256 == hashlib.sha256(data).hexdigest()
+    assert downloaded == data
+
+
+def _drop_buffers(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``session`` lose every request buffer on its way, as a lossy proxy would."""
+    send_raw = session._send_raw
+
+    async def without_buffers(message: Message) -> None:
+        await send_raw(attrs.evolve(message, buffers=()))
+
+    monkeypatch.setattr(session, "_send_raw", without_buffers)
+
+
+async def test_lost_buffers_are_detected_and_uploads_go_as_text(
+    session: Session, area: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _payload(CHUNK_SIZE + 99, seed=7)
+    _drop_buffers(session, monkeypatch)
+    transfer = FileTransfer(session)
+    with anyio.fail_after(_TIMEOUT):
+        committed = await transfer.upload(f"{area}/text.bin", data)
+        again = await transfer.upload(f"{area}/text.bin", data[:10])
+
+    assert transfer._buffers_reach_kernel is False  # probed once, remembered
+    assert committed.sha256 == hashlib.sha256(data).hexdigest()
+    assert again.size == 10
+    assert (_root(session) / area / "text.bin").read_bytes() == data[:10]
+
+
+async def test_a_chunk_without_its_buffer_is_refused_and_nothing_changes(
+    session: Session, area: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = f"{area}/kept.bin"
+    with anyio.fail_after(_TIMEOUT):
+        await session.upload(path, b"existing")
+        _drop_buffers(session, monkeypatch)
+        believer = FileTransfer(session)
+        believer._buffers_reach_kernel = True  # as if the buffers got lost after the probe
+        with pytest.raises(FileTransferError, match="arrived without its"):
+            await believer.upload(path, _payload(2 * CHUNK_SIZE + 5, seed=8))
+
+    assert (_root(session) / path).read_bytes() == b"existing"
+    assert _leftovers(_root(session) / area) == []

@@ -30,20 +30,21 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from jupyter_interp.errors import RemoteProtocolError
+from jupyter_interp.protocol import events
 from jupyter_interp.protocol.budget import HeadTail
 from jupyter_interp.protocol.file_replies import ChunkStored, UploadCommitted
 from jupyter_interp.protocol.files import (
-    PYTHON_CALL_EXPRESSION,
     FileOperation,
-    PythonFileSnippets,
     snippets_for,
 )
+from jupyter_interp.protocol.files_python import PYTHON_CALL_EXPRESSION, PythonFileSnippets
 from jupyter_interp.protocol.messages import Header, Message
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, RichOutput
 from jupyter_interp.protocol.wire import V1Codec
 from tests.strategies import json_objects
 
 V1 = V1Codec()
+_RESULT = ExecutionResult(msg_id="m", status=ExecutionStatus.OK)
 HEADER = {"msg_id": "k1", "msg_type": "stream", "session": "s", "date": "d", "version": "5.3"}
 
 
@@ -115,11 +116,71 @@ def test_v1_decoding_agrees_with_the_plain_definition(
     assert fast == _outcome(_reference_decode, channel, parts)
 
 
+@pytest.mark.parametrize("padded", range(4), ids=["header", "parent", "metadata", "content"])
+def test_v1_parts_with_whitespace_take_the_general_path(padded: int) -> None:
+    parts = [json.dumps(HEADER).encode(), b'{"msg_id":"p"}', b"{}", b'{"a":1}']
+    parts[padded] += b" \n"
+    message = V1.decode(_frame(b"iopub", parts))
+    assert message == _reference_decode(b"iopub", parts)
+    assert message.content == {"a": 1}
+
+
 def test_v1_parts_running_into_each_other_are_not_merged() -> None:
     # the scanner reading the header from its start would run on into the next part
     parts = [b'{"msg_id":"a","msg_type":', b'"b"}', b"{}", b"{}"]
     with pytest.raises(RemoteProtocolError):
         V1.decode(_frame(b"iopub", parts))
+
+
+def test_repeated_parent_headers_decode_to_independent_equal_objects() -> None:
+    parent = json.dumps({"msg_id": "p", "msg_type": "execute_request"}).encode()
+    nested = json.dumps({"msg_id": "p", "extra": {"deep": [1]}}).encode()
+    for parent_part in (parent, nested):
+        first, second = (
+            V1.decode(_frame(b"iopub", [json.dumps(HEADER).encode(), parent_part, b"{}", b"{}"]))
+            for _ in range(2)
+        )
+        assert first.parent_header == second.parent_header == json.loads(parent_part)
+        assert first.parent_header is not second.parent_header
+    first.parent_header["extra"]["deep"].append(2)
+    assert second.parent_header["extra"] == {"deep": [1]}
+
+
+@pytest.mark.parametrize(
+    ("trusted", "plain"),
+    [
+        (
+            lambda: events._stream_text("m", "stdout", "x"),
+            lambda: events.StreamText(msg_id="m", name="stdout", text="x"),
+        ),
+        (
+            lambda: events._execute_input("m", "1+1", None),
+            lambda: events.ExecuteInput(msg_id="m", code="1+1", execution_count=None),
+        ),
+        (
+            lambda: events._execute_result("m", 3, {"text/plain": "2"}, {}),
+            lambda: events.ExecuteResult(msg_id="m", execution_count=3, data={"text/plain": "2"}),
+        ),
+        (
+            lambda: events._execution_finished("m", _RESULT),
+            lambda: events.ExecutionFinished(msg_id="m", result=_RESULT),
+        ),
+        (
+            lambda: events._kernel_status("idle", "p"),
+            lambda: events.KernelStatus(execution_state="idle", parent_msg_id="p"),
+        ),
+    ],
+    ids=["stream", "input", "result", "finished", "status"],
+)
+def test_trusted_event_constructors_build_what_the_keyword_ones_build(
+    trusted: Any, plain: Any
+) -> None:
+    built, expected = trusted(), plain()
+    assert type(built) is type(expected)
+    assert built == expected
+    assert repr(built) == repr(expected)
+    with pytest.raises(AttributeError):
+        built.msg_id = "other"  # still frozen
 
 
 class _Text(str):

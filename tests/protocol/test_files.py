@@ -50,10 +50,10 @@ from jupyter_interp.protocol.files import (
     FILE_MIME_TYPE,
     FileOperation,
     FileSnippets,
-    PythonFileSnippets,
     confine,
     snippets_for,
 )
+from jupyter_interp.protocol.files_python import PythonFileSnippets
 from jupyter_interp.protocol.messages import MessageFactory
 from jupyter_interp.protocol.result import ErrorInfo, ExecutionResult, ExecutionStatus, RichOutput
 

@@ -30,12 +30,12 @@ from jupyter_interp.protocol.file_replies import (
 )
 from jupyter_interp.protocol.files import (
     FILE_MIME_TYPE,
-    PythonFileSnippets,
     json_string_body,
     snippets_for,
     temp_file_name,
 )
 from jupyter_interp.protocol.files_bash import BashFileSnippets
+from jupyter_interp.protocol.files_python import PythonFileSnippets
 from jupyter_interp.protocol.files_r import RFileSnippets
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, RichOutput
 

@@ -15,6 +15,7 @@ from . import (
     execution,
     file_replies,
     files,
+    files_python,
     messages,
     rest,
     result,
@@ -26,6 +27,7 @@ from .events import *  # noqa: F403
 from .execution import *  # noqa: F403
 from .file_replies import *  # noqa: F403
 from .files import *  # noqa: F403
+from .files_python import *  # noqa: F403
 from .messages import *  # noqa: F403
 from .rest import HttpRequest
 from .rest_models import ApiStatus, KernelModel, KernelSpec, KernelSpecs
@@ -38,6 +40,7 @@ __all__ = [
     *events.__all__,
     *wire.__all__,
     *files.__all__,
+    *files_python.__all__,
     *file_replies.__all__,
     *budget.__all__,
     *execution.__all__,

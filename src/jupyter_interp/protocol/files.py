@@ -7,8 +7,8 @@ the I/O layer runs it (``store_history=False``, so the user's execution count an
 history stay untouched) and hands the ``ExecutionResult`` to the matching parser
 (``FileStat.from_reply`` and friends). Builders take code strings in, parsers take
 results out, so another language only has to implement ``FileSnippets.render``
-(Python here, Bash in ``files_bash``, R in ``files_r``; ``snippets_for`` picks one by the
-kernel's language).
+(Python in ``files_python``, Bash in ``files_bash``, R in ``files_r``; ``snippets_for``
+picks one by the kernel's language).
 
 Reply contract (language-neutral): the snippet publishes exactly one display output
 with the MIME type ``FILE_MIME_TYPE`` whose value is ``{"ok": true, ...fields}`` or
@@ -30,9 +30,15 @@ Invariants:
 * Data embedded in code is base64 and every string is a Python ``ascii()`` literal:
   ``json.dumps`` is not a valid Python literal for characters outside the BMP (it
   writes surrogate pairs). The code is plain ASCII.
+* On ipykernel an upload chunk may instead be the request's one binary buffer
+  (``PythonFileSnippets.binary_upload_chunk_request``: no base64, no JSON); the
+  snippet reads it from the parent message ipykernel keeps and refuses a chunk whose
+  buffer is missing or has another length before writing anything. Whether buffers
+  reach the kernel's code through a given server is asked once with ``buffer_probe``.
 * Every snippet leaves no name behind (its one function is deleted in ``finally``),
-  imports only the standard library and ``IPython.display``, writes nothing to
-  stdout and ends with a statement, so it produces no ``execute_result``.
+  imports only the standard library and IPython (``IPython.display``, and
+  ``get_ipython`` for binary chunks), writes nothing to stdout and ends with a
+  statement, so it produces no ``execute_result``.
 * Uploads are atomic: chunks (at most ``CHUNK_SIZE`` raw bytes each, so a frame stays
   far below the server's 10 MiB limit) go to ``.<name>.<transfer_id>.part`` next to the
   target; commit checks size and sha256 and ``os.replace``-s it onto the target, or
@@ -52,6 +58,7 @@ import enum
 import json
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -61,14 +68,15 @@ from ..errors import (
     UnsupportedKernel,
 )
 
+if TYPE_CHECKING:
+    pass
+
 __all__ = [
     "CHUNK_SIZE",
     "FILE_MIME_TYPE",
     "SHA256_HEX",
     "FileOperation",
-    "PYTHON_CALL_EXPRESSION",
     "FileSnippets",
-    "PythonFileSnippets",
     "confine",
     "json_string_body",
     "snippets_for",
@@ -150,18 +158,27 @@ def _check_transfer_id(transfer_id: str) -> str:
     return transfer_id
 
 
-def _upload_chunk_arguments(
-    path: str, transfer_id: str, index: int, data: bytes | bytearray | memoryview
-) -> dict[str, str | int | bool]:
+def _chunk_bytes(data: bytes | bytearray | memoryview) -> bytes:
     raw = bytes(data)
     if len(raw) > CHUNK_SIZE:
         raise LocalProtocolError(f"a chunk holds at most {CHUNK_SIZE} bytes, got {len(raw)}")
-    return {
+    return raw
+
+
+def _upload_chunk_arguments(
+    path: str, transfer_id: str, index: int, raw: bytes, *, inline: bool = True
+) -> dict[str, str | int | bool]:
+    """The chunk's arguments: its data as base64 if ``inline``, else only its length."""
+    arguments: dict[str, str | int | bool] = {
         "path": confine(path),
         "transfer_id": _check_transfer_id(transfer_id),
         "index": _check_count("index", index),
-        "data": base64.b64encode(raw).decode("ascii"),
     }
+    if inline:
+        arguments["data"] = base64.b64encode(raw).decode("ascii")
+    else:
+        arguments["length"] = len(raw)
+    return arguments
 
 
 def _check_root(_instance: object, _attribute: attrs.Attribute[str], root: str) -> None:
@@ -222,7 +239,7 @@ class FileSnippets(abc.ABC):
             PathNotConfined: ``path`` fails ``confine``.
             LocalProtocolError: a bad transfer id, index or chunk size.
         """
-        arguments = _upload_chunk_arguments(path, transfer_id, index, data)
+        arguments = _upload_chunk_arguments(path, transfer_id, index, _chunk_bytes(data))
         return self.render(FileOperation.UPLOAD_CHUNK, arguments)
 
     def upload_chunk_request(
@@ -235,7 +252,7 @@ class FileSnippets(abc.ABC):
         the kernel from chunk 0 on: the upload must then end with ``upload_commit`` or
         ``upload_abort`` in the same kernel, which remove them.
         """
-        arguments = _upload_chunk_arguments(path, transfer_id, index, data)
+        arguments = _upload_chunk_arguments(path, transfer_id, index, _chunk_bytes(data))
         return self.render_request(FileOperation.UPLOAD_CHUNK, arguments)
 
     def render_request(
@@ -300,194 +317,10 @@ class FileSnippets(abc.ABC):
         return self.render(FileOperation.DELETE, {"path": confine(path), "recursive": recursive})
 
 
-_PY_NAME = "__jupyter_interp_file_op__"
-#: The user expression that runs a Python snippet sent by ``render_request``.
-PYTHON_CALL_EXPRESSION = "jupyter_interp_file_op"
-_PY_FUNCTION = """\
-def __jupyter_interp_file_op__(mime, root, op, args):
-    import base64, hashlib, os, shutil
-    from stat import S_ISDIR, S_ISLNK, S_ISREG
-    from IPython.display import publish_display_data
-
-    class Refused(Exception):
-        pass
-
-    rel = args["path"]
-    label = repr(rel) if rel else "the file root"
-    base = os.path.realpath(root or os.getcwd())
-
-    def inside(path):
-        try:
-            return os.path.commonpath([base, path]) == base
-        except ValueError:
-            return False
-
-    def locate(follow=True):
-        parts = rel.split("/") if rel else []
-        parent = os.path.realpath(os.path.join(base, *parts[:-1]))
-        target = os.path.join(parent, parts[-1]) if parts else parent
-        if not inside(parent) or (follow and not inside(os.path.realpath(target))):
-            raise Refused("not_confined", "%s resolves outside the file root" % label)
-        return parent, target
-
-    def regular(target):
-        mode = os.stat(target).st_mode
-        if S_ISDIR(mode):
-            raise Refused("is_directory", "%s is a directory" % label)
-        if not S_ISREG(mode):
-            raise Refused("not_a_file", "%s is not a regular file" % label)
-
-    def digest(path):
-        sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            mtime_ns = os.fstat(f.fileno()).st_mtime_ns
-            for block in iter(lambda: f.read(1 << 20), b""):
-                sha.update(block)
-            return f.tell(), sha.hexdigest(), mtime_ns
-
-    def discard(path):
-        try:
-            os.remove(path)
-            return True
-        except FileNotFoundError:
-            return False
-
-    def part(parent):
-        name = rel.rsplit("/", 1)[-1][:32]
-        return os.path.join(parent, ".%s.%s.part" % (name, args["transfer_id"]))
-
-    def upload_chunk():
-        parent = locate()[0]
-        os.makedirs(parent, exist_ok=True)
-        temp, index = part(parent), args["index"]
-        if index and not os.path.exists(temp):
-            raise Refused("incomplete", "chunk %d for %s came without chunk 0" % (index, label))
-        with open(temp, "ab" if index else "wb") as f:
-            f.write(base64.b64decode(args["data"]))
-            f.flush()
-            return {"size": os.fstat(f.fileno()).st_size}
-
-    def upload_commit():
-        parent, target = locate()
-        os.makedirs(parent, exist_ok=True)
-        temp, want = part(parent), (args["size"], args["sha256"])
-        if not os.path.exists(temp):
-            if want[0]:
-                raise Refused("incomplete", "no chunk of the upload to %s arrived" % label)
-            open(temp, "wb").close()
-        try:
-            got = digest(temp)[:2]
-            if got != want:
-                raise Refused("checksum_mismatch", "the kernel received %d bytes with sha256 %s"
-                              " for %s, expected %d bytes with sha256 %s" % (got + (label,) + want))
-            os.replace(temp, target)
-        except BaseException:
-            discard(temp)
-            raise
-        return {"size": got[0], "sha256": got[1]}
-
-    def upload_abort():
-        return {"removed": discard(part(locate()[0]))}
-
-    def stat():
-        target = locate()[1]
-        regular(target)
-        size, sha256, mtime_ns = digest(target)
-        return {"size": size, "sha256": sha256, "mtime_ns": mtime_ns}
-
-    def read_chunk():
-        target = locate()[1]
-        regular(target)
-        with open(target, "rb") as f:
-            info = os.fstat(f.fileno())
-            f.seek(args["offset"])
-            data = f.read(args["length"])
-        return {"offset": args["offset"], "data": base64.b64encode(data).decode("ascii"),
-                "sha256": hashlib.sha256(data).hexdigest(), "size": info.st_size,
-                "mtime_ns": info.st_mtime_ns}
-
-    def list_dir():
-        target = locate()[1]
-        if not rel and not os.path.exists(target):
-            return {"entries": []}
-        entries = []
-        with os.scandir(target) as scan:
-            for entry in scan:
-                kind, size = "other", None
-                if entry.is_symlink():
-                    kind = "symlink"
-                elif entry.is_dir():
-                    kind = "directory"
-                elif entry.is_file():
-                    kind, size = "file", entry.stat().st_size
-                name = entry.name.encode("utf-8", "surrogateescape")
-                entries.append({"name": name.decode("utf-8", "backslashreplace"),
-                                "kind": kind, "size": size})
-        return {"entries": sorted(entries, key=lambda entry: entry["name"])}
-
-    def delete():
-        target = locate(follow=False)[1]
-        mode = os.lstat(target).st_mode
-        if S_ISDIR(mode):
-            if not args["recursive"]:
-                raise Refused("is_directory", "%s is a directory; delete it recursively" % label)
-            shutil.rmtree(target)
-            return {"kind": "directory"}
-        os.remove(target)
-        return {"kind": "symlink" if S_ISLNK(mode) else "file" if S_ISREG(mode) else "other"}
-
-    operations = {"upload_chunk": upload_chunk, "upload_commit": upload_commit,
-                  "upload_abort": upload_abort, "stat": stat, "read_chunk": read_chunk,
-                  "list_dir": list_dir, "delete": delete}
-    try:
-        reply = dict(operations[op](), ok=True)
-    except Refused as exc:
-        reply = {"ok": False, "error": exc.args[0], "message": exc.args[1]}
-    except OSError as exc:
-        kinds = {FileNotFoundError: "not_found", IsADirectoryError: "is_directory",
-                 NotADirectoryError: "not_a_directory"}
-        reply = {"ok": False, "error": kinds.get(type(exc), "os_error"),
-                 "message": "%s: %s" % (label, exc.strerror or exc)}
-    publish_display_data({mime: reply}, metadata={})
-"""
-
-
-@attrs.frozen(kw_only=True)
-class PythonFileSnippets(FileSnippets):
-    """Snippets for Python kernels with IPython's display machinery (ipykernel, xeus-python)."""
-
-    def render(self, operation: FileOperation, arguments: Mapping[str, str | int | bool]) -> str:
-        call = self._call(operation, arguments)
-        return f"{_PY_FUNCTION}try:\n    {call}\nfinally:\n    del {_PY_NAME}\n"
-
-    def render_request(
-        self, operation: FileOperation, arguments: Mapping[str, str | int | bool]
-    ) -> tuple[str, dict[str, str]]:
-        """The data travels in a user expression that calls the snippet's function.
-
-        IPython kernels hash and transform every cell's source in pure Python (ipykernel
-        names cells by a pure-Python murmur2 of the source: seconds for a multi-megabyte
-        upload chunk), but evaluate user expressions with a plain ``eval``, in order,
-        after the cell and with the same parent message, so the reply is published as
-        usual. Only upload chunks are sent this way: chunk 0's cell defines the
-        function, later chunks' cells are empty, and ``upload_commit`` and
-        ``upload_abort`` delete it (their code ends with ``del``).
-        ``PYTHON_CALL_EXPRESSION`` holds the call's own outcome (an exception raised
-        outside the snippet's handlers, such as a missing function, shows there).
-        """
-        if operation is not FileOperation.UPLOAD_CHUNK:
-            return self.render(operation, arguments), {}
-        code = _PY_FUNCTION if arguments["index"] == 0 else ""
-        return code, {PYTHON_CALL_EXPRESSION: self._call(operation, arguments)}
-
-    def _call(self, operation: FileOperation, arguments: Mapping[str, str | int | bool]) -> str:
-        values = (FILE_MIME_TYPE, self.root, operation.value, dict(arguments))
-        return f"{_PY_NAME}({', '.join(ascii(value) for value in values)})"
-
-
 def _languages() -> Mapping[str, type[FileSnippets]]:
     # Imported here: those modules build on this one.
     from .files_bash import BashFileSnippets
+    from .files_python import PythonFileSnippets
     from .files_r import RFileSnippets
 
     return {"python": PythonFileSnippets, "bash": BashFileSnippets, "r": RFileSnippets}

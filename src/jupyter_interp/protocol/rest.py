@@ -124,6 +124,23 @@ def _check_path(_instance: object, _attribute: attrs.Attribute[str], path: str) 
         raise LocalProtocolError("request path must not contain '.' or '..' segments")
 
 
+_RESERVED_HEADERS = frozenset({"authorization", "cookie", "origin", "host", "content-type"})
+
+
+def _check_strings(
+    _instance: object,
+    attribute: attrs.Attribute[Mapping[str, str] | None],
+    value: Mapping[str, str] | None,
+) -> None:
+    for key, item in (value or {}).items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise LocalProtocolError(f"request {attribute.name} must map strings to strings")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key + item):
+            raise LocalProtocolError(f"request {attribute.name} must not hold control characters")
+        if attribute.name == "headers" and key.lower() in _RESERVED_HEADERS:
+            raise LocalProtocolError(f"request header {key!r} is set by the transport")
+
+
 @attrs.frozen(kw_only=True)
 class HttpRequest:
     """One REST call: what to send and which statuses mean success."""
@@ -134,6 +151,10 @@ class HttpRequest:
     #: the JSON body, or ``None`` for no body
     json: Mapping[str, Any] | None = None
     success: frozenset[int] = _OK
+    #: query parameters, URL-encoded by the transport (``{"content": "0"}``)
+    query: Mapping[str, str] | None = attrs.field(default=None, validator=_check_strings)
+    #: extra headers (e.g. ``Range``); never the ones the transport sets itself
+    headers: Mapping[str, str] | None = attrs.field(default=None, validator=_check_strings)
 
     @property
     def idempotent(self) -> bool:

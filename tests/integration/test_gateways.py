@@ -130,6 +130,33 @@ async def test_interrupt_timeout_restart_shutdown(any_server: ServerUnderTest) -
                 await client.get_kernel(session.kernel_id)
 
 
+async def test_a_timeout_interrupt_cannot_stop_restarts_the_kernel(
+    any_gateway: ServerUnderTest,
+) -> None:
+    deaf = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "print('deaf', flush=True)\n"
+        "time.sleep(60)"
+    )
+    with anyio.fail_after(_TEST_TIMEOUT):
+        async with _client(any_gateway, interrupt_grace=1.0) as client:
+            session = await client.start_session()
+            await session.execute("kept = 1")
+            timed_out = await session.execute(deaf, timeout=1)
+            with anyio.fail_after(10):  # the restarted kernel answers promptly
+                after = await session.execute("print('after restart'); 'kept' in globals()")
+
+    assert timed_out.status is ExecutionStatus.TIMED_OUT
+    assert timed_out.recovery is Recovery.RESTARTED
+    assert timed_out.stdout == "deaf\n"
+    assert timed_out.generation == 1
+    assert session.generation == 1
+    assert after.status is ExecutionStatus.OK
+    assert after.stdout == "after restart\n"
+    assert after.result == "False"
+
+
 async def _interrupt_while_running(session: Session) -> ExecutionResult:
     """Interrupt (REST) a running execution once it printed; return its result."""
     code = "print('running', flush=True)\nimport time\ntime.sleep(30)"

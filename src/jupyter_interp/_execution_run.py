@@ -1,7 +1,8 @@
 """One execution's life on a Session: waiting, deadlines, grace periods and recovery.
 
-Strategy: the reader task routes this execution's events into a memory stream; this
-object drains it while keeping three clocks:
+Strategy: the reader task puts this execution's events into its ``Mailbox`` (a FIFO
+that never makes the reader yield unless a stream's consumer lags ``STREAM_BACKLOG``
+events behind); this object drains it while keeping three clocks:
 
 * the total deadline (``timeout``): on expiry, recover with status ``TIMED_OUT``;
 * the completion grace: once the tracker has seen only one of execute_reply and
@@ -17,12 +18,18 @@ re-raises. If the interrupt finds the kernel gone from the server (deleted by an
 client, culled: Jupyter Server keeps the WebSocket open and says nothing), the session
 gives up: the execution ends ``CONNECTION_LOST`` and later calls raise
 ``KernelUnavailable``.
+
+Latency: ``Session.execute`` awaits ``finished()`` (no generator chain) and only the
+final event (or an input request) is delivered to it, so one execution costs one
+hand-off from the reader and one timed wait; an event already in the mailbox is taken
+without yielding to the event loop, the clocks being checked first all the same.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
@@ -34,14 +41,77 @@ from .protocol.events import ExecutionEvent, ExecutionFinished, InputRequested
 from .protocol.result import ExecutionStatus, Recovery
 
 if TYPE_CHECKING:
-    from anyio.abc import ObjectReceiveStream
-
     from .protocol.execution import ExecutionTracker
+    from .protocol.messages import Message
     from .session import Session
 
-__all__ = ["ExecutionRun"]
+__all__ = ["STREAM_BACKLOG", "ExecutionRun", "Mailbox"]
 
 logger = logging.getLogger("jupyter_interp.session")
+
+#: how many undelivered events a stream's consumer may lag before the reader waits
+STREAM_BACKLOG = 256
+
+
+class Mailbox:
+    """The reader's hand-off to one execution: a FIFO with one consumer.
+
+    ``put`` never blocks or yields (final events must always get through); the reader
+    calls ``wait_for_room`` after it to stop reading while a bounded mailbox is ``full``.
+    After ``close`` everything put is dropped and a waiting reader is released.
+    """
+
+    def __init__(self, *, everything: bool, capacity: float) -> None:
+        #: whether every event is wanted (a stream), or only the final one and input
+        #: requests (``execute``)
+        self.everything = everything
+        self._capacity = capacity
+        self._items: deque[ExecutionEvent] = deque()
+        self._arrived: anyio.Event | None = None
+        self._drained: anyio.Event | None = None
+        self._closed = False
+
+    def put(self, event: ExecutionEvent) -> None:
+        if self._closed:
+            return
+        self._items.append(event)
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self._capacity
+
+    async def wait_for_room(self) -> None:
+        """Return once the mailbox is below capacity (or closed)."""
+        while len(self._items) >= self._capacity and not self._closed:
+            self._drained = drained = anyio.Event()
+            await drained.wait()
+
+    def get_nowait(self) -> ExecutionEvent | None:
+        if not self._items:
+            return None
+        event = self._items.popleft()
+        if self._drained is not None and len(self._items) < self._capacity:
+            self._drained.set()
+            self._drained = None
+        return event
+
+    async def get(self) -> ExecutionEvent:
+        """The next event, waiting for it if none is there."""
+        while not self._items:
+            self._arrived = arrived = anyio.Event()
+            await arrived.wait()
+        event = self.get_nowait()
+        assert event is not None
+        return event
+
+    def close(self) -> None:
+        self._closed = True
+        self._items.clear()
+        if self._drained is not None:
+            self._drained.set()
 
 
 class ExecutionRun:
@@ -51,57 +121,88 @@ class ExecutionRun:
         self,
         session: Session,
         tracker: ExecutionTracker,
-        receive: ObjectReceiveStream[ExecutionEvent],
+        request: Message,
         *,
         timeout: float | None,
+        everything: bool,
     ) -> None:
         self._session = session
         self._tracker = tracker
-        self._receive = receive
+        #: the execute_request to send
+        self.request = request
+        self.msg_id = tracker.msg_id
+        self.mailbox = Mailbox(
+            everything=everything, capacity=STREAM_BACKLOG if everything else math.inf
+        )
         self._timeout = timeout
         self._config = session._config
         self._input_prompt: str | None = None
+        self._deadline = math.inf
+        self._grace_until: float | None = None
+
+    async def finished(self) -> ExecutionFinished:
+        """Wait for the end of the execution, passing over the events in between."""
+        self._start_clock()
+        try:
+            while True:
+                event = await self._next()
+                if isinstance(event, ExecutionFinished):
+                    return event
+        except BaseException:
+            await self._recover_if_running()
+            raise
 
     async def events(self) -> AsyncGenerator[ExecutionEvent, None]:
         """Yield the execution's events; the last one is always ``ExecutionFinished``."""
-        start = anyio.current_time()
-        deadline = math.inf if self._timeout is None else start + self._timeout
-        grace_until: float | None = None
+        self._start_clock()
         try:
             while True:
-                now = anyio.current_time()
-                if self._tracker.awaiting_grace:
-                    grace_until = grace_until or now + self._config.completion_grace
-                    if now >= grace_until:
-                        yield self._finalize(self._finish_incomplete())
-                        return
-                if now >= deadline:
-                    yield await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
+                # never yield inside a scope of ours: the consumer's code would run
+                # under our deadline
+                event = await self._next()
+                yield event
+                if isinstance(event, ExecutionFinished):
                     return
-                wake = min(deadline, now + self._config.completion_grace)
-                event: ExecutionEvent | None = None
-                # only the receive is timed: never yield (or recover) inside the scope,
-                # or the consumer's code would run under our deadline
-                with anyio.move_on_after(max(wake - now, 0)):
-                    event = await self._receive.receive()
+        except BaseException:
+            await self._recover_if_running()
+            raise
+
+    def _start_clock(self) -> None:
+        if self._timeout is not None:
+            self._deadline = anyio.current_time() + self._timeout
+
+    async def _recover_if_running(self) -> None:
+        if not self._tracker.done:
+            with anyio.CancelScope(shield=True):
+                await self._recover(ExecutionStatus.CANCELLED, "the caller cancelled the execution")
+
+    async def _next(self) -> ExecutionEvent:
+        """The next event to hand out; ``ExecutionFinished`` is the last one."""
+        mailbox = self.mailbox
+        while True:
+            now = anyio.current_time()
+            if self._tracker.awaiting_grace:
+                if self._grace_until is None:
+                    self._grace_until = now + self._config.completion_grace
+                if now >= self._grace_until:
+                    return self._finalize(self._finish_incomplete())
+            if now >= self._deadline:
+                return await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
+            event = mailbox.get_nowait()
+            if event is None:
+                # woken at least every completion_grace to look at the clocks above
+                wake = min(self._deadline, now + self._config.completion_grace)
+                with anyio.move_on_after(wake - now):
+                    event = await mailbox.get()
                 if event is None:
                     continue
-                if isinstance(event, ExecutionFinished):
-                    yield self._finalize(event)
-                    return
-                if isinstance(event, InputRequested):
-                    finished = await self._on_input(event)
-                    if finished is not None:
-                        yield finished
-                        return
-                yield event
-        except BaseException:
-            if not self._tracker.done:
-                with anyio.CancelScope(shield=True):
-                    await self._recover(
-                        ExecutionStatus.CANCELLED, "the caller cancelled the execution"
-                    )
-            raise
+            if isinstance(event, ExecutionFinished):
+                return self._finalize(event)
+            if isinstance(event, InputRequested):
+                finished = await self._on_input(event)
+                if finished is not None:
+                    return finished
+            return event
 
     def _deadline_detail(self) -> str:
         return f"the execution exceeded its {self._timeout:g} s deadline"
@@ -114,7 +215,7 @@ class ExecutionRun:
 
     def _finalize(self, finished: ExecutionFinished) -> ExecutionFinished:
         """Add what only the session knows: generation, refused input."""
-        result = attrs.evolve(finished.result, generation=self._session.generation)
+        result = finished.result
         refused = result.error is not None and result.error.ename == "StdinNotImplementedError"
         if self._input_prompt is not None or refused:
             prompt = f" ({self._input_prompt!r})" if self._input_prompt else ""
@@ -123,7 +224,12 @@ class ExecutionRun:
                 status=ExecutionStatus.INPUT_REQUIRED,
                 detail=f"the code asked for input{prompt} and the stdin policy does not answer it",
             )
-        return ExecutionFinished(msg_id=finished.msg_id, result=result)
+        elif result.generation == self._session.generation:
+            return finished  # the usual case: nothing to add
+        return ExecutionFinished(
+            msg_id=finished.msg_id,
+            result=attrs.evolve(result, generation=self._session.generation),
+        )
 
     async def _on_input(self, event: InputRequested) -> ExecutionFinished | None:
         answer = self._config.stdin.answer
@@ -180,7 +286,7 @@ class ExecutionRun:
 
     async def _drain_until_finished(self) -> ExecutionFinished:
         while True:
-            event = await self._receive.receive()
+            event = await self.mailbox.get()
             if isinstance(event, ExecutionFinished):
                 return event
 

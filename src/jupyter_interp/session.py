@@ -29,17 +29,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
 
+from ._execution_run import ExecutionRun, Mailbox
 from ._transfer import FileTransfer, UploadSource
 from .errors import (
     ConnectionClosed,
@@ -75,20 +73,11 @@ __all__ = ["Session"]
 
 logger = logging.getLogger("jupyter_interp.session")
 
-_STREAM_BUFFER = 256
 _KERNEL_INFO_RETRY = 3.0
 #: after a kernel_info reply, how long its iopub status may lag before we ask again
 _NUDGE = 0.25
 _MAX_NUDGES = 8
 _RECONNECT_ATTEMPTS = 5
-
-
-@attrs.define
-class _Route:
-    """Where the reader delivers one execution's events."""
-
-    send: MemoryObjectSendStream[ExecutionEvent]
-    everything: bool
 
 
 class Session:
@@ -112,10 +101,8 @@ class Session:
         self._codec: Codec = codec_for(None)
         self._ready = anyio.Event()
         self._stopped = anyio.Event()
-        self._exec_lock = anyio.Semaphore(1)
-        self._send_lock = anyio.Lock()
-        self._routes: dict[str, _Route] = {}
-        self._replies: dict[str, tuple[anyio.Event, list[Message]]] = {}
+        self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
+        self._routes: dict[str, Mailbox] = {}  # msg_id -> where its events go
         self._unusable: JupyterInterpError | None = None
         self._reconnect_reason: str | None = None
         self._read_scope: anyio.CancelScope | None = None
@@ -168,7 +155,9 @@ class Session:
 
         Raises:
             SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
-            LocalProtocolError: ``code`` is not valid UTF-8 text.
+            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
+                exceed the server's WebSocket message cap (``max_send_message_size``,
+                10 MiB): upload large data as a file instead.
         """
         async with self._exec_lock:
             return await self._execute_locked(
@@ -184,6 +173,7 @@ class Session:
         """Run ``code`` and yield typed events as they arrive, ``ExecutionFinished`` last.
 
         Leaving the iteration early counts as cancellation: the kernel is interrupted.
+        Raises what ``execute`` raises.
         """
         async with (
             self._exec_lock,
@@ -298,7 +288,9 @@ class Session:
                             nudge_at = anyio.current_time() + _NUDGE
                             window.deadline = min(window.deadline, nudge_at)
                 if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
-                    self.kernel_info = info.content  # a kernel may never send that status
+                    if not iopub_live:  # a kernel may never send that status
+                        logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
+                    self.kernel_info = info.content
                     self._ready.set()
                     self._bump_epoch()
                     return
@@ -321,12 +313,20 @@ class Session:
             return None, False
         found: Message | None = None
         status_seen = False
-        for event in self._conn.receive(message):
-            if isinstance(event, ReplyReceived) and event.request_msg_id == waiting_for:
-                found = event.message
+        events = self._conn.receive(message)
+        if any(isinstance(event, KernelRestarted) for event in events):
+            # before the ended executions wake their callers: a request sent on this
+            # socket now would reach the new kernel with no iopub subscription for it
+            self._ready = anyio.Event()
+        for event in events:
+            if isinstance(event, KernelStatus):  # nobody else waits for one
+                status_seen = status_seen or (
+                    waiting_for is not None and event.parent_msg_id == waiting_for
+                )
+            elif isinstance(event, ReplyReceived):  # only ever awaited here
+                if event.request_msg_id == waiting_for:
+                    found = event.message
             else:
-                if isinstance(event, KernelStatus) and event.parent_msg_id == waiting_for:
-                    status_seen = waiting_for is not None
                 await self._dispatch(event)
         return found, status_seen
 
@@ -347,7 +347,11 @@ class Session:
             await self._reconnect(cause)
 
     async def _reconnect(self, cause: Exception | None) -> None:
-        self._ready = anyio.Event()
+        # requests registered so far went out on the old socket, unless a restart frame
+        # already stopped sending (its executions ended; later ones wait for the new one)
+        sent_before = set(self._conn.in_flight) if self._ready.is_set() else set()
+        if self._ready.is_set():
+            self._ready = anyio.Event()
         reason, self._reconnect_reason = self._reconnect_reason, None
         await self._close_ws()
         delay = 0.1
@@ -355,17 +359,41 @@ class Session:
             try:
                 await self._connect()
                 logger.info("kernel %s reconnected (%s)", self.kernel_id, reason or cause)
+                self._fail_unanswered(sent_before)
                 return
             except KernelNotFound as exc:
-                await self._give_up(KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}"))
-                return
+                error = KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
+                break
             except (TransportError, TimeoutError) as exc:
                 logger.warning(
                     "reconnect %d to kernel %s failed: %s", attempt + 1, self.kernel_id, exc
                 )
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        await self._give_up(KernelUnavailable(f"lost the connection to kernel {self.kernel_id}"))
+        else:
+            error = KernelUnavailable(f"lost the connection to kernel {self.kernel_id}")
+        await self._give_up(error)
+        await anyio.sleep_forever()  # no socket to read: _run cancels the reader now
+
+    def _fail_unanswered(self, sent_before: set[str]) -> None:
+        """After a reconnect, end each execution of ``sent_before`` (in flight when the
+        socket dropped) that has neither its reply nor its idle.
+
+        The server replays what it buffered before anything else, and a kernel answers
+        shell requests in order, so the handshake's kernel_info reply comes after every
+        earlier reply: one still missing was lost with the old socket (or the request
+        itself was). Waiting on would hang an execution without a deadline; sending the
+        request again could run the code twice.
+        """
+        for msg_id in self._conn.in_flight:
+            tracker = self._conn.tracker(msg_id)
+            if msg_id not in sent_before or tracker is None or tracker.awaiting_grace:
+                continue  # sent since, or half-finished (the run's completion grace ends it)
+            detail = "the connection dropped and the end of this execution was lost with it"
+            for event in self._conn.fail(msg_id, ExecutionStatus.CONNECTION_LOST, detail=detail):
+                route = self._routes.get(getattr(event, "msg_id", ""))
+                if route is not None:
+                    route.put(event)  # type: ignore[arg-type]
 
     async def _give_up(self, error: JupyterInterpError) -> None:
         self._unusable = error
@@ -421,38 +449,32 @@ class Session:
     # -- event routing --------------------------------------------------------------
 
     async def _dispatch(self, event: object) -> None:
-        if isinstance(event, KernelRestarted):
+        """Deliver an execution's event to its mailbox, or act on a kernel event."""
+        msg_id = getattr(event, "msg_id", None)
+        if msg_id is not None:
+            route = self._routes.get(msg_id)
+            if route is not None and (
+                route.everything or isinstance(event, (ExecutionFinished, InputRequested))
+            ):
+                route.put(event)  # type: ignore[arg-type]
+                if route.full:  # a stream's consumer sets our pace
+                    await route.wait_for_room()
+                elif isinstance(event, ExecutionFinished):
+                    # let the woken caller go on before we re-arm the next read
+                    await anyio.lowlevel.checkpoint()
+        elif isinstance(event, KernelRestarted):
             # the reader reconnects after this frame, as JupyterLab does: the server
             # refreshes its ZMQ streams only for a new WebSocket
             logger.warning("kernel %s restarted (%s)", self.kernel_id, event.reason)
             self._reconnect_reason = f"kernel restarted: {event.reason}"
         elif isinstance(event, KernelDead):
             await self._give_up(KernelDied(f"kernel {self.kernel_id} died and was not restarted"))
-        elif isinstance(event, ReplyReceived):
-            waiter = self._replies.get(event.request_msg_id)
-            if waiter is not None:
-                waiter[1].append(event.message)
-                waiter[0].set()
-        else:
-            msg_id = getattr(event, "msg_id", None)
-            route = self._routes.get(msg_id) if isinstance(msg_id, str) else None
-            if route is None:
-                return
-            wanted = route.everything or isinstance(event, (ExecutionFinished, InputRequested))
-            if wanted:
-                try:
-                    await route.send.send(event)  # type: ignore[arg-type]
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    self._routes.pop(msg_id, None)  # type: ignore[arg-type]
 
     def _fail_in_flight(self, status: ExecutionStatus, detail: str) -> None:
         for event in self._conn.fail_all(status, detail=detail):
             route = self._routes.get(getattr(event, "msg_id", ""))
             if route is not None:
-                with contextlib.suppress(
-                    anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
-                ):
-                    route.send.send_nowait(event)  # type: ignore[arg-type]
+                route.put(event)  # type: ignore[arg-type]
 
     # -- sending --------------------------------------------------------------------
 
@@ -461,13 +483,16 @@ class Session:
         await self._ws.send(self._codec.encode(message))
 
     async def _send(self, message: Message) -> None:
-        """Send once connected; if the socket drops meanwhile, wait and retry once."""
+        """Send once connected; if the socket drops meanwhile, wait and retry once.
+
+        The WebSocket writes whole messages under its own lock, so none is needed here.
+        """
         for attempt in (1, 2):
-            await self._ready.wait()
+            if not self._ready.is_set():
+                await self._ready.wait()
             self._check_open()
             try:
-                async with self._send_lock:
-                    await self._send_raw(message)
+                await self._send_raw(message)
                 return
             except (ConnectionClosed, TransportError, AssertionError):
                 if attempt == 2:
@@ -489,15 +514,29 @@ class Session:
     # -- executions -----------------------------------------------------------------
 
     async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
-        result: ExecutionResult | None = None
-        async with aclosing(self._run_execution(code, everything=False, **options)) as events:
-            async for event in events:
-                if isinstance(event, ExecutionFinished):
-                    result = event.result
-        assert result is not None
-        return result
+        run = self._start_execution(code, everything=False, **options)
+        try:
+            await self._send(run.request)
+            finished = await run.finished()
+        finally:
+            self._end_execution(run)
+        return finished.result
 
     async def _run_execution(
+        self, code: str, *, everything: bool, **options: Any
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        run = self._start_execution(code, everything=everything, **options)
+        try:
+            await self._send(run.request)
+            # closed here, in this task, when our consumer leaves early: that runs
+            # the run's recovery (interrupt) before the lock is released
+            async with aclosing(run.events()) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._end_execution(run)
+
+    def _start_execution(
         self,
         code: str,
         *,
@@ -505,28 +544,28 @@ class Session:
         everything: bool,
         store_history: bool = True,
         user_expressions: Mapping[str, str] | None = None,
-    ) -> AsyncGenerator[ExecutionEvent, None]:
-        from ._execution_run import ExecutionRun
+        buffers: tuple[bytes, ...] = (),
+    ) -> ExecutionRun:
+        """Register an execution with the connection and route its events to a new run.
 
+        Raises:
+            SessionClosed: the session is closed.
+            LocalProtocolError: the request is not valid text, or it would exceed the
+                server's WebSocket message cap (``max_send_message_size``).
+        """
         self._check_open()
+        self._config.check_execute_size(code, user_expressions, buffers)
         tracker, request = self._conn.execute(
             code,
             store_history=store_history,
             user_expressions=user_expressions,
             allow_stdin=self._config.stdin.allows_input,
+            buffers=buffers,
         )
-        send, receive = anyio.create_memory_object_stream[ExecutionEvent](
-            _STREAM_BUFFER if everything else math.inf
-        )
-        self._routes[tracker.msg_id] = _Route(send=send, everything=everything)
-        run = ExecutionRun(self, tracker, receive, timeout=timeout)
-        try:
-            with send, receive:
-                await self._send(request)
-                # closed here, in this task, when our consumer leaves early: that runs
-                # the run's recovery (interrupt) before the lock is released
-                async with aclosing(run.events()) as events:
-                    async for event in events:
-                        yield event
-        finally:
-            self._routes.pop(tracker.msg_id, None)
+        run = ExecutionRun(self, tracker, request, timeout=timeout, everything=everything)
+        self._routes[run.msg_id] = run.mailbox
+        return run
+
+    def _end_execution(self, run: ExecutionRun) -> None:
+        self._routes.pop(run.msg_id, None)
+        run.mailbox.close()

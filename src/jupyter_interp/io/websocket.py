@@ -11,7 +11,10 @@ a short snippet of the body with our header values redacted.
 Invariants of an open ``WebSocket``:
 
 * One reader. Only one task may be in ``receive()`` (another gets
-  ``LocalProtocolError``); it alone feeds wsproto. Fragments collect in instance
+  ``LocalProtocolError``); it alone feeds wsproto, through ``_frames.InboundFrames``,
+  which turns whole unfragmented data frames into messages itself (wsproto's parser
+  costs as much per frame as the rest of the client's work on a message) and hands
+  every other frame to wsproto byte-exact. Bytes and fragments collect in instance
   buffers, so a cancelled ``receive()`` loses nothing. It answers pings, records pongs
   in ``last_pong`` and checks ``max_message_size`` against the running size (UTF-8
   bytes for text), so a huge or endless message never sits in memory.
@@ -64,6 +67,7 @@ from ..errors import (
     TransportTimeout,
 )
 from ..protocol.wire import V1_SUBPROTOCOL
+from ._frames import InboundFrames
 from ._upgrade import (
     STREAM_ERRORS,
     build_request,
@@ -184,6 +188,8 @@ class WebSocket:
         write_timeout: float,
     ) -> None:
         self._stream, self._ws = stream, connection
+        self._frames = InboundFrames(connection, max_message_size=max_message_size)
+        self._wsproto_fed = False  # wsproto may have events to give
         self._socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         set_tcp_option(self._socket, socket.TCP_NODELAY)
         self._subprotocol = subprotocol
@@ -272,8 +278,11 @@ class WebSocket:
             TransportTimeout: The frame could not be written within ``write_timeout``.
             LocalProtocolError: ``message`` is text that cannot be encoded as UTF-8.
         """
-        if isinstance(message, str):
-            if len(message) > _FRAGMENT_SIZE and not message.isascii():
+        if len(message) <= _FRAGMENT_SIZE:  # the usual case: one frame
+            kind = TextMessage if isinstance(message, str) else BytesMessage
+            await self._send_events((kind(data=message),))  # type: ignore[arg-type]
+        elif isinstance(message, str):
+            if not message.isascii():
                 try:  # checked up front: a message is never cut short halfway through
                     message.encode("utf-8")
                 except UnicodeEncodeError:
@@ -336,14 +345,28 @@ class WebSocket:
             self._receiving = False
 
     async def _next_message(self) -> str | bytes:
+        frames = self._frames
         while True:
             if self._closed is not None:
                 raise ConnectionClosed(*self._closed)
-            for event in self._ws.events():
-                message = await self._handle(event)
-                if message is not None:
-                    return message
-            self._ws.receive_data(await read_chunk(self._stream, self._socket))
+            if self._wsproto_fed:
+                for event in self._ws.events():
+                    message = await self._handle(event)
+                    if message is not None:
+                        return message
+                self._wsproto_fed = False
+            step = frames.step()
+            if step is True:
+                self._wsproto_fed = True
+            elif step is False:
+                data = await read_chunk(self._stream, self._socket)
+                if data is None:
+                    frames.feed_eof()
+                    self._wsproto_fed = True
+                else:
+                    frames.feed(data)
+            else:
+                return step
 
     async def _handle(self, event: Event) -> str | bytes | None:
         if isinstance(event, TextMessage):

@@ -1,0 +1,142 @@
+"""A loopback TCP proxy the fault tests control: cut connections, refuse new ones.
+
+Theory of operation
+-------------------
+``TcpProxy`` listens on an ephemeral port of 127.0.0.1 and forwards every accepted
+connection to one upstream ``host:port`` with two pump tasks (one per direction) inside
+a cancel scope of its own. ``cut()`` ends every connection open at that moment the
+abrupt way: the pumps are cancelled and both sockets are closed with ``SO_LINGER`` 0,
+so each peer sees a TCP reset rather than an orderly close, and whatever bytes were in
+flight inside the proxy are discarded, as on a real network failure. While
+``refusing`` is true, new connections are reset as soon as they are accepted (the
+listener stays bound, so the port cannot be taken by anything else meanwhile).
+
+Invariants: the proxy owns its task group (``async with``); leaving it closes the
+listener and resets every open connection; nothing but 127.0.0.1 is ever bound or
+dialled.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from types import TracebackType
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream, TaskGroup
+from anyio.streams.stapled import MultiListener
+
+__all__ = ["TcpProxy"]
+
+_CHUNK = 65536
+
+
+def _reset(stream: SocketStream) -> None:
+    """Make the coming close of ``stream`` send a TCP reset (SO_LINGER with timeout 0)."""
+    raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class TcpProxy:
+    """Forward 127.0.0.1:<port> to ``upstream_host:upstream_port`` until cut.
+
+    Attributes:
+        port: the local port to connect to (set once entered).
+        refusing: while true, new connections are reset on accept.
+        accepted: how many connections were accepted (refused ones included).
+        cuts: how many connections ``cut()`` has reset so far.
+        request_lines: the first line each forwarded connection sent (HTTP request
+            lines: which paths, e.g. WebSocket URLs with their session ids, went by).
+    """
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._scopes: set[anyio.CancelScope] = set()
+        self._task_group: TaskGroup | None = None
+        self.port = 0
+        self.refusing = False
+        self.accepted = 0
+        self.cuts = 0
+        self.request_lines: list[str] = []
+        self._forwarded = anyio.Event()
+
+    def url(self, path: str = "/") -> str:
+        """``http://127.0.0.1:<port><path>``."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def __aenter__(self) -> TcpProxy:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(SocketAttribute.local_port)
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._serve, listener)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        self._task_group.cancel_scope.cancel()
+        return await self._task_group.__aexit__(exc_type, exc, tb)
+
+    async def _serve(self, listener: MultiListener[SocketStream]) -> None:
+        async with listener:
+            await listener.serve(self._handle)
+
+    def cut(self) -> int:
+        """Reset every open connection now; returns how many there were."""
+        scopes = list(self._scopes)
+        for scope in scopes:
+            scope.cancel()
+        self.cuts += len(scopes)
+        return len(scopes)
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Wait until ``count`` connections in all have been forwarded."""
+        while len(self.request_lines) < count:
+            await self._forwarded.wait()
+
+    async def _handle(self, downstream: SocketStream) -> None:
+        self.accepted += 1
+        _reset(downstream)
+        async with downstream:
+            if self.refusing:
+                return
+            try:
+                upstream = await anyio.connect_tcp(*self._upstream)
+            except OSError:
+                return
+            _reset(upstream)
+            async with upstream:
+                await self._forward(downstream, upstream)
+
+    async def _forward(self, downstream: SocketStream, upstream: SocketStream) -> None:
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                first = await downstream.receive(_CHUNK)
+                self.request_lines.append(first.split(b"\r\n", 1)[0].decode("latin-1"))
+                self._forwarded.set()
+                self._forwarded = anyio.Event()
+                await upstream.send(first)
+                async with anyio.create_task_group() as pumps:
+                    pumps.start_soon(self._pump, downstream, upstream, scope)
+                    pumps.start_soon(self._pump, upstream, downstream, scope)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                pass  # closed before its first bytes went through
+            finally:
+                self._scopes.discard(scope)
+
+    @staticmethod
+    async def _pump(source: SocketStream, sink: SocketStream, scope: anyio.CancelScope) -> None:
+        """Copy ``source`` to ``sink``; either side ending ends the pair."""
+        try:
+            while True:
+                data = await source.receive(_CHUNK)
+                await sink.send(data)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        scope.cancel()

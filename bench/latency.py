@@ -133,11 +133,14 @@ async def _phase(options: Options, backend: str) -> None:
         eg_zmq = await stack.enter_async_context(zmq_kernel(python=gateway.python))
         eg_client = await stack.enter_async_context(Client(gateway.url, token=gateway.token))
         eg_session = await stack.enter_async_context(eg_client.session())
+        eg_starter = await stack.enter_async_context(raw_starter(gateway.url, gateway.token))
+        eg_floor = await eg_starter.start()
 
         def eg_contenders(code: str) -> dict[str, Contender]:
             return {
                 "jupyter_interp": _ours(eg_session, code),
                 "jupyter_client_zmq": _zmq(eg_zmq, code),
+                "io_floor": lambda: eg_floor.execute(code),
             }
 
         await _compare(report, "enterprise_gateway", eg_contenders, rounds=rounds, warmup=warmup)

@@ -343,7 +343,14 @@ class HttpTransport:
         what = f"{request.method} {request.path}"
         try:
             with anyio.fail_after(deadline):
-                response = await client.send(outgoing)
+                # streamed and joined here: an httpx Response and its stream refer to each
+                # other, so a body stored on the Response (``.content``) lives until the
+                # garbage collector runs, and large bodies (file ranges) pile up
+                response = await client.send(outgoing, stream=True)
+                try:
+                    content = b"".join([part async for part in response.aiter_bytes()])
+                finally:
+                    await response.aclose()
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise TransportTimeout(
                 f"{what}: no complete answer from {self._host_port} within {deadline:g} s"
@@ -356,7 +363,7 @@ class HttpTransport:
         except httpx.HTTPError as exc:
             reason = self._scrub(str(exc))[:200] or type(exc).__name__
             raise TransportError(f"{what} to {self._host_port} failed: {reason}") from exc
-        return response.status_code, response.content
+        return response.status_code, content
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, _REDACTED) if self._token else text

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from ._download_sinks import download_bytes, download_file
 from ._transfer import UploadSource, _chunks
 from .errors import (
     ChecksumMismatch,
@@ -292,26 +293,11 @@ class ContentsTransfer:
 
     async def download(self, path: str) -> bytes:
         """The whole file at ``path`` as bytes (verified)."""
-        parts: list[bytes] = []
-
-        async def collect(data: bytes) -> None:
-            parts.append(data)
-
-        await self.download_to(path, collect)
-        return b"".join(parts)
+        return await download_bytes(self.download_to, path)
 
     async def download_file(self, path: str, destination: str | os.PathLike[str]) -> FileStat:
         """Stream ``path`` into a local file, replaced atomically once verified."""
-        final = anyio.Path(destination)
-        partial = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
-        try:
-            async with await anyio.open_file(partial, "wb") as handle:
-                stat = await self.download_to(path, handle.write)
-            await partial.replace(final)
-            return stat
-        finally:
-            with anyio.CancelScope(shield=True):
-                await partial.unlink(missing_ok=True)
+        return await download_file(self.download_to, path, destination)
 
     async def stat(self, path: str) -> FileStat:
         """Size, mtime and sha256 of the regular file at ``path``."""

@@ -449,6 +449,8 @@ def running_server_variant(
     tls: TlsFiles | None = None,
     options: Sequence[str] = (),
     python: Path | None = None,
+    port: int | None = None,
+    token: str | None = None,
     startup_timeout: float = 60.0,
 ) -> Iterator[RunningServer]:
     """Run a server of ``kind`` under a path prefix, optionally over TLS, under ``workdir``.
@@ -460,15 +462,17 @@ def running_server_variant(
         tls: Certificate files for HTTPS (``RunningServer.url`` is then ``https://``).
         options: More ``--<App>.<trait>=<value>`` arguments.
         python: The interpreter to run Enterprise Gateway with (its own venv).
+        port: The port on 127.0.0.1 (default: a free one).
+        token: The auth token (default: a fresh one; passed in the environment).
         startup_timeout: Seconds to wait for readiness.
     """
     if not (base_path.startswith("/") and base_path.endswith("/")):
         raise ValueError("base_path must start and end with '/'")
     app, module, token_variable, settings = _VARIANT_APPS[kind]
     root_dir = workdir / "root"
-    root_dir.mkdir()
-    port = free_port()
-    token = secrets.token_hex(24)
+    root_dir.mkdir(parents=True)
+    port = free_port() if port is None else port
+    token = secrets.token_hex(24) if token is None else token
     env = {
         token_variable: token,
         "JUPYTER_CONFIG_DIR": str(workdir / "config"),
@@ -544,25 +548,6 @@ def _wait_until_verified_ready(
 
 # -- a server that can be stopped and started again on the same port (fault tests) -----
 
-#: Each kind's application class and token variable, with its fixture's gateway settings.
-_RESTARTABLE_APPS: dict[str, tuple[str, str, dict[str, str]]] = {
-    "jupyter_server": ("ServerApp", "JUPYTER_TOKEN", {}),
-    "kernel_gateway": (
-        "KernelGatewayApp",
-        "KG_AUTH_TOKEN",
-        {"KG_LIST_KERNELS": "False", "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR"},
-    ),
-    "enterprise_gateway": (
-        "EnterpriseGatewayApp",
-        "EG_AUTH_TOKEN",
-        {
-            "EG_LIST_KERNELS": "False",
-            "EG_UNAUTHORIZED_USERS": EG_REFUSED_USERNAME,
-            "EG_INHERITED_ENVS": f"PATH,{_MARKER_VARIABLE},IPYTHONDIR",
-        },
-    ),
-}
-
 
 @contextmanager
 def running_server_at(
@@ -588,34 +573,7 @@ def running_server_at(
         python: The interpreter for Enterprise Gateway (its own venv).
         startup_timeout: Seconds to wait for readiness.
     """
-    app, token_variable, settings = _RESTARTABLE_APPS[kind]
-    root_dir = workdir / "root"
-    root_dir.mkdir(parents=True)
-    env = {
-        token_variable: token,
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-        "JUPYTER_DATA_DIR": str(workdir / "data"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-        "IPYTHONDIR": str(workdir / "ipython"),
-        **settings,
-    }
-    if kind == "jupyter_server":
-        command, cwd = jupyter_server_command(port=port, root_dir=root_dir), None
-    else:
-        interpreter = python if kind == "enterprise_gateway" else Path(sys.executable)
-        if interpreter is None:
-            raise ValueError("Enterprise Gateway needs python= (its own venv's interpreter)")
-        command, cwd = [str(interpreter), "-m", kind], root_dir
-        command += [f"--{app}.ip=127.0.0.1", f"--{app}.port={port}", f"--{app}.port_retries=0"]
-        command.append(f"--{app}.log_level=WARN")
-    with run_server(
-        command,
-        url=f"http://127.0.0.1:{port}/",
-        token=token,
-        root_dir=root_dir,
-        log_path=workdir / f"{kind}.log",
-        env=env,
-        cwd=cwd,
-        startup_timeout=startup_timeout,
+    with running_server_variant(
+        kind, workdir, port=port, token=token, python=python, startup_timeout=startup_timeout
     ) as server:
         yield server

@@ -236,7 +236,7 @@ class ExecutionRun:
         session = self._session
         if answer is not None:
             reply = session._link.factory.input_reply(answer, parent=event.request)
-            await session._send(reply)
+            await session._send(reply, for_execution=self.msg_id)
             return None
         self._input_prompt = event.prompt or ""
         finished = await self._recover(ExecutionStatus.INPUT_REQUIRED, "")

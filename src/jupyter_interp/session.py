@@ -22,6 +22,14 @@ Invariants:
 * A (re)connection is ready only when a kernel_info request got its shell reply and an
   iopub status (asked again every quarter second, a few times): output that a fresh
   kernel publishes before the server's iopub subscription exists would be lost.
+* A reconnect with executions in flight succeeds once the WebSocket is open: its
+  kernel_info queues behind the running cell, so readiness is then awaited past
+  ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
+  kernel check). Executions in flight across a reconnect are checked for lost kernel
+  messages when they finish (``output_dropped``, see ``protocol.counters``).
+* An ``execute_request`` is sent at most once: a failed write may have reached the
+  server, so the reconnect decides how that execution ends (replayed reply, or
+  CONNECTION_LOST), never a second send.
 * A session whose kernel is gone raises ``KernelUnavailable``/``KernelDied`` on use.
 """
 
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
@@ -78,6 +87,8 @@ _KERNEL_INFO_RETRY = 3.0
 _NUDGE = 0.25
 _MAX_NUDGES = 8
 _RECONNECT_ATTEMPTS = 5
+#: the longest interval between kernel_info requests while a reconnect waits for a cell
+_PATIENT_RETRY_MAX = 30.0
 
 
 class Session:
@@ -264,22 +275,31 @@ class Session:
 
     # -- connection management (reader task only) ------------------------------------
 
-    async def _connect(self) -> None:
+    async def _connect(self, *, patient: bool = False) -> None:
         """Open the WebSocket; ready once a kernel_info request got its shell reply AND
         an iopub status, so the server's iopub subscription is live (after a restart
         Jupyter Server skips its own nudge when it last saw the kernel busy, and output
-        published before the subscription exists is lost)."""
+        published before the subscription exists is lost).
+
+        ``patient`` (a reconnect with executions in flight): the kernel_info request
+        queues behind the running cell, so readiness is awaited without the handshake
+        timeout for as long as executions are in flight (their deadlines and the
+        keep-alive's kernel check bound the wait); the request is repeated with a
+        growing interval, not every few seconds.
+        """
         ws = await self._link.open_websocket(self.session_id)
         self._ws = ws
         self._codec = codec_for(ws.subprotocol)
         info: Message | None = None
         nudges = 0
-        with anyio.fail_after(self._config.handshake_timeout):
+        retry = _KERNEL_INFO_RETRY
+        timeout = self._config.handshake_timeout
+        with anyio.fail_after(None if patient else timeout) as handshake:
             while True:
                 request = self._conn.request(self._link.factory.kernel_info_request())
                 await self._send_raw(request)
                 answered = iopub_live = False
-                with anyio.move_on_after(_KERNEL_INFO_RETRY) as window:
+                with anyio.move_on_after(retry) as window:
                     while not (answered and iopub_live):
                         reply, status_seen = await self._receive_one(request.msg_id)
                         iopub_live = iopub_live or status_seen
@@ -296,6 +316,10 @@ class Session:
                     return
                 nudges += info is not None
                 self._conn.forget(request.msg_id)
+                if patient and info is None:
+                    retry = min(retry * 2, _PATIENT_RETRY_MAX)
+                if handshake.deadline == math.inf and not self._conn.in_flight:
+                    handshake.deadline = anyio.current_time() + timeout  # nothing to wait for
 
     async def _receive_one(self, waiting_for: str | None) -> tuple[Message | None, bool]:
         """Read one frame and dispatch it.
@@ -353,11 +377,12 @@ class Session:
         if self._ready.is_set():
             self._ready = anyio.Event()
         reason, self._reconnect_reason = self._reconnect_reason, None
+        self._conn.notice_reconnect()  # their ends get checked for lost messages
         await self._close_ws()
         delay = 0.1
         for attempt in range(_RECONNECT_ATTEMPTS):
             try:
-                await self._connect()
+                await self._connect(patient=bool(self._conn.in_flight))
                 logger.info("kernel %s reconnected (%s)", self.kernel_id, reason or cause)
                 self._fail_unanswered(sent_before)
                 return
@@ -482,21 +507,31 @@ class Session:
         assert self._ws is not None
         await self._ws.send(self._codec.encode(message))
 
-    async def _send(self, message: Message) -> None:
-        """Send once connected; if the socket drops meanwhile, wait and retry once.
+    async def _send(self, message: Message, *, for_execution: str | None = None) -> None:
+        """Send once connected; if the socket drops meanwhile, wait and maybe retry once.
 
+        A failed write may still have reached the server, so an ``execute_request`` is
+        never sent twice: its execution stays in flight and ends with its replayed reply,
+        or as CONNECTION_LOST once the reconnect shows the reply will not come
+        (``_fail_unanswered``). Another message is retried once, on the new socket, only
+        while ``for_execution`` (the execution it serves, if any) is still in flight.
         The WebSocket writes whole messages under its own lock, so none is needed here.
         """
         for attempt in (1, 2):
             if not self._ready.is_set():
                 await self._ready.wait()
             self._check_open()
+            ended = for_execution is not None and self._conn.tracker(for_execution) is None
+            if attempt == 2 and ended:
+                return  # the execution it served ended meanwhile: nothing left to answer
             try:
                 await self._send_raw(message)
                 return
             except (ConnectionClosed, TransportError, AssertionError):
                 if attempt == 2:
                     raise
+                if message.msg_type == "execute_request":
+                    return  # at most once: the reconnect decides how it ends
 
     async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
         """REST restart, then a fresh WebSocket; returns the executions it ended.

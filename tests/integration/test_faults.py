@@ -176,6 +176,99 @@ async def test_reconnects_refused_beyond_the_budget_end_in_a_typed_error(
     assert session.closed
 
 
+def _numbered_lines(stdout: str) -> list[int]:
+    return [int(line.removeprefix("line ")) for line in stdout.splitlines()]
+
+
+def _complete_or_flagged(result: ExecutionResult, lines: int) -> bool:
+    """No line twice, in order; every line and ok, or flagged as having lost some."""
+    seen = _numbered_lines(result.stdout)
+    assert seen == sorted(set(seen)), result.stdout  # in order, none twice
+    if result.ok:
+        return seen == list(range(lines))
+    return (
+        result.status is ExecutionStatus.OK
+        and result.output_dropped
+        and "lost while reconnecting" in result.detail
+    )
+
+
+async def test_refused_reconnects_mid_execution_lose_nothing_silently(
+    any_server: ServerUnderTest, proxy: TcpProxy
+) -> None:
+    # reconnects refused for 0.8 s: lines the server wrote to the dead socket before it
+    # noticed the reset are gone for good; the result must say so (issue #5)
+    lines = 1000  # printed fast: lines are in flight when the cut comes
+    code = (
+        "import time\n"
+        f"for i in range({lines}):\n"
+        "    print(f'line {i}', flush=True)\n"
+        "    time.sleep(0.002)\n"
+    )
+
+    async def reopen_later() -> None:
+        await anyio.sleep(0.8)
+        proxy.refusing = False
+
+    with anyio.fail_after(_TIMEOUT):
+        async with (
+            _client(proxy.url(), any_server.token) as client,
+            client.session() as session,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def refuse_on(text: str) -> None:
+                if "line 100" in text.splitlines() and not proxy.cuts:
+                    proxy.refusing = True
+                    proxy.cut()
+                    tg.start_soon(reopen_later)
+
+            outcome = await _stream_until(session, code, refuse_on)
+            after = await session.execute("6 * 7")
+
+    print(f"\n{any_server.kind}: {outcome.describe()}; {len(outcome.stdout.splitlines())} lines")
+    assert _complete_or_flagged(outcome, lines), outcome.describe()
+    assert proxy.cuts >= 1
+    assert after.ok, after.describe()
+
+
+async def test_a_drop_during_a_cell_longer_than_the_handshake_timeout_is_survived(
+    any_server: ServerUnderTest, proxy: TcpProxy
+) -> None:
+    # the reconnect's kernel_info queues behind the running cell: with executions in
+    # flight the reconnect waits for it past handshake_timeout (1.5 s here, the cell
+    # runs ~10 s: five timed-out attempts would give up long before the cell ends)
+    lines = 20
+    code = (
+        "import time\n"
+        f"for i in range({lines}):\n"
+        "    print(f'line {i}', flush=True)\n"
+        "    time.sleep(0.5)\n"
+    )
+
+    async def cut_on(text: str) -> None:
+        if "line 1" in text.splitlines():
+            proxy.cut()
+
+    with anyio.fail_after(_TIMEOUT):
+        async with _client(any_server.url, any_server.token) as starter:
+            owner = await starter.start_session()  # a fresh kernel may be slow to answer
+            try:
+                await owner.execute("1")
+                async with _client(proxy.url(), any_server.token, handshake_timeout=1.5) as client:
+                    session = await client.attach_session(owner.kernel_id)
+                    outcome = await _stream_until(session, code, cut_on)
+                    after = await session.execute("6 * 7")
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await owner.shutdown()
+
+    print(f"\n{any_server.kind}: {outcome.describe()}")
+    assert proxy.cuts >= 1
+    assert _complete_or_flagged(outcome, lines), outcome.describe()
+    assert after.ok, after.describe()
+
+
 # -- kernel death ----------------------------------------------------------------------
 
 

@@ -894,3 +894,19 @@ def test_results_describe_themselves_and_raise_unless_ok(
 
 TestTrackerMachine = TrackerMachine.TestCase
 TestTrackerMachine.settings = settings(max_examples=300, stateful_step_count=30, deadline=None)
+
+
+def test_note_lost_messages_flags_only_a_finished_result() -> None:
+    kernel = FakeKernel()
+    request = client_factory().execute_request("print(1)")
+    tracker = ExecutionTracker(request)
+    with pytest.raises(LocalProtocolError, match="not finished"):
+        tracker.note_lost_messages(2)
+    for message in kernel.ipykernel_run(request, 1, stdout="1\n"):
+        tracker.receive(message)
+    assert tracker.result.ok
+    flagged = tracker.note_lost_messages(2)
+    assert flagged is tracker.result
+    assert (flagged.status, flagged.output_dropped, flagged.ok) == (ExecutionStatus.OK, True, False)
+    assert flagged.detail == "2 kernel messages were lost while reconnecting"
+    assert flagged.describe() == "ok: 2 kernel messages were lost while reconnecting"

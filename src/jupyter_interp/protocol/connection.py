@@ -35,6 +35,13 @@ Theory of operation:
 * Trackers that finished (through ``receive``, ``fail``, ``finish_incomplete``, or a
   direct call on the tracker) or were poisoned are unregistered; their request ids stay
   known so late status messages are still ours.
+* Loss across a reconnect is detected, not only de-duplicated (a server forgets what
+  it wrote to a socket that died before it noticed): every message's ``msg_id`` goes
+  to ``MessageCounters`` (``counters``), which reads jupyter_client's per-kernel message
+  counter in it. ``notice_reconnect`` marks the executions in flight; when a marked
+  one finishes (reply and idle, or ``finish_incomplete``), a missing counter inside
+  its span sets ``output_dropped`` and ``detail`` says how many messages were lost.
+  Executions ended by ``fail`` are not checked (their status already says why).
 """
 
 from __future__ import annotations
@@ -44,8 +51,10 @@ from typing import Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .budget import OutputBudget
+from .counters import MessageCounters
 from .events import (
     Event,
+    ExecutionFinished,
     KernelDead,
     KernelRestarted,
     ReplyReceived,
@@ -117,6 +126,7 @@ class KernelConnection:
         self._retired = _Recent(_RETIRED_LIMIT)
         self._generation = 0
         self._kernel_session: str | None = None
+        self._counters = MessageCounters()
 
     @property
     def factory(self) -> MessageFactory:
@@ -166,6 +176,8 @@ class KernelConnection:
         msg_id = message.msg_id
         self._register(msg_id)
         tracker = ExecutionTracker(message, budget=self._budget, generation=self._generation)
+        self._prune()
+        self._counters.start(msg_id, alone=not self._trackers)
         self._trackers[msg_id] = tracker
         return tracker, message
 
@@ -205,20 +217,27 @@ class KernelConnection:
         parent = message.parent_header.get("msg_id")  # ``parent_msg_id``, inlined
         if not isinstance(parent, str) or not parent:
             parent = None
+        events: list[Event]
         if msg_type == "status" and parent is None:
-            return self._on_connection_status(message)
+            events = self._on_connection_status(message)
+            self._counters.count(msg_id, header.session, self._kernel_session)  # after:
+            # the status may have taught the kernel's session
+            return events
         if header.session == self._kernel_session:  # the usual case: nothing to learn
-            events: list[Event] = []
+            events = []
         else:
             events = self._observe_session(message, parent)
+        counter = self._counters.count(msg_id, header.session, self._kernel_session)
         if parent is None:
             return events
         tracker = self._trackers.get(parent)
         if tracker is not None and tracker.state in _FINISHED:  # finished by a direct call
-            del self._trackers[parent]
+            self._prune()
             tracker = None
         if tracker is None and parent not in self._requests and parent not in self._own:
             return events
+        if tracker is not None and counter is not None:
+            self._counters.extend(parent, counter, message)
         if msg_type == "status":
             state = message.content.get("execution_state")
             if isinstance(state, str):
@@ -230,7 +249,8 @@ class KernelConnection:
                 detail = f"the kernel sent a malformed message: {exc}"
                 events.extend(tracker.fail(ExecutionStatus.ERROR, detail=detail))
             if tracker.state in _FINISHED:
-                del self._trackers[parent]
+                self._check_loss(tracker, events)
+                self._prune()
         elif parent in self._requests and msg_type.endswith("_reply"):
             del self._requests[parent]
             events.append(ReplyReceived(request_msg_id=parent, message=message))
@@ -248,6 +268,16 @@ class KernelConnection:
         """
         return self._restart(ExecutionStatus.KERNEL_RESTARTED, reason)
 
+    def notice_reconnect(self) -> None:
+        """Record that the WebSocket was reopened: messages may have been lost meanwhile.
+
+        Every execution in flight now is checked for gaps in the kernel's message
+        counters when it finishes (see the module docstring); a gap sets
+        ``output_dropped``.
+        """
+        self._prune()
+        self._counters.mark(self._trackers)
+
     def finish_incomplete(self, msg_id: str) -> list[Event]:
         """``ExecutionTracker.finish_incomplete`` for an in-flight execution, then unregister it.
 
@@ -255,7 +285,9 @@ class KernelConnection:
             LocalProtocolError: ``msg_id`` is not in flight, or the tracker is not awaiting
                 its grace period (which poisons it).
         """
-        events: list[Event] = list(self._in_flight_tracker(msg_id).finish_incomplete())
+        tracker = self._in_flight_tracker(msg_id)
+        events: list[Event] = list(tracker.finish_incomplete())
+        self._check_loss(tracker, events)
         self._prune()
         return events
 
@@ -305,6 +337,14 @@ class KernelConnection:
     def _prune(self) -> None:
         for msg_id in [k for k, t in self._trackers.items() if t.state in _FINISHED]:
             del self._trackers[msg_id]
+            self._counters.drop(msg_id)
+
+    def _check_loss(self, tracker: ExecutionTracker, events: list[Event]) -> None:
+        """Flag the result of a reconnect-spanning execution whose counters have gaps."""
+        lost = self._counters.lost(tracker.msg_id)
+        if lost and events and isinstance(events[-1], ExecutionFinished):
+            result = tracker.note_lost_messages(lost)
+            events[-1] = ExecutionFinished(msg_id=tracker.msg_id, result=result)
 
     def _fail_trackers(
         self, status: ExecutionStatus, detail: str, *, spare: str | None = None
@@ -321,6 +361,7 @@ class KernelConnection:
         self, status: ExecutionStatus, reason: str, *, spare: str | None = None
     ) -> list[Event]:
         self._generation += 1
+        self._counters.new_kernel()
         if self._kernel_session is not None:
             self._retired.add(self._kernel_session)
             self._kernel_session = None

@@ -31,7 +31,8 @@ Theory of operation:
   ``[... N bytes of output omitted ...]`` marker; memory stays proportional to the cap.
 * Content is validated into events by ``kernel_output``. The server's rate-limit notice
   becomes ``OutputDropped``: it sets ``output_dropped`` and puts its first line in
-  ``detail``, never in ``stderr``.
+  ``detail``, never in ``stderr``. ``note_lost_messages`` (the connection's gap check
+  after a reconnect) sets the same flag and appends its own sentence to ``detail``.
 * ``clear_output`` clears rich ``outputs`` only; streams are the agent's log and are kept.
   ``wait=True`` defers the clear to the next stream, display, result or error.
   ``update_display_data`` replaces the bundle of every output with its ``display_id``.
@@ -263,6 +264,27 @@ class ExecutionTracker:
             self._poison("fail() needs a failure status, not OK")
         self._advance(_Input.FAIL)
         return self._finish(status, self._error, detail, recovery)
+
+    def note_lost_messages(self, count: int) -> ExecutionResult:
+        """Flag the finished result: ``count`` kernel messages were lost while reconnecting.
+
+        Sets ``output_dropped`` (so ``ok`` is false) and appends to ``detail``, keeping a
+        rate-limit notice already there.
+
+        Returns:
+            The flagged result (also what ``result`` returns from now on).
+
+        Raises:
+            LocalProtocolError: the execution has not finished yet.
+        """
+        result = self.result
+        if count == 1:
+            note = "1 kernel message was lost while reconnecting"
+        else:
+            note = f"{count} kernel messages were lost while reconnecting"
+        detail = f"{result.detail}; {note}" if result.detail else note
+        self._result = attrs.evolve(result, output_dropped=True, detail=detail)
+        return self._result
 
     # -- state machine -------------------------------------------------------------------
 

@@ -8,9 +8,10 @@ asks for one with ``raise_for_error()``.
 
 Invariants:
 
-* ``status`` is ``OK`` only when the kernel replied ``ok`` and nothing was lost: when
-  the server's rate limiter dropped output, ``output_dropped`` is true and ``ok`` is
-  false even if the kernel succeeded.
+* ``ok`` is true only when the kernel replied ``ok`` and nothing was lost: when the
+  server's rate limiter dropped output, or kernel messages were lost while the
+  WebSocket was reconnected, ``output_dropped`` is true (``detail`` says which) and
+  ``ok`` is false even if the kernel succeeded (``status`` stays ``OK``).
 * ``stdout``/``stderr`` hold what was kept under the output budget; ``*_size`` is the
   full size in UTF-8 bytes and ``*_truncated`` says whether the middle was cut.
 * ``ErrorInfo.traceback`` is free of ANSI escapes; ``raw_traceback`` keeps the original.
@@ -169,7 +170,7 @@ class ExecutionResult:
             text = self.status.value.replace("_", " ")
         if self.detail:
             text = f"{text}: {self.detail}"
-        if self.output_dropped:
+        if self.output_dropped and "lost while reconnecting" not in self.detail:
             text += " (the server dropped some output: rate limit exceeded)"
         return text
 

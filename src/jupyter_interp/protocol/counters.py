@@ -1,0 +1,177 @@
+"""Detecting kernel messages lost across a reconnect, from jupyter_client's counters.
+
+Strategy: jupyter_client's ``Session`` (used by ipykernel) numbers every message the
+kernel sends, on every channel, in its ``msg_id``: ``{session}_{pid}_{n}`` (jupyter_client
+>= 7) or ``{session}_{n}`` (6.x). ``MessageCounters`` logs the counters of the kernel's
+messages and, per in-flight execution, the span of counters it covers; an execution
+that spanned a reconnect (``mark``) is then checked when it finishes (``lost``).
+
+Theory of operation:
+
+* Only ids of the kernel's session are read: ``header.session`` is the learned kernel
+  session and the ``msg_id`` is that session, optionally ``_<pid>``, then ``_<digits>``.
+  A new prefix (a new kernel, another process) starts a new log; spans counted under
+  the old one become unknown and are not checked. Other id formats (xeus, Deno, ...)
+  are never checked.
+* The log keeps the highest counter and the holes below it (``_CounterLog``): memory
+  follows the holes, not the traffic. Holes are forgotten whenever an execution starts
+  with nothing else in flight; past ``_HOLE_LIMIT`` they collapse into one range that is
+  counted as missing entirely (conservative: it may flag, never hide, a loss).
+* An execution's span starts at its ``busy`` (the kernel's first message for it) or, if
+  that never came, at the highest counter known when it was registered; it ends at its
+  last message. Channels are separate sockets, so counters arrive out of order; when
+  the execution finished (reply and idle) all of its messages that will ever come are
+  in, and a hole inside the span is a lost message.
+* Replies to other clients of the kernel, and control-channel requests (a gateway's
+  interrupt), also use counters: a marked execution may be flagged although nothing of
+  its own was lost. Unmarked executions are never checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from .messages import Message
+
+__all__ = ["MessageCounters"]
+
+#: holes kept before they are merged into one conservative range
+_HOLE_LIMIT = 4096
+
+
+class _CounterLog:
+    """The message counters seen under one ``msg_id`` prefix: the highest one + holes."""
+
+    __slots__ = ("high", "holes", "wide")
+
+    def __init__(self, first: int) -> None:
+        self.high = first
+        self.holes: set[int] = set()
+        self.wide: list[tuple[int, int]] = []  # (low, high) ranges counted as missing
+
+    def add(self, counter: int) -> None:
+        high = self.high
+        if counter > high:
+            if counter - high > _HOLE_LIMIT:
+                self.wide.append((high + 1, counter - 1))
+            else:
+                self.holes.update(range(high + 1, counter))
+            self.high = counter
+            if len(self.holes) > _HOLE_LIMIT:
+                self.wide.append((min(self.holes), max(self.holes)))
+                self.holes.clear()
+        else:
+            self.holes.discard(counter)  # late (another channel) or a duplicate
+
+    def missing_between(self, low: int, high: int) -> int:
+        """How many counters strictly between ``low`` and ``high`` were never seen."""
+        count = sum(1 for hole in self.holes if low < hole < high)
+        for start, end in self.wide:
+            count += max(0, min(end, high - 1) - max(start, low + 1) + 1)
+        return count
+
+
+@attrs.define
+class _Span:
+    """The counters of one execution: ``first`` (exclusive) to ``last``; None: unknown."""
+
+    first: int | None
+    last: int | None = None
+    busy_seen: bool = False
+
+
+class MessageCounters:
+    """The counter log of a ``KernelConnection`` and the spans of its executions."""
+
+    __slots__ = ("_head", "_log", "_marked", "_spans")
+
+    def __init__(self) -> None:
+        self._head = ""  # the current prefix and its "_" (the fast path), "" for none
+        self._log: _CounterLog | None = None
+        self._spans: dict[str, _Span] = {}
+        self._marked: set[str] = set()
+
+    def start(self, msg_id: str, *, alone: bool) -> None:
+        """Begin the span of a new execution (``alone``: nothing else is in flight)."""
+        log = self._log
+        if alone and log is not None:
+            log.holes.clear()
+            log.wide.clear()
+        self._spans[msg_id] = _Span(None if log is None else log.high)
+
+    def mark(self, msg_ids: Iterable[str]) -> None:
+        """These executions spanned a reconnect: check them when they finish."""
+        self._marked.update(msg_ids)
+
+    def drop(self, msg_id: str) -> None:
+        """Forget a finished execution."""
+        self._spans.pop(msg_id, None)
+        self._marked.discard(msg_id)
+
+    def new_kernel(self) -> None:
+        """The kernel restarted: its next message starts a new log."""
+        self._head = ""
+
+    def count(self, msg_id: str, session: str, kernel_session: str | None) -> int | None:
+        """Log the counter of a message if the kernel's Session numbered it; return it."""
+        head = self._head
+        if head and msg_id.startswith(head):  # the usual case: the current kernel's
+            number = msg_id[len(head) :]
+            if number.isdigit() and number.isascii():
+                counter = int(number)
+                log = self._log
+                assert log is not None  # set with the head
+                if counter == log.high + 1:
+                    log.high = counter
+                else:
+                    log.add(counter)
+                return counter
+        prefix, sep, number = msg_id.rpartition("_")
+        if (
+            not sep
+            or not session
+            or session != kernel_session
+            or not (number.isascii() and number.isdigit())
+            or not (prefix == session or prefix.startswith(f"{session}_"))
+        ):
+            return None
+        counter = int(number)  # a new prefix (the fast path takes the current one)
+        self._head = f"{prefix}_"
+        self._log = _CounterLog(counter)
+        for span in self._spans.values():  # counted under another prefix: unknown now
+            span.first = span.last = None
+        return counter
+
+    def extend(self, msg_id: str, counter: int, message: Message) -> None:
+        """Widen the span of in-flight execution ``msg_id`` by one of its messages."""
+        span = self._spans[msg_id]  # started with its tracker
+        if span.last is None or counter > span.last:
+            span.last = counter
+        if (
+            not span.busy_seen
+            and message.header.msg_type == "status"
+            and message.content.get("execution_state") == "busy"
+        ):
+            span.busy_seen = True
+            span.first = counter  # everything of the execution follows its busy
+        elif span.first is None or (not span.busy_seen and counter <= span.first):
+            span.first = counter - 1  # no counter was known when it was registered
+
+    def lost(self, msg_id: str) -> int:
+        """How many counters inside the span of marked execution ``msg_id`` are missing.
+
+        0 when it is not marked or its span is unknown (nothing could be checked).
+        """
+        span = self._spans.get(msg_id)
+        log = self._log
+        if (
+            msg_id not in self._marked
+            or span is None
+            or span.first is None
+            or span.last is None
+            or log is None
+        ):
+            return 0
+        return log.missing_between(span.first, span.last)

@@ -256,6 +256,7 @@ def run_server(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     ready_path: str = "api",
+    verify: bool | ssl.SSLContext = True,
     startup_timeout: float = 60.0,
     shutdown_timeout: float = 15.0,
 ) -> Iterator[RunningServer]:
@@ -271,6 +272,7 @@ def run_server(
         cwd: The server's working directory (gateways start kernels there); inherited
             when None.
         ready_path: Path below ``url`` that answers 200 once the server is ready.
+        verify: TLS verification of the readiness probe (a CA bundle for HTTPS).
         startup_timeout: Seconds to wait for readiness.
         shutdown_timeout: Seconds the server gets after SIGTERM before it is killed.
 
@@ -291,7 +293,7 @@ def run_server(
             start_new_session=True,
         )
     try:
-        _wait_until_ready(process, f"{url}{ready_path}", token, log_path, startup_timeout)
+        _wait_until_ready(process, f"{url}{ready_path}", token, log_path, startup_timeout, verify)
         yield RunningServer(
             url=url, token=token, root_dir=root_dir, pid=process.pid, log_path=log_path
         )
@@ -300,11 +302,16 @@ def run_server(
 
 
 def _wait_until_ready(
-    process: subprocess.Popen[bytes], probe_url: str, token: str, log_path: Path, timeout: float
+    process: subprocess.Popen[bytes],
+    probe_url: str,
+    token: str,
+    log_path: Path,
+    timeout: float,
+    verify: bool | ssl.SSLContext,
 ) -> None:
     headers = {"Authorization": f"token {token}"} if token else {}
     deadline = time.monotonic() + timeout
-    with httpx.Client(trust_env=False, timeout=5.0) as http:
+    with httpx.Client(trust_env=False, timeout=5.0, verify=verify) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(
@@ -496,54 +503,18 @@ def running_server_variant(
     command += options
     scheme = "http" if tls is None else "https"
     verify = True if tls is None else ssl.create_default_context(cafile=str(tls.ca_file))
-    marker = secrets.token_hex(8)
-    log_path = workdir / f"{kind}.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env, _MARKER_VARIABLE: marker},
-            cwd=cwd,
-            start_new_session=True,
-        )
-    url = f"{scheme}://127.0.0.1:{port}{base_path}"
-    try:
-        _wait_until_verified_ready(process, f"{url}api", token, log_path, startup_timeout, verify)
-        yield RunningServer(
-            url=url, token=token, root_dir=root_dir, pid=process.pid, log_path=log_path
-        )
-    finally:
-        _stop(process, marker, token, log_path, 15.0)
-
-
-def _wait_until_verified_ready(
-    process: subprocess.Popen[bytes],
-    probe_url: str,
-    token: str,
-    log_path: Path,
-    timeout: float,
-    verify: bool | ssl.SSLContext,
-) -> None:
-    """``_wait_until_ready`` with a TLS verification setting (a CA bundle for HTTPS)."""
-    deadline = time.monotonic() + timeout
-    headers = {"Authorization": f"token {token}"}
-    with httpx.Client(trust_env=False, timeout=5.0, verify=verify) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with code {process.returncode} during start-up; "
-                    f"log tail:\n{_log_tail(log_path, token)}"
-                )
-            with suppress(httpx.HTTPError):
-                if http.get(probe_url, headers=headers).status_code == 200:
-                    return
-            time.sleep(_POLL_INTERVAL)
-    raise RuntimeError(
-        f"server did not answer {probe_url} within {timeout} s; "
-        f"log tail:\n{_log_tail(log_path, token)}"
-    )
+    with run_server(
+        command,
+        url=f"{scheme}://127.0.0.1:{port}{base_path}",
+        token=token,
+        root_dir=root_dir,
+        log_path=workdir / f"{kind}.log",
+        env=env,
+        cwd=cwd,
+        verify=verify,
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server
 
 
 # -- a server that can be stopped and started again on the same port (fault tests) -----

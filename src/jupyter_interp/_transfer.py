@@ -17,6 +17,8 @@ bounded by the window's chunks (``CHUNK_SIZE`` each) either way.
 Downloads of non-empty files take the server's ``files/`` route instead of
 ``read_chunk`` snippets when the server serves the file the kernel's ``stat`` snippet
 described (``_direct_downloads``: same confinement, same lock, same verification).
+Kernels whose language has no snippets (Deno, ...) move every file through the server's
+Contents API instead (``_contents_transfer``), where the server has one.
 
 Invariants: an upload is atomic (the target is replaced only after the kernel checked
 size and sha256; on any failure, cancellation included, the temp file is removed); a

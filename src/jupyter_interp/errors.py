@@ -179,7 +179,8 @@ class ChecksumMismatch(FileTransferError):
 
 
 class UnsupportedKernel(FileTransferError):
-    """No file-transfer snippets exist for this kernel's language."""
+    """No file-transfer snippets exist for this kernel's language and the server has no
+    Contents API to use instead (or the file root cannot be mapped onto it)."""
 
 
 class SessionClosed(JupyterInterpError):

@@ -504,8 +504,12 @@ class Session:
     # -- sending --------------------------------------------------------------------
 
     async def _send_raw(self, message: Message) -> None:
-        assert self._ws is not None
-        await self._ws.send(self._codec.encode(message))
+        """Write one message on the current socket (none between a drop and the reconnect
+        counts as a dropped connection)."""
+        ws = self._ws
+        if ws is None:
+            raise ConnectionClosed(1006, "no WebSocket while reconnecting")
+        await ws.send(self._codec.encode(message))
 
     async def _send(self, message: Message, *, for_execution: str | None = None) -> None:
         """Send once connected; if the socket drops meanwhile, wait and maybe retry once.
@@ -521,13 +525,16 @@ class Session:
             if not self._ready.is_set():
                 await self._ready.wait()
             self._check_open()
-            ended = for_execution is not None and self._conn.tracker(for_execution) is None
-            if attempt == 2 and ended:
+            if (
+                attempt == 2
+                and for_execution is not None
+                and self._conn.tracker(for_execution) is None
+            ):
                 return  # the execution it served ended meanwhile: nothing left to answer
             try:
                 await self._send_raw(message)
                 return
-            except (ConnectionClosed, TransportError, AssertionError):
+            except TransportError:  # ConnectionClosed included
                 if attempt == 2:
                     raise
                 if message.msg_type == "execute_request":

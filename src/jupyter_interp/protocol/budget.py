@@ -11,9 +11,9 @@ original size is always known, so a result can say how much was dropped.
 
 from __future__ import annotations
 
-from collections import deque
+import codecs
+import mmap
 from collections.abc import Iterable, Iterator
-from itertools import chain
 
 import attrs
 
@@ -38,129 +38,171 @@ def _utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def _char_start(data: bytes, position: int) -> int:
-    """The nearest UTF-8 character start at or before ``position`` (< ``len(data)``)."""
-    while position > 0 and data[position] & 0xC0 == 0x80:
-        position -= 1
-    return position
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
-def _split(text: str, position: int) -> tuple[str, str]:
-    """``text`` cut at the character start at or before UTF-8 byte ``position``."""
-    if text.isascii():
-        return text[:position], text[position:]
-    data = text.encode("utf-8", "surrogatepass")
-    cut = _char_start(data, position)
-    return data[:cut].decode("utf-8", "surrogatepass"), data[cut:].decode("utf-8", "surrogatepass")
-
-
-def _drop_front(text: str, count: int) -> str:
-    """``text`` without its first ``count`` UTF-8 bytes and the rest of a character cut there."""
-    if text.isascii():
-        return text[count:]
-    data = text.encode("utf-8", "surrogatepass")
-    while count < len(data) and data[count] & 0xC0 == 0x80:
-        count += 1
-    return data[count:].decode("utf-8", "surrogatepass")
+#: Kept bytes are decoded this many at a time when the result is built, so a decoded
+#: copy of what is kept never exists whole beside it.
+_DECODE_STEP = 64 * 1024
+#: Budgets from this size up keep their bytes in an anonymous memory map: its pages
+#: cost memory only once written, and ``take`` gives them back as it goes.
+_MAPPED_FROM = 64 * 1024
+_RELEASE = getattr(mmap, "MADV_DONTNEED", None) if hasattr(mmap.mmap, "madvise") else None
 
 
 class HeadTail:
     """Stream text kept whole up to a byte cap, then as a head and a tail around a gap.
 
-    Text is kept as the ``str`` pieces it arrived in (sizes counted in UTF-8 bytes);
-    ``take`` appends them to one string in place, releasing each as it goes, so the
-    result costs no second copy. Until the cap
-    is exceeded every piece sits in the head. At the first overflow the head is cut back
-    to its share (on a character boundary, spilling into the tail); from then on only the
-    tail moves: new pieces are appended, whole pieces fall off its front and the first
-    remaining piece is trimmed to the next character start.
+    Without a cap the text is kept as the ``str`` pieces it arrived in. With one, it is
+    kept UTF-8 encoded in one buffer of exactly ``cap`` bytes, written in place: bytes
+    fill it in order until it is full; from then on the buffer's first ``cap - cap // 2``
+    bytes are the head (cut back to a character start) and the rest is the tail, a ring
+    that new bytes overwrite oldest first (its first bytes up to the next character
+    start are dropped). So what is kept never moves and never needs converting, however
+    many pieces arrive. ``take`` builds the result by growing one string in place a
+    decoded step at a time and, where the buffer is a memory map, returns each step's
+    whole pages to the system right away, so the result costs about one step more than
+    what was kept, not twice it.
     """
 
     def __init__(self, cap: int | None) -> None:
         self._cap = cap
+        self._pieces: list[str] = []  # no cap: everything, as it came
+        self._buffer: bytearray | mmap.mmap | None = None  # with a cap: from the first byte
+        self._filled = 0  # bytes written in order, up to the cap
         self._head_cap = 0 if cap is None else cap - cap // 2
-        self._tail_cap = 0 if cap is None else cap // 2
-        self._head: list[str] = []
-        self._head_size = 0
-        self._tail: deque[tuple[str, int]] = deque()
-        self._tail_size = 0
-        self._head_open = True
+        self._head_end: int | None = None  # where the head stops, once the cap was passed
+        self._ring_next = self._head_cap  # the tail's next (and oldest) byte, once full
         self.size = 0
 
     def append(self, text: str) -> None:
-        size = _utf8_size(text)
-        self.size += size
-        if not self._head_open:
-            self._push_tail(text, size)
+        cap = self._cap
+        if cap is None:
+            self._pieces.append(text)
+            self.size += _utf8_size(text)
             return
-        if self._cap is None or self.size <= self._cap:
-            self._head.append(text)
-            self._head_size += size
+        data = _encode(text)
+        self.size += len(data)
+        if not data:
             return
-        self._head_open = False
-        pieces, self._head, self._head_size = [*self._head, text], [], 0
-        index = 0  # the pieces exceed the cap, so one of them crosses the head's share
-        while self._head_size + (piece_size := _utf8_size(pieces[index])) <= self._head_cap:
-            self._head.append(pieces[index])
-            self._head_size += piece_size
-            index += 1
-        kept, spilled = _split(pieces[index], self._head_cap - self._head_size)
-        if kept:
-            self._head.append(kept)
-            self._head_size += _utf8_size(kept)
-        for rest in (spilled, *pieces[index + 1 :]):
-            self._push_tail(rest, _utf8_size(rest))
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = mmap.mmap(-1, cap) if cap >= _MAPPED_FROM else bytearray(cap)
+        with memoryview(data) as view:
+            filled = self._filled
+            if filled < cap:
+                count = min(len(view), cap - filled)
+                buffer[filled : filled + count] = view[:count]
+                self._filled = filled + count
+                if count == len(view):
+                    return
+            self._overflow(buffer, view[cap - filled :])
 
-    def _push_tail(self, text: str, size: int) -> None:
-        if size >= self._tail_cap:  # everything before it falls out of the tail
-            self._tail.clear()
-            self._tail_size = 0
-            text = _drop_front(text, size - self._tail_cap)
-            size = _utf8_size(text)
-        if not size:
+    def _overflow(self, buffer: bytearray | mmap.mmap, view: memoryview) -> None:
+        """Write bytes past a full buffer into the tail's ring."""
+        cap, head_cap = len(buffer), self._head_cap
+        if self._head_end is None:  # the first byte past the head decides where it stops
+            after = buffer[head_cap] if head_cap < cap else view[0]
+            head_end = head_cap
+            while head_end > 0 and after & 0xC0 == 0x80:
+                head_end -= 1
+                after = buffer[head_end]
+            self._head_end = head_end
+        tail_cap = cap - head_cap
+        if len(view) >= tail_cap:  # everything before its last bytes falls out of the tail
+            buffer[head_cap:cap] = view[len(view) - tail_cap :]
+            self._ring_next = head_cap
             return
-        self._tail.append((text, size))
-        self._tail_size += size
-        excess = self._tail_size - self._tail_cap
-        while excess > 0:
-            first, first_size = self._tail[0]
-            if first_size <= excess:
-                self._tail.popleft()
-                self._tail_size -= first_size
-                excess -= first_size
-                continue
-            trimmed = _drop_front(first, excess)
-            trimmed_size = _utf8_size(trimmed)
-            self._tail[0] = (trimmed, trimmed_size)
-            self._tail_size -= first_size - trimmed_size
-            excess = 0
+        position = self._ring_next
+        first = min(len(view), cap - position)
+        buffer[position : position + first] = view[:first]
+        rest = len(view) - first
+        buffer[head_cap : head_cap + rest] = view[first:]
+        self._ring_next = position + first if rest == 0 else head_cap + rest
+        if self._ring_next == cap:
+            self._ring_next = head_cap
+
+    def _spans(self, buffer: bytearray | mmap.mmap) -> tuple[list[tuple[int, int]], int]:
+        """The kept byte ranges of the buffer in order (head, then the tail's two parts)
+        and how many bytes they hold."""
+        head_end = self._head_end
+        if head_end is None:
+            return [(0, self._filled)], self._filled
+        cap, head_cap = self._filled, self._head_cap
+        start = self._ring_next
+        tail = [(start, cap), (head_cap, start)] if start > head_cap else [(head_cap, cap)]
+        skip = 0  # a character cut off at the tail's start
+        for first, stop in tail:
+            while first < stop and buffer[first] & 0xC0 == 0x80:
+                first += 1
+                skip += 1
+            if first < stop:
+                break
+        spans = [(0, head_end)]
+        for first, stop in tail:
+            lost = min(skip, stop - first)
+            skip -= lost
+            spans.append((first + lost, stop))
+        return spans, sum(stop - first for first, stop in spans)
+
+    def _texts(self, release: bool) -> Iterator[str]:
+        """The kept text, decoded ``_DECODE_STEP`` bytes at a time, marker in place."""
+        buffer = self._buffer
+        if buffer is None:
+            return
+        spans, kept = self._spans(buffer)
+        marker = self._marker(kept)
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
+        mapped = buffer if release and isinstance(buffer, mmap.mmap) else None
+        with memoryview(buffer) as view:
+            for index, (first, stop) in enumerate(spans):
+                if index == 1 and marker is not None:
+                    yield decoder.decode(b"", final=True)
+                    yield marker
+                for step in range(first, stop, _DECODE_STEP):
+                    end = min(step + _DECODE_STEP, stop)
+                    yield decoder.decode(view[step:end])
+                    if mapped is not None and _RELEASE is not None:
+                        _release(mapped, _RELEASE, step, end)
+        yield decoder.decode(b"", final=True)
 
     def render(self) -> tuple[str, bool]:
         """The kept text (with a marker where the middle was cut) and whether it was cut."""
-        marker = self._marker()
-        if marker is None:
-            return "".join(self._head), False
-        return "".join([*self._head, marker, *(text for text, _ in self._tail)]), True
+        if self._cap is None:
+            return "".join(self._pieces), False
+        return "".join(self._texts(release=False)), self._head_end is not None
 
     def take(self) -> tuple[str, bool]:
-        """``render``, emptying this object while the text is built, piece by piece.
+        """``render``, emptying this object while the text is built.
 
-        Each piece is released as soon as it is appended, so memory stays near what is
-        kept (CPython grows a string it alone references in place) instead of twice it.
-        Call it once, last: afterwards only ``size`` is meaningful.
+        The result is grown in place (CPython grows a string it alone references) from
+        pieces released as soon as they are appended, so memory stays near what is
+        kept instead of twice it. Call it once, last: afterwards only ``size`` is
+        meaningful.
         """
-        marker = self._marker()
-        head, self._head = self._head, []
-        tail, self._tail = self._tail, deque()
-        head.reverse()
-        if marker is None:
-            return _append_all(_drain(head)), False
-        pieces = chain(_drain(head), (marker,), (piece for piece, _ in _drain_left(tail)))
-        return _append_all(pieces), True
+        if self._cap is None:
+            pieces, self._pieces = self._pieces, []
+            pieces.reverse()
+            return _append_all(_drain(pieces)), False
+        cut = self._head_end is not None
+        text = _append_all(self._texts(release=True))
+        buffer, self._buffer = self._buffer, None
+        if isinstance(buffer, mmap.mmap):
+            buffer.close()
+        return text, cut
 
-    def _marker(self) -> str | None:
-        dropped = self.size - self._head_size - self._tail_size
+    def _marker(self, kept: int) -> str | None:
+        dropped = self.size - kept
         return f"\n[... {dropped} bytes of output omitted ...]\n" if dropped else None
+
+
+def _release(mapped: mmap.mmap, advice: int, first: int, stop: int) -> None:
+    """Give back the pages that lie wholly inside the decoded range ``first:stop``."""
+    page = mmap.PAGESIZE
+    start, end = -(-first // page) * page, stop // page * page
+    if end > start:
+        mapped.madvise(advice, start, end - start)
 
 
 def _append_all(pieces: Iterable[str]) -> str:
@@ -175,8 +217,3 @@ def _drain(pieces: list[str]) -> Iterator[str]:
     """Pop ``pieces`` from the end, so the caller holds the only reference to each."""
     while pieces:
         yield pieces.pop()
-
-
-def _drain_left(pieces: deque[tuple[str, int]]) -> Iterator[tuple[str, int]]:
-    while pieces:
-        yield pieces.popleft()

@@ -159,36 +159,6 @@ async def test_cancelling_a_queued_execute_does_not_disturb_the_running_one(
     assert after.result == "'after'"
 
 
-async def test_concurrent_executes_queue_in_call_order(interrupted: Session) -> None:
-    session = interrupted
-    called: list[int] = []
-    results: dict[int, ExecutionResult] = {}
-
-    async def run(index: int) -> None:
-        called.append(index)  # no checkpoint between this and joining the queue
-        results[index] = await session.execute(
-            f"order.append({index})\nprint('task {index}')\n{index} * 10"
-        )
-
-    with anyio.fail_after(_TIMEOUT):
-        await session.execute("order = []")
-        async with anyio.create_task_group() as tg:
-            for index in range(20):
-                tg.start_soon(run, index)
-        order = await session.execute("order")
-
-    assert sorted(called) == list(range(20))
-    assert order.result == repr(called)  # the kernel ran them in call order
-    for index, result in results.items():
-        assert result.ok
-        assert result.stdout == f"task {index}\n"  # no cross-talk
-        assert result.result == str(index * 10)
-    counts = [results[index].execution_count or 0 for index in called]
-    assert counts == sorted(counts)
-    assert min(counts) > 0
-    assert len(set(counts)) == 20
-
-
 async def test_kernel_death_is_typed_quick_and_survivable(restartable: Session) -> None:
     session = restartable
     kernel_id, generation = session.kernel_id, session.generation

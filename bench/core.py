@@ -38,7 +38,7 @@ from ._harness import Report, parse_options
 
 TARGET = 100_000
 EXECUTIONS = 2000
-REPEATS = 5
+REPEATS = 20
 CLIENT_SESSION = "8f1e9c6a3b2d4e5f8a7b6c5d4e3f2a1b"
 KERNEL_SESSION = "2d83ec05-956ddb943e64b3dda3a58d4d"
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -240,6 +240,18 @@ def test_replay_memory_is_bounded() -> None:
     assert connection.receive(first) == [KernelStatus(execution_state="busy")]
 
 
+def test_request_id_memory_is_bounded() -> None:
+    connection = KernelConnection(client_factory())
+    kernel = FakeKernel()
+    first = connection.request(connection.factory.kernel_info_request())
+    connection.forget(first.msg_id)
+    busy = KernelStatus(execution_state="busy", parent_msg_id=first.msg_id)
+    assert connection.receive(kernel.status(first, "busy")) == [busy]  # still ours
+    for _ in range(4096):
+        connection.forget(connection.request(connection.factory.kernel_info_request()).msg_id)
+    assert connection.receive(kernel.status(first, "idle")) == []  # forgotten
+
+
 def test_messages_without_id_are_never_deduplicated() -> None:
     connection = KernelConnection(client_factory())
     header = Header(msg_id="", msg_type="status", session="kernel-a")

@@ -93,19 +93,12 @@ class _Recent:
         return self._items.get(key)
 
     def add(self, key: str, value: int = 0) -> None:
-        self.add_new(key)
-        self._items[key] = value  # a known key keeps its place in the order
-
-    def add_new(self, key: str) -> bool:
-        """Remember ``key`` unless it is known; return whether it was new."""
         items = self._items
-        if key in items:
-            return False
-        items[key] = 0
-        self._order.append(key)
-        if len(items) > self._limit:
-            del items[self._order.popleft()]
-        return True
+        if key not in items:
+            self._order.append(key)
+            if len(self._order) > self._limit:
+                del items[self._order.popleft()]
+        items[key] = value  # a known key keeps its place in the order
 
 
 class KernelConnection:
@@ -122,7 +115,8 @@ class KernelConnection:
         self._trackers: dict[str, ExecutionTracker] = {}
         self._requests: dict[str, Message] = {}
         self._own = _Recent(_RECENT_LIMIT)  # msg_id of our requests -> generation sent in
-        self._seen = _Recent(_RECENT_LIMIT)
+        self._seen: dict[str, None] = {}  # processed msg_ids, in ``_seen_order`` (bounded)
+        self._seen_order: deque[str] = deque()
         self._retired = _Recent(_RETIRED_LIMIT)
         self._generation = 0
         self._kernel_session: str | None = None
@@ -173,7 +167,7 @@ class KernelConnection:
             LocalProtocolError: bad code/options, or the factory repeated a msg_id.
         """
         message = self._factory.execute_request(code, **options)
-        msg_id = message.msg_id
+        msg_id = message.header.msg_id
         self._register(msg_id)
         tracker = ExecutionTracker(message, budget=self._budget, generation=self._generation)
         self._prune()
@@ -212,8 +206,15 @@ class KernelConnection:
         """
         header = message.header
         msg_id, msg_type = header.msg_id, header.msg_type
-        if msg_id and not self._seen.add_new(msg_id):
-            return []
+        if msg_id:  # remember the last ``_RECENT_LIMIT`` ids (inlined: runs per message)
+            seen = self._seen
+            if msg_id in seen:
+                return []
+            seen[msg_id] = None
+            seen_order = self._seen_order
+            seen_order.append(msg_id)
+            if len(seen_order) > _RECENT_LIMIT:
+                del seen[seen_order.popleft()]
         parent = message.parent_header.get("msg_id")  # ``parent_msg_id``, inlined
         if not isinstance(parent, str) or not parent:
             parent = None
@@ -227,30 +228,30 @@ class KernelConnection:
             events = []
         else:
             events = self._observe_session(message, parent)
-        counter = self._counters.count(msg_id, header.session, self._kernel_session)
-        if parent is None:
-            return events
-        tracker = self._trackers.get(parent)
-        if tracker is not None and tracker.state in _FINISHED:  # finished by a direct call
+        tracker = None if parent is None else self._trackers.get(parent)
+        if tracker is not None and tracker._state in _FINISHED:  # finished by a direct call
             self._prune()
             tracker = None
+        execution = None if tracker is None else parent  # its span takes the counter
+        self._counters.count(msg_id, header.session, self._kernel_session, execution, message)
+        if parent is None:
+            return events
         if tracker is None and parent not in self._requests and parent not in self._own:
             return events
-        if tracker is not None and counter is not None:
-            self._counters.extend(parent, counter, message)
         if msg_type == "status":
             state = message.content.get("execution_state")
             if isinstance(state, str):
                 events.append(_kernel_status(state, parent))
         if tracker is not None:
-            try:
-                events.extend(tracker.receive(message))
+            try:  # ``tracker.receive``: the parent is its request and it is live
+                events += tracker._digest(message, msg_type)
             except RemoteProtocolError as exc:
                 detail = f"the kernel sent a malformed message: {exc}"
                 events.extend(tracker.fail(ExecutionStatus.ERROR, detail=detail))
-            if tracker.state in _FINISHED:
+            if tracker._state in _FINISHED:  # unregister it (others finished are pruned lazily)
                 self._check_loss(tracker, events)
-                self._prune()
+                del self._trackers[parent]
+                self._counters.drop(parent)
         elif parent in self._requests and msg_type.endswith("_reply"):
             del self._requests[parent]
             events.append(ReplyReceived(request_msg_id=parent, message=message))
@@ -335,7 +336,9 @@ class KernelConnection:
         return tracker
 
     def _prune(self) -> None:
-        for msg_id in [k for k, t in self._trackers.items() if t.state in _FINISHED]:
+        if not self._trackers:  # the usual case at each ``execute``
+            return
+        for msg_id in [k for k, t in self._trackers.items() if t._state in _FINISHED]:
             del self._trackers[msg_id]
             self._counters.drop(msg_id)
 

@@ -114,20 +114,52 @@ class MessageCounters:
         """The kernel restarted: its next message starts a new log."""
         self._head = ""
 
-    def count(self, msg_id: str, session: str, kernel_session: str | None) -> int | None:
-        """Log the counter of a message if the kernel's Session numbered it; return it."""
+    def count(
+        self,
+        msg_id: str,
+        session: str,
+        kernel_session: str | None,
+        execution: str | None = None,
+        message: Message | None = None,
+    ) -> int | None:
+        """Log the counter of a message if the kernel's Session numbered it; return it.
+
+        ``execution``: the in-flight execution ``message`` belongs to, whose span the
+        counter widens (both calls in one: this runs for every message).
+        """
         head = self._head
-        if head and msg_id.startswith(head):  # the usual case: the current kernel's
-            number = msg_id[len(head) :]
-            if number.isdigit() and number.isascii():
-                counter = int(number)
-                log = self._log
-                assert log is not None  # set with the head
-                if counter == log.high + 1:
-                    log.high = counter
-                else:
-                    log.add(counter)
-                return counter
+        number = msg_id[len(head) :] if head and msg_id.startswith(head) else ""
+        counter: int | None
+        if number.isdigit() and number.isascii():  # the usual case: the current kernel's
+            counter = int(number)
+            log = self._log
+            assert log is not None  # set with the head
+            if counter == log.high + 1:
+                log.high = counter
+            else:
+                log.add(counter)
+        else:
+            counter = self._count_new_prefix(msg_id, session, kernel_session)
+        if counter is None or execution is None:
+            return counter
+        span = self._spans[execution]  # started with its tracker
+        if span.last is None or counter > span.last:
+            span.last = counter
+        if (
+            not span.busy_seen
+            and message is not None
+            and message.header.msg_type == "status"
+            and message.content.get("execution_state") == "busy"
+        ):
+            span.busy_seen = True
+            span.first = counter  # everything of the execution follows its busy
+        elif span.first is None or (not span.busy_seen and counter <= span.first):
+            span.first = counter - 1  # no counter was known when it was registered
+        return counter
+
+    def _count_new_prefix(
+        self, msg_id: str, session: str, kernel_session: str | None
+    ) -> int | None:
         prefix, sep, number = msg_id.rpartition("_")
         if (
             not sep
@@ -143,21 +175,6 @@ class MessageCounters:
         for span in self._spans.values():  # counted under another prefix: unknown now
             span.first = span.last = None
         return counter
-
-    def extend(self, msg_id: str, counter: int, message: Message) -> None:
-        """Widen the span of in-flight execution ``msg_id`` by one of its messages."""
-        span = self._spans[msg_id]  # started with its tracker
-        if span.last is None or counter > span.last:
-            span.last = counter
-        if (
-            not span.busy_seen
-            and message.header.msg_type == "status"
-            and message.content.get("execution_state") == "busy"
-        ):
-            span.busy_seen = True
-            span.first = counter  # everything of the execution follows its busy
-        elif span.first is None or (not span.busy_seen and counter <= span.first):
-            span.first = counter - 1  # no counter was known when it was registered
 
     def lost(self, msg_id: str) -> int:
         """How many counters inside the span of marked execution ``msg_id`` are missing.

@@ -65,7 +65,15 @@ from .events import (
 )
 from .kernel_output import OUTPUT_PARSERS, count_field, mapping_field, text_field
 from .messages import Message
-from .result import ErrorInfo, ExecutionResult, ExecutionStatus, Recovery, RichOutput
+from .result import (
+    ErrorInfo,
+    ExecutionResult,
+    ExecutionStatus,
+    Recovery,
+    RichOutput,
+    _execution_result,
+    _rich_output,
+)
 
 __all__ = ["ExecutionTracker", "TrackerState"]
 
@@ -104,6 +112,12 @@ class _Input(enum.Enum):
 
     __hash__ = object.__hash__  # as for TrackerState
 
+
+# A member read off its Enum class costs a metaclass attribute lookup (about 0.1 us on
+# CPython 3.11, several per message); the hot paths read these module names instead.
+_PENDING, _DONE, _ERROR = TrackerState.PENDING, TrackerState.DONE, TrackerState.ERROR
+_BUSY, _OUTPUT, _REPLY, _IDLE = _Input.BUSY, _Input.OUTPUT, _Input.REPLY, _Input.IDLE
+_OK = ExecutionStatus.OK
 
 _S, _I = TrackerState, _Input
 _TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
@@ -158,11 +172,12 @@ class ExecutionTracker:
     def __init__(
         self, request: Message, *, budget: OutputBudget = _UNLIMITED, generation: int = 0
     ) -> None:
-        if request.msg_type != "execute_request":
-            raise LocalProtocolError(f"cannot track a {request.msg_type!r}; need execute_request")
-        self._msg_id = request.msg_id
+        header = request.header
+        if header.msg_type != "execute_request":
+            raise LocalProtocolError(f"cannot track a {header.msg_type!r}; need execute_request")
+        self._msg_id = header.msg_id
         self._generation = generation
-        self._state = TrackerState.PENDING
+        self._state = _PENDING
         self._cap = budget.max_stream_bytes
         self._streams: dict[str, HeadTail] = {}  # "stdout"/"stderr", made at their first text
         self._outputs: list[RichOutput] = []
@@ -186,7 +201,7 @@ class ExecutionTracker:
     @property
     def done(self) -> bool:
         """True once ``ExecutionFinished`` was emitted."""
-        return self._state is TrackerState.DONE
+        return self._state is _DONE
 
     @property
     def awaiting_grace(self) -> bool:
@@ -216,13 +231,16 @@ class ExecutionTracker:
             RemoteProtocolError: a field has the wrong type (the tracker is left unchanged).
         """
         state = self._state
-        if state is TrackerState.ERROR:
+        if state is _ERROR:
             self._check_usable()
         # ``parent_msg_id`` inlined (hot path): only our own, non-empty msg_id matches
         parent = message.parent_header.get("msg_id")
-        if not parent or parent != self._msg_id or state is TrackerState.DONE:
+        if not parent or parent != self._msg_id or state is _DONE:
             return []
-        msg_type = message.header.msg_type
+        return self._digest(message, message.header.msg_type)
+
+    def _digest(self, message: Message, msg_type: str) -> list[ExecutionEvent]:
+        """``receive`` for a message of ours while live (the connection checked both)."""
         if msg_type == "status":
             return self._on_status(message)
         if msg_type == "execute_reply":
@@ -231,7 +249,7 @@ class ExecutionTracker:
         if parse is None:  # comms, debug events, ...: not part of the result
             return []
         event = parse(self._msg_id, message)
-        self._state = _TRANSITIONS[state, _Input.OUTPUT]  # listed for every live state
+        self._state = _TRANSITIONS[self._state, _OUTPUT]  # listed for every live state
         _APPLY[type(event)](self, event)
         return [event]
 
@@ -260,7 +278,7 @@ class ExecutionTracker:
             LocalProtocolError: already finished, or ``status`` is OK (this poisons the tracker).
         """
         self._check_usable()
-        if status is ExecutionStatus.OK:
+        if status is _OK:
             self._poison("fail() needs a failure status, not OK")
         self._advance(_Input.FAIL)
         return self._finish(status, self._error, detail, recovery)
@@ -289,11 +307,11 @@ class ExecutionTracker:
     # -- state machine -------------------------------------------------------------------
 
     def _check_usable(self) -> None:
-        if self._state is TrackerState.ERROR:
+        if self._state is _ERROR:
             raise LocalProtocolError("this ExecutionTracker is poisoned by an earlier misuse")
 
     def _poison(self, reason: str) -> None:
-        self._state = TrackerState.ERROR
+        self._state = _ERROR
         raise LocalProtocolError(reason)
 
     def _advance(self, event: _Input) -> None:
@@ -307,12 +325,14 @@ class ExecutionTracker:
     # -- message handlers (validate first, then advance, then mutate) -------------------
 
     def _on_status(self, message: Message) -> list[ExecutionEvent]:
-        state = text_field(message.content, "execution_state", "status", None)
-        if state == "busy":
-            self._advance(_Input.BUSY)
+        state = message.content.get("execution_state")
+        if type(state) is not str:  # the slow path names the problem (or takes a subclass)
+            state = text_field(message.content, "execution_state", "status", None)
+        if state == "busy":  # ``_advance(_BUSY)``, inlined: listed for every live state
+            self._state = _TRANSITIONS[self._state, _BUSY]
         elif state == "idle":
-            self._advance(_Input.IDLE)
-            if self._state is TrackerState.DONE:
+            self._advance(_IDLE)
+            if self._state is _DONE:
                 assert self._reply is not None  # only REPLY_SEEN goes to DONE on idle
                 return self._finish(*self._reply_outcome(self._reply))
         return []
@@ -321,10 +341,10 @@ class ExecutionTracker:
         content = message.content
         count_field(content, "execute_reply")
         mapping_field(content, "user_expressions", "execute_reply")
-        self._advance(_Input.REPLY)
+        self._advance(_REPLY)
         if self._reply is None:
             self._reply = content
-        if self._state is TrackerState.DONE:
+        if self._state is _DONE:
             return self._finish(*self._reply_outcome(content))
         return []
 
@@ -355,12 +375,7 @@ class ExecutionTracker:
         if self._clear_pending:
             self._take_pending_clear()
         self._outputs.append(
-            RichOutput(
-                kind="display_data",
-                data=event.data,
-                metadata=event.metadata,
-                display_id=event.display_id,
-            )
+            _rich_output("display_data", event.data, event.metadata, event.display_id)
         )
 
     def _apply_update(self, event: DisplayUpdate) -> None:
@@ -374,9 +389,7 @@ class ExecutionTracker:
     def _apply_result(self, event: ExecuteResult) -> None:
         if self._clear_pending:
             self._take_pending_clear()
-        self._outputs.append(
-            RichOutput(kind="execute_result", data=event.data, metadata=event.metadata)
-        )
+        self._outputs.append(_rich_output("execute_result", event.data, event.metadata, None))
         plain = event.data.get("text/plain")
         self._result_text = plain if isinstance(plain, str) else None
         if self._input_count is None:
@@ -401,7 +414,7 @@ class ExecutionTracker:
     ) -> tuple[ExecutionStatus, ErrorInfo | None, str]:
         status = reply.get("status")
         if status == "ok":
-            return ExecutionStatus.OK, self._error, ""
+            return _OK, self._error, ""
         if status == "abort":
             return ExecutionStatus.INTERRUPTED, self._error, ""
         if status == "aborted":
@@ -432,7 +445,7 @@ class ExecutionTracker:
         if self._dropped_notice:
             detail = f"{detail}; {self._dropped_notice}" if detail else self._dropped_notice
         expressions = reply.get("user_expressions")
-        self._result = ExecutionResult(
+        self._result = _execution_result(
             msg_id=self._msg_id,
             status=status,
             execution_count=self._input_count if reply_count is None else reply_count,

@@ -102,8 +102,10 @@ def _display_id(content: Mapping[str, Any], msg_type: str) -> str | None:
 
 def _parse_stream(msg_id: str, message: Message) -> ExecutionEvent:
     content = message.content
-    name = text_field(content, "name", "stream", None)
-    text = text_field(content, "text", "stream", None)
+    name, text = content.get("name"), content.get("text")
+    if type(name) is not str or type(text) is not str:  # the checks below name the problem
+        name = text_field(content, "name", "stream", None)
+        text = text_field(content, "text", "stream", None)
     if name == "stderr" and text.startswith(_RATE_LIMIT_PREFIXES):
         return OutputDropped(msg_id=msg_id, text=text)
     return _stream_text(msg_id, name, text)
@@ -111,9 +113,12 @@ def _parse_stream(msg_id: str, message: Message) -> ExecutionEvent:
 
 def _parse_execute_result(msg_id: str, message: Message) -> ExecutionEvent:
     content = message.content
-    data = mapping_field(content, "data", "execute_result")
-    metadata = mapping_field(content, "metadata", "execute_result")
-    count = count_field(content, "execute_result")
+    data, metadata = content.get("data"), content.get("metadata")
+    count = content.get("execution_count")
+    if not (type(data) is type(metadata) is dict and (type(count) is int or count is None)):
+        data = mapping_field(content, "data", "execute_result")  # checked in this order
+        metadata = mapping_field(content, "metadata", "execute_result")
+        count = count_field(content, "execute_result")
     return _execute_result(msg_id, count, data, metadata)
 
 
@@ -141,8 +146,10 @@ def _parse_clear_output(msg_id: str, message: Message) -> ExecutionEvent:
 
 def _parse_execute_input(msg_id: str, message: Message) -> ExecutionEvent:
     content = message.content
-    code = text_field(content, "code", "execute_input", "")
-    count = count_field(content, "execute_input")
+    code, count = content.get("code"), content.get("execution_count")
+    if type(code) is not str or not (type(count) is int or count is None):
+        code = text_field(content, "code", "execute_input", "")  # checked in this order
+        count = count_field(content, "execute_input")
     return _execute_input(msg_id, code, count)
 
 

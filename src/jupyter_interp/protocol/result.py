@@ -120,6 +120,10 @@ class RichOutput:
     display_id: str | None = None
 
 
+#: read once: a member read off its Enum class costs a metaclass attribute lookup
+_OK = ExecutionStatus.OK
+
+
 class ExecutionFailed(JupyterInterpError):
     """Raised by ``ExecutionResult.raise_for_error()``; ``result`` has the details."""
 
@@ -153,7 +157,7 @@ class ExecutionResult:
     @property
     def ok(self) -> bool:
         """True when the code ran to the end and no output was lost."""
-        return self.status is ExecutionStatus.OK and not self.output_dropped
+        return self.status is _OK and not self.output_dropped
 
     @property
     def truncated(self) -> bool:
@@ -179,3 +183,85 @@ class ExecutionResult:
         if not self.ok:
             raise ExecutionFailed(self)
         return self
+
+
+# Trusted constructors for the tracker: no field of these classes has a validator or a
+# converter, so writing the slots through their descriptors builds the same value as
+# the frozen attrs ``__init__`` (which goes through ``object.__setattr__``) at half the
+# cost. Users build them with the ordinary keyword constructors.
+_new = object.__new__
+_RICH_OUTPUT_SLOTS = tuple(
+    vars(RichOutput)[field.name].__set__ for field in attrs.fields(RichOutput)
+)
+_set_kind, _set_data, _set_metadata, _set_display_id = _RICH_OUTPUT_SLOTS
+(
+    _set_msg_id,
+    _set_status,
+    _set_execution_count,
+    _set_stdout,
+    _set_stderr,
+    _set_stdout_size,
+    _set_stderr_size,
+    _set_stdout_truncated,
+    _set_stderr_truncated,
+    _set_result,
+    _set_outputs,
+    _set_error,
+    _set_user_expressions,
+    _set_output_dropped,
+    _set_recovery,
+    _set_generation,
+    _set_detail,
+) = (vars(ExecutionResult)[field.name].__set__ for field in attrs.fields(ExecutionResult))
+
+
+def _rich_output(
+    kind: str, data: Mapping[str, Any], metadata: Mapping[str, Any], display_id: str | None
+) -> RichOutput:
+    output: RichOutput = _new(RichOutput)
+    _set_kind(output, kind)
+    _set_data(output, data)
+    _set_metadata(output, metadata)
+    _set_display_id(output, display_id)
+    return output
+
+
+def _execution_result(
+    *,
+    msg_id: str,
+    status: ExecutionStatus,
+    execution_count: int | None,
+    stdout: str,
+    stderr: str,
+    stdout_size: int,
+    stderr_size: int,
+    stdout_truncated: bool,
+    stderr_truncated: bool,
+    result: str | None,
+    outputs: tuple[RichOutput, ...],
+    error: ErrorInfo | None,
+    user_expressions: Mapping[str, Any],
+    output_dropped: bool,
+    recovery: Recovery | None,
+    generation: int,
+    detail: str,
+) -> ExecutionResult:
+    made: ExecutionResult = _new(ExecutionResult)
+    _set_msg_id(made, msg_id)
+    _set_status(made, status)
+    _set_execution_count(made, execution_count)
+    _set_stdout(made, stdout)
+    _set_stderr(made, stderr)
+    _set_stdout_size(made, stdout_size)
+    _set_stderr_size(made, stderr_size)
+    _set_stdout_truncated(made, stdout_truncated)
+    _set_stderr_truncated(made, stderr_truncated)
+    _set_result(made, result)
+    _set_outputs(made, outputs)
+    _set_error(made, error)
+    _set_user_expressions(made, user_expressions)
+    _set_output_dropped(made, output_dropped)
+    _set_recovery(made, recovery)
+    _set_generation(made, generation)
+    _set_detail(made, detail)
+    return made

@@ -32,7 +32,10 @@ Invariants:
 * Speed never changes an answer: the usual v1 frame (no buffers, one byte per
   character, no whitespace around parts) is parsed in place from one text, and a parent
   header identical to the previous one is copied from it instead of parsed again; any
-  frame the fast path cannot settle takes the general path, which decides alone.
+  frame the fast path cannot settle takes the general path, which decides alone. The
+  remembered parent text is always the JSON of the remembered value. ``encode`` writes
+  a header without extra fields from a template, quoting each value with the encoder's
+  own string quoter: the same bytes and the same errors as the encoder.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ import json
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate, pairwise
+from json.encoder import encode_basestring
 from typing import Any, ClassVar
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from .messages import Message
+from .messages import Header, Message, _message_from_parts
 
 __all__ = ["V1_SUBPROTOCOL", "Codec", "LegacyCodec", "V1Codec", "codec_for"]
 
@@ -87,8 +91,11 @@ _PARTS = tuple(enumerate(_V1_JSON_PARTS, start=1))  # (offset index, name)
 _V1_STRUCTS: dict[int, struct.Struct] = {}
 #: the count and offset table of a frame without buffers (count 6, six offsets)
 _V1_PLAIN = struct.Struct("<7Q")
+_V1_PLAIN_SIZE = _V1_PLAIN.size  # a module name: cheaper than the attribute per frame
+#: ``Header.to_wire()`` without extra fields as compact JSON (values already quoted)
+_HEADER_JSON = '{"msg_id":%s,"msg_type":%s,"session":%s,"username":%s,"date":%s,"version":%s}'
 #: the text and value of the last flat parent header parsed (replaced as one tuple)
-_last_parent: tuple[str, dict[str, str]] = ("", {})
+_last_parent: tuple[str, dict[str, str]] = ("{}", {})
 
 
 def _dump_text(obj: Any, what: str) -> str:
@@ -106,6 +113,25 @@ def _dump_object(obj: Mapping[str, Any], what: str) -> bytes:
     if not obj:
         return b"{}"
     return _dump_text(obj if type(obj) is dict else dict(obj), what).encode("utf-8")
+
+
+def _dump_header(header: Header) -> bytes:
+    """UTF-8 JSON of ``header.to_wire()``, from a template when ``extra`` is empty."""
+    if header.extra:
+        return _dump_text(header.to_wire(), "header").encode("utf-8")
+    quote = encode_basestring  # the function the compact encoder quotes strings with
+    text = _HEADER_JSON % (
+        quote(header.msg_id),
+        quote(header.msg_type),
+        quote(header.session),
+        quote(header.username),
+        quote(header.date),
+        quote(header.version),
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates
+        raise LocalProtocolError(f"header cannot be sent as JSON: {exc}") from exc
 
 
 def _load(text: str, what: str) -> Any:
@@ -270,14 +296,22 @@ class V1Codec(Codec):
         Raises:
             LocalProtocolError: the message holds data strict JSON cannot carry.
         """
-        parts = [
-            message.channel.encode("utf-8"),
-            _dump_text(message.header.to_wire(), "header").encode("utf-8"),
-            _dump_object(message.parent_header, "parent_header"),
-            _dump_object(message.metadata, "metadata"),
-            _dump_object(message.content, "content"),
-            *message.buffers,
-        ]
+        channel = message.channel.encode("utf-8")
+        header = _dump_header(message.header)
+        parent = _dump_object(message.parent_header, "parent_header")
+        metadata = _dump_object(message.metadata, "metadata")
+        content = _dump_object(message.content, "content")
+        if not message.buffers:  # the usual case: the fixed table of six offsets
+            header_at = _V1_PLAIN_SIZE + len(channel)
+            parent_at = header_at + len(header)
+            metadata_at = parent_at + len(parent)
+            content_at = metadata_at + len(metadata)
+            end = content_at + len(content)
+            table = _V1_PLAIN.pack(
+                6, _V1_PLAIN_SIZE, header_at, parent_at, metadata_at, content_at, end
+            )
+            return b"".join((table, channel, header, parent, metadata, content))
+        parts = [channel, header, parent, metadata, content, *message.buffers]
         count = len(parts) + 1
         offsets = accumulate(map(len, parts), initial=8 * (count + 1))
         return b"".join([_v1_struct(count + 1).pack(count, *offsets), *parts])
@@ -285,84 +319,90 @@ class V1Codec(Codec):
     def decode(self, frame: str | bytes) -> Message:
         """Parse one v1 binary frame.
 
+        The common frame (no buffers, one byte per character, canonical JSON) is parsed
+        here from one text: the C scanner parses each part in place and a part counts
+        only if it ends exactly at the next offset. Any other frame goes to the general
+        path, which decides (and names any problem) on its own.
+
         Raises:
             RemoteProtocolError: a text frame, or a binary frame malformed in any way.
         """
-        if type(frame) is bytes and len(frame) >= _V1_PLAIN.size:
-            message = _decode_plain_v1(frame)
-            if message is not None:
-                return message
-        if isinstance(frame, str):
-            raise RemoteProtocolError("text frame received under the v1 subprotocol")
-        with memoryview(frame) as view:
-            size = len(view)
-            if size < 8:
-                raise RemoteProtocolError(f"binary frame of {size} bytes has no offset count")
-            (count,) = _V1_COUNT.unpack_from(view)
-            table_end = 8 * (count + 1)
-            if count < 6 or table_end > size:
-                raise RemoteProtocolError(f"v1 frame of {size} bytes cannot hold {count} offsets")
-            offsets = _v1_struct(count).unpack_from(view, 8)
-            _check_offsets(offsets, table_end, size)
-            if offsets[-1] != size:
-                raise RemoteProtocolError(f"v1 frame ends at {size}, its table at {offsets[-1]}")
-            channel = str(view[offsets[0] : offsets[1]], "utf-8", "replace")
-            header, parent, metadata, content = _load_v1_parts(view, offsets)
-            buffers: tuple[bytes, ...] = ()
-            if count > 6:
-                buffers = tuple(bytes(view[start:stop]) for start, stop in pairwise(offsets[5:]))
-        return Message.from_parts(channel, header, parent, metadata, content, buffers)
+        if type(frame) is not bytes or len(frame) < _V1_PLAIN_SIZE:
+            return _decode_v1(frame)
+        count, start, header_at, parent_at, metadata_at, content_at, end = _V1_PLAIN.unpack_from(
+            frame
+        )
+        if not (
+            count == 6
+            and _V1_PLAIN_SIZE
+            <= start
+            <= header_at
+            <= parent_at
+            <= metadata_at
+            <= content_at
+            <= end
+            and end == len(frame)
+        ):
+            return _decode_v1(frame)
+        text = frame[start:].decode("utf-8", "replace")
+        end -= start
+        if len(text) != end:  # multi-byte characters: text and byte offsets differ
+            return _decode_v1(frame)
+        header_at -= start
+        parent_at -= start
+        metadata_at -= start
+        content_at -= start
+        try:
+            header, stop = _scan_json(text, header_at)
+            if stop != parent_at:
+                return _decode_v1(frame)
+            # the messages answering one request all carry its header: an identical text
+            # gets a fresh copy of the last flat one parsed instead of a new parse
+            last_text, last_parent = _last_parent
+            if metadata_at - parent_at == len(last_text) and text.startswith(last_text, parent_at):
+                parent = dict(last_parent)
+            else:
+                parent, stop = _scan_json(text, parent_at)
+                if stop != metadata_at:
+                    return _decode_v1(frame)
+                parent = _remember_parent(text[parent_at:metadata_at], parent)
+            metadata: Any
+            if content_at - metadata_at == 2 and text.startswith("{}", metadata_at):  # the usual
+                metadata = {}
+            else:
+                metadata, stop = _scan_json(text, metadata_at)
+                if stop != content_at:
+                    return _decode_v1(frame)
+            content, stop = _scan_json(text, content_at)
+        except (StopIteration, ValueError, RecursionError):
+            return _decode_v1(frame)
+        if stop != end:
+            return _decode_v1(frame)
+        return _message_from_parts(Message, text[:header_at], header, parent, metadata, content)
 
 
-def _decode_plain_v1(frame: bytes) -> Message | None:
-    """The common frame (no buffers, one byte per character, canonical JSON), or None.
-
-    One text holds channel and JSON parts; the C scanner parses each part in place and
-    a part counts only if it ends exactly at the next offset. None sends the frame to
-    the general path, which decides (and names any problem) on its own.
-    """
-    count, start, header_at, parent_at, metadata_at, content_at, end = _V1_PLAIN.unpack_from(frame)
-    if not (
-        count == 6
-        and _V1_PLAIN.size <= start <= header_at <= parent_at <= metadata_at <= content_at <= end
-        and end == len(frame)
-    ):
-        return None
-    text = str(memoryview(frame)[start:], "utf-8", "replace")
-    if len(text) != end - start:  # multi-byte characters: text and byte offsets differ
-        return None
-    header_at -= start
-    parent_at -= start
-    metadata_at -= start
-    content_at -= start
-    try:
-        header, stop = _scan_json(text, header_at)
-        if stop != parent_at:
-            return None
-        # the messages answering one request all carry its header: an identical text
-        # gets a fresh copy of the last flat one parsed instead of a new parse
-        parent_text = text[parent_at:metadata_at]
-        last_text, last_parent = _last_parent
-        if parent_text == last_text:
-            parent = dict(last_parent)
-        else:
-            parent, stop = _scan_json(text, parent_at)
-            if stop != metadata_at:
-                return None
-            parent = _remember_parent(parent_text, parent)
-        metadata: Any
-        if content_at - metadata_at == 2 and text.startswith("{}", metadata_at):  # the usual
-            metadata = {}
-        else:
-            metadata, stop = _scan_json(text, metadata_at)
-            if stop != content_at:
-                return None
-        content, stop = _scan_json(text, content_at)
-    except (StopIteration, ValueError, RecursionError):
-        return None
-    if stop != len(text):
-        return None
-    return Message.from_parts(text[:header_at], header, parent, metadata, content)
+def _decode_v1(frame: str | bytes) -> Message:
+    """The general v1 decoder: any frame, every problem named."""
+    if isinstance(frame, str):
+        raise RemoteProtocolError("text frame received under the v1 subprotocol")
+    with memoryview(frame) as view:
+        size = len(view)
+        if size < 8:
+            raise RemoteProtocolError(f"binary frame of {size} bytes has no offset count")
+        (count,) = _V1_COUNT.unpack_from(view)
+        table_end = 8 * (count + 1)
+        if count < 6 or table_end > size:
+            raise RemoteProtocolError(f"v1 frame of {size} bytes cannot hold {count} offsets")
+        offsets = _v1_struct(count).unpack_from(view, 8)
+        _check_offsets(offsets, table_end, size)
+        if offsets[-1] != size:
+            raise RemoteProtocolError(f"v1 frame ends at {size}, its table at {offsets[-1]}")
+        channel = str(view[offsets[0] : offsets[1]], "utf-8", "replace")
+        header, parent, metadata, content = _load_v1_parts(view, offsets)
+        buffers: tuple[bytes, ...] = ()
+        if count > 6:
+            buffers = tuple(bytes(view[start:stop]) for start, stop in pairwise(offsets[5:]))
+    return Message.from_parts(channel, header, parent, metadata, content, buffers)
 
 
 _CODECS: dict[str | None, Codec] = {None: LegacyCodec(), V1_SUBPROTOCOL: V1Codec()}

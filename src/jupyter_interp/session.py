@@ -301,7 +301,8 @@ class Session:
                 answered = iopub_live = False
                 with anyio.move_on_after(retry) as window:
                     while not (answered and iopub_live):
-                        reply, status_seen = await self._receive_one(request.msg_id)
+                        frame = await ws.receive()
+                        reply, status_seen = await self._on_frame(frame, request.msg_id)
                         iopub_live = iopub_live or status_seen
                         if reply is not None:
                             info, answered = reply, True
@@ -321,15 +322,11 @@ class Session:
                 if handshake.deadline == math.inf and not self._conn.in_flight:
                     handshake.deadline = anyio.current_time() + timeout  # nothing to wait for
 
-    async def _receive_one(self, waiting_for: str | None) -> tuple[Message | None, bool]:
-        """Read one frame and dispatch it.
-
-        Returns:
-            the reply to ``waiting_for`` if it came, and whether an iopub status for
-            ``waiting_for`` came.
-        """
-        assert self._ws is not None
-        frame = await self._ws.receive()
+    async def _on_frame(
+        self, frame: str | bytes, wanted: str | None
+    ) -> tuple[Message | None, bool]:
+        """Decode one frame and dispatch its events; returns the reply to ``wanted`` if it
+        came, and whether an iopub status for ``wanted`` came."""
         try:
             message = self._codec.decode(frame)
         except RemoteProtocolError as exc:
@@ -344,11 +341,9 @@ class Session:
             self._ready = anyio.Event()
         for event in events:
             if isinstance(event, KernelStatus):  # nobody else waits for one
-                status_seen = status_seen or (
-                    waiting_for is not None and event.parent_msg_id == waiting_for
-                )
+                status_seen = status_seen or (wanted is not None and event.parent_msg_id == wanted)
             elif isinstance(event, ReplyReceived):  # only ever awaited here
-                if event.request_msg_id == waiting_for:
+                if event.request_msg_id == wanted:
                     found = event.message
             else:
                 await self._dispatch(event)
@@ -361,8 +356,10 @@ class Session:
             with anyio.CancelScope() as scope:
                 self._read_scope = scope
                 try:
+                    ws = self._ws  # only this task replaces it, and not in this loop
+                    assert ws is not None
                     while self._reconnect_reason is None:
-                        await self._receive_one(None)
+                        await self._on_frame(await ws.receive(), None)
                 except (ConnectionClosed, TransportError) as exc:
                     cause = exc
             self._read_scope = None

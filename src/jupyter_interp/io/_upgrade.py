@@ -3,10 +3,11 @@
 Strategy: ``handshake`` sends wsproto's upgrade ``Request`` (built and validated by
 ``build_request``) and reads until wsproto accepts or a rejection is complete; a
 rejection becomes a typed ``ServerError`` whose message carries the status and a short
-snippet of the body with every header value of ours redacted. ``read`` is the one
-place that reads the transport: it re-arms Linux ``TCP_QUICKACK`` before each read
-(the server's small writes otherwise wait out a 40 ms delayed ACK) and turns EOF and
-broken streams into wsproto's ``None``.
+snippet of the body with every header value of ours redacted. ``read_chunk`` is the
+one place that reads the transport: it re-arms Linux ``TCP_QUICKACK`` before each read
+(the server's small writes otherwise wait out a 40 ms delayed ACK) and after it (so the
+ACK of what was read leaves before we process it), and turns EOF and broken streams
+into wsproto's ``None``.
 
 Invariant: no message built here contains a header value (tokens) or the request
 target (it could carry ``?token=``).
@@ -127,18 +128,29 @@ def _rejection_error(
 
 
 def set_tcp_option(sock: socket.socket | None, option: int | None) -> None:
+    """Set a boolean TCP option where it exists; a socket that refuses it is left as is."""
     if sock is not None and option is not None:
-        with contextlib.suppress(OSError):
+        try:  # not contextlib.suppress: this runs twice per read
             sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+        except OSError:
+            return
 
 
 async def read_chunk(stream: anyio.abc.ByteStream, sock: socket.socket | None) -> bytes | None:
-    """Read a chunk; ``None`` is wsproto's EOF (also for a broken or closed stream)."""
-    set_tcp_option(sock, _QUICKACK)  # re-armed every read: Linux drops it after a while
+    """Read a chunk; ``None`` is wsproto's EOF (also for a broken or closed stream).
+
+    ``TCP_QUICKACK`` is re-armed before the read (Linux drops it after a while, and each
+    of our writes may put the socket back in delayed-ACK mode) and again after it: that
+    second call sends the ACK for what was just read at once, so a server that holds its
+    next small write until this ACK (Nagle) sends it while we process this chunk.
+    """
+    set_tcp_option(sock, _QUICKACK)
     try:
-        return await stream.receive(_READ_SIZE)
+        data = await stream.receive(_READ_SIZE)
     except (anyio.EndOfStream, *STREAM_ERRORS):
         return None
+    set_tcp_option(sock, _QUICKACK)
+    return data
 
 
 @contextlib.contextmanager

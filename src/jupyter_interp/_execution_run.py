@@ -8,6 +8,9 @@ events behind); this object drains it while keeping three clocks:
 * the completion grace: once the tracker has seen only one of execute_reply and
   ``idle`` for ``completion_grace`` seconds, finish with what it has (kernels exist
   that skip one of them);
+* the late-output window: a tracker of a kernel that publishes after idle (Deno)
+  settles once both are in; the reader pokes the mailbox then, and the execution
+  finishes ``LATE_OUTPUT_WINDOW`` later with whatever arrived meanwhile;
 * the interrupt grace: after a REST interrupt the kernel has ``interrupt_grace``
   seconds to finish the request, else it is restarted.
 
@@ -51,6 +54,9 @@ logger = logging.getLogger("jupyter_interp.session")
 
 #: how many undelivered events a stream's consumer may lag before the reader waits
 STREAM_BACKLOG = 256
+#: how long a settling execution (reply and idle in, the kernel publishes late) still
+#: takes output: Deno's late messages come well under a millisecond after idle here
+LATE_OUTPUT_WINDOW = 0.05
 
 
 class Mailbox:
@@ -98,14 +104,18 @@ class Mailbox:
             self._drained = None
         return event
 
-    async def get(self) -> ExecutionEvent:
-        """The next event, waiting for it if none is there."""
-        while not self._items:
+    def poke(self) -> None:
+        """Wake a waiting ``get`` without an event (it returns None)."""
+        if self._arrived is not None:
+            self._arrived.set()
+            self._arrived = None
+
+    async def get(self) -> ExecutionEvent | None:
+        """The next event, waiting for one if none is there; None after a ``poke``."""
+        if not self._items:
             self._arrived = arrived = anyio.Event()
             await arrived.wait()
-        event = self.get_nowait()
-        assert event is not None
-        return event
+        return self.get_nowait()
 
     def close(self) -> None:
         self._closed = True
@@ -139,6 +149,7 @@ class ExecutionRun:
         self._input_prompt: str | None = None
         self._deadline = math.inf
         self._grace_until: float | None = None
+        self._grace_settles = False  # whether ``_grace_until`` is the late-output window
 
     async def finished(self) -> ExecutionFinished:
         """Wait for the end of the execution, passing over the events in between."""
@@ -182,8 +193,11 @@ class ExecutionRun:
         while True:
             now = anyio.current_time()
             if self._tracker.awaiting_grace:
-                if self._grace_until is None:
-                    self._grace_until = now + self._config.completion_grace
+                settling = self._tracker.settling
+                if self._grace_until is None or (settling and not self._grace_settles):
+                    self._grace_settles = settling
+                    window = LATE_OUTPUT_WINDOW if settling else self._config.completion_grace
+                    self._grace_until = now + window
                 if now >= self._grace_until:
                     return self._finalize(self._finish_incomplete())
             if now >= self._deadline:
@@ -192,6 +206,8 @@ class ExecutionRun:
             if event is None:
                 # woken at least every completion_grace to look at the clocks above
                 wake = min(self._deadline, now + self._config.completion_grace)
+                if self._grace_until is not None:
+                    wake = min(wake, self._grace_until)
                 with anyio.move_on_after(wake - now):
                     event = await mailbox.get()
                 if event is None:

@@ -69,6 +69,7 @@ from .protocol.events import (
     ReplyReceived,
 )
 from .protocol.file_replies import FileStat, UploadCommitted
+from .protocol.kernel_output import publishes_after_idle
 from .protocol.messages import Message
 from .protocol.result import ExecutionResult, ExecutionStatus
 from .protocol.wire import Codec, codec_for
@@ -312,6 +313,7 @@ class Session:
                     if not iopub_live:  # a kernel may never send that status
                         logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
                     self.kernel_info = info.content
+                    self._conn.settle = publishes_after_idle(info.content)
                     self._ready.set()
                     self._bump_epoch()
                     return
@@ -347,7 +349,20 @@ class Session:
                     found = event.message
             else:
                 await self._dispatch(event)
+        if self._conn.settle:
+            self._poke_settling(message)
         return found, status_seen
+
+    def _poke_settling(self, message: Message) -> None:
+        """Wake an execution whose tracker this message left settling: its late-output
+        window starts now (settling emits no event of its own)."""
+        parent = message.parent_header.get("msg_id")
+        if not isinstance(parent, str):
+            return
+        tracker = self._conn.tracker(parent)
+        route = self._routes.get(parent)
+        if tracker is not None and tracker.settling and route is not None:
+            route.poke()
 
     async def _read_loop(self) -> None:
         """Receive until stopped; reconnect when the socket drops or a restart asks."""

@@ -263,6 +263,16 @@ async def test_rich_output(kernel: Session, case: KernelCase) -> None:
         assert [o.data["text/html"].strip() for o in result.outputs] == ["<b>x</b>"]
 
 
+async def test_no_execution_loses_output_published_late(kernel: Session, case: KernelCase) -> None:
+    # Deno publishes some results after its idle status (about one execution in ten
+    # here); the session waits briefly for them on such kernels (``publishes_after_idle``)
+    with anyio.fail_after(_TIMEOUT):
+        for _ in range(15):
+            result = await kernel.execute(case.html)
+            assert result.ok, result.describe()
+            assert [o.data["text/html"].strip() for o in result.outputs] == ["<b>x</b>"]
+
+
 async def test_errors(kernel: Session, case: KernelCase) -> None:
     with anyio.fail_after(_TIMEOUT):
         result = await kernel.execute(case.failing)

@@ -28,6 +28,7 @@ from jupyter_interp.protocol.events import (
     StreamText,
 )
 from jupyter_interp.protocol.execution import ExecutionTracker, TrackerState
+from jupyter_interp.protocol.kernel_output import publishes_after_idle
 from jupyter_interp.protocol.messages import Message
 from jupyter_interp.protocol.result import (
     ErrorInfo,
@@ -733,6 +734,56 @@ def test_budget_head_is_a_prefix_and_tail_a_suffix(chunks: list[str], cap: int) 
     assert len(head.encode()) <= cap - cap // 2
     assert len(tail.encode()) <= cap // 2
     assert len(head.encode()) + len(tail.encode()) >= cap - 6  # at most 3 bytes lost per cut
+
+
+# -- kernels that publish after idle (settle) ----------------------------------------------
+
+
+@pytest.mark.parametrize("reply_first", [True, False])
+def test_a_settling_tracker_takes_output_after_reply_and_idle(reply_first: bool) -> None:
+    request = client_factory().execute_request("Deno.jupyter.html`<b>x</b>`")
+    tracker, kernel = ExecutionTracker(request, settle=True), FakeKernel()
+    reply, idle = kernel.execute_reply(request), kernel.status(request, "idle")
+    events = feed(tracker, [kernel.status(request, "busy"), kernel.execute_input(request, 1)])
+    events += feed(tracker, [reply, idle] if reply_first else [idle, reply])
+    assert not any(isinstance(event, ExecutionFinished) for event in events)
+    assert (state_of(tracker), tracker.settling, tracker.awaiting_grace) == (
+        TrackerState.SETTLING,
+        True,
+        True,
+    )
+    late = feed(tracker, [kernel.execute_result(request, 1, "x"), kernel.stream(request, "o\n")])
+    assert [type(event) for event in late] == [ExecuteResult, StreamText]
+    assert feed(tracker, [reply, idle]) == []  # duplicates change nothing
+    result = finished(tracker.finish_incomplete())
+    assert (result.status, result.result, result.stdout) == (ExecutionStatus.OK, "x", "o\n")
+    assert tracker.done
+
+
+def test_a_settling_tracker_can_still_fail_and_refuses_a_second_finish() -> None:
+    request = client_factory().execute_request("x")
+    tracker, kernel = ExecutionTracker(request, settle=True), FakeKernel()
+    feed(tracker, [kernel.execute_reply(request), kernel.status(request, "idle")])
+    result = finished(tracker.fail(ExecutionStatus.TIMED_OUT, detail="late"))
+    assert result.status is ExecutionStatus.TIMED_OUT
+    with pytest.raises(LocalProtocolError):
+        tracker.finish_incomplete()
+
+
+def test_without_settle_reply_and_idle_finish_at_once() -> None:
+    tracker, request, kernel = start()
+    events = feed(tracker, [kernel.execute_reply(request), kernel.status(request, "idle")])
+    assert finished(events).ok
+    assert not tracker.settling
+
+
+@pytest.mark.parametrize(
+    ("implementation", "late"),
+    [("Deno kernel", True), ("ipython", False), ("xeus-python", False), (None, False), (7, False)],
+)
+def test_publishes_after_idle_names_deno(implementation: object, late: bool) -> None:
+    assert publishes_after_idle({"implementation": implementation}) is late
+    assert publishes_after_idle({}) is False
 
 
 # -- the state machine under any interleaving -----------------------------------------------

@@ -107,6 +107,11 @@ class KernelConnection:
     Args:
         factory: builds our requests; its ``session`` is our client session id.
         budget: the output budget of every execution started here.
+
+    Attributes:
+        settle: executions started from now on wait for late output after their reply
+            and idle (see ``ExecutionTracker``); set it for kernels that
+            ``publishes_after_idle`` says do that.
     """
 
     def __init__(self, factory: MessageFactory, *, budget: OutputBudget = _UNLIMITED) -> None:
@@ -121,6 +126,7 @@ class KernelConnection:
         self._generation = 0
         self._kernel_session: str | None = None
         self._counters = MessageCounters()
+        self.settle = False
 
     @property
     def factory(self) -> MessageFactory:
@@ -169,7 +175,9 @@ class KernelConnection:
         message = self._factory.execute_request(code, **options)
         msg_id = message.header.msg_id
         self._register(msg_id)
-        tracker = ExecutionTracker(message, budget=self._budget, generation=self._generation)
+        tracker = ExecutionTracker(
+            message, budget=self._budget, generation=self._generation, settle=self.settle
+        )
         self._prune()
         self._counters.start(msg_id, alone=not self._trackers)
         self._trackers[msg_id] = tracker

@@ -10,7 +10,9 @@ period, or ``fail()`` on a deadline, kernel death, lost connection or cancellati
 Theory of operation:
 
 * Completion is the shell ``execute_reply`` AND the iopub ``status: idle`` of our request,
-  in either order (they travel on different sockets). ``ExecutionFinished`` is emitted
+  in either order (they travel on different sockets); a ``settle`` tracker then stays
+  ``SETTLING`` and takes late output until the I/O layer's short window ends it through
+  ``finish_incomplete`` (Deno publishes some output after idle). ``ExecutionFinished`` is emitted
   exactly once, as the last event; later messages for our ``msg_id`` are ignored
   (background threads may still print after idle). Other parents are always ignored.
 * ``_TRANSITIONS`` lists every legal (state, input) pair. Every kernel input is listed for
@@ -92,6 +94,9 @@ class TrackerState(enum.Enum):
     REPLY_SEEN = "reply_seen"
     #: ``idle`` seen, ``execute_reply`` missing
     IDLE_SEEN = "idle_seen"
+    #: reply and idle seen, but the kernel publishes some output late (Deno): output is
+    #: still taken until ``finish_incomplete``
+    SETTLING = "settling"
     #: finished; ``result`` is available
     DONE = "done"
     #: poisoned by a local misuse
@@ -116,13 +121,15 @@ class _Input(enum.Enum):
 # A member read off its Enum class costs a metaclass attribute lookup (about 0.1 us on
 # CPython 3.11, several per message); the hot paths read these module names instead.
 _PENDING, _DONE, _ERROR = TrackerState.PENDING, TrackerState.DONE, TrackerState.ERROR
+_SETTLING = TrackerState.SETTLING
 _BUSY, _OUTPUT, _REPLY, _IDLE = _Input.BUSY, _Input.OUTPUT, _Input.REPLY, _Input.IDLE
 _OK = ExecutionStatus.OK
 
 _S, _I = TrackerState, _Input
 _TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
     **{
-        (state, _I.FAIL): _S.DONE for state in (_S.PENDING, _S.RUNNING, _S.REPLY_SEEN, _S.IDLE_SEEN)
+        (state, _I.FAIL): _S.DONE
+        for state in (_S.PENDING, _S.RUNNING, _S.REPLY_SEEN, _S.IDLE_SEEN, _S.SETTLING)
     },
     **{(state, _I.BUSY): _S.RUNNING for state in (_S.PENDING, _S.RUNNING)},
     **{(state, _I.OUTPUT): _S.RUNNING for state in (_S.PENDING, _S.RUNNING)},
@@ -138,6 +145,10 @@ _TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
     (_S.IDLE_SEEN, _I.IDLE): _S.IDLE_SEEN,
     (_S.IDLE_SEEN, _I.REPLY): _S.DONE,
     (_S.IDLE_SEEN, _I.FINISH_INCOMPLETE): _S.DONE,
+    # a tracker made with ``settle`` goes here instead of DONE when reply and idle are in
+    **{(_S.SETTLING, kernel_input): _S.SETTLING for kernel_input in (_I.BUSY, _I.OUTPUT)},
+    **{(_S.SETTLING, kernel_input): _S.SETTLING for kernel_input in (_I.REPLY, _I.IDLE)},
+    (_S.SETTLING, _I.FINISH_INCOMPLETE): _S.DONE,
 }
 
 
@@ -148,6 +159,9 @@ class ExecutionTracker:
         request: the ``execute_request`` message that was (or will be) sent.
         budget: caps on the stream text kept in the result.
         generation: the kernel generation the request was sent in (copied to the result).
+        settle: the kernel may publish output after its reply and idle (Deno): once both
+            are in, stay ``SETTLING`` (``awaiting_grace``) and take output until
+            ``finish_incomplete`` instead of finishing at once.
 
     Raises:
         LocalProtocolError: ``request`` is not an ``execute_request``.
@@ -165,18 +179,25 @@ class ExecutionTracker:
         "_reply",
         "_result",
         "_result_text",
+        "_settle",
         "_state",
         "_streams",
     )
 
     def __init__(
-        self, request: Message, *, budget: OutputBudget = _UNLIMITED, generation: int = 0
+        self,
+        request: Message,
+        *,
+        budget: OutputBudget = _UNLIMITED,
+        generation: int = 0,
+        settle: bool = False,
     ) -> None:
         header = request.header
         if header.msg_type != "execute_request":
             raise LocalProtocolError(f"cannot track a {header.msg_type!r}; need execute_request")
         self._msg_id = header.msg_id
         self._generation = generation
+        self._settle = settle
         self._state = _PENDING
         self._cap = budget.max_stream_bytes
         self._streams: dict[str, HeadTail] = {}  # "stdout"/"stderr", made at their first text
@@ -205,8 +226,14 @@ class ExecutionTracker:
 
     @property
     def awaiting_grace(self) -> bool:
-        """True when only one of reply/idle arrived: wait briefly, then ``finish_incomplete()``."""
-        return self._state in (TrackerState.REPLY_SEEN, TrackerState.IDLE_SEEN)
+        """True when only one of reply/idle arrived, or while ``settling``: wait briefly,
+        then ``finish_incomplete()``."""
+        return self._state in (TrackerState.REPLY_SEEN, TrackerState.IDLE_SEEN, _SETTLING)
+
+    @property
+    def settling(self) -> bool:
+        """True once reply and idle are in for a ``settle`` tracker: late output is taken."""
+        return self._state is _SETTLING
 
     @property
     def result(self) -> ExecutionResult:
@@ -334,7 +361,7 @@ class ExecutionTracker:
             self._advance(_IDLE)
             if self._state is _DONE:
                 assert self._reply is not None  # only REPLY_SEEN goes to DONE on idle
-                return self._finish(*self._reply_outcome(self._reply))
+                return self._complete(self._reply)
         return []
 
     def _on_reply(self, message: Message) -> list[ExecutionEvent]:
@@ -345,8 +372,15 @@ class ExecutionTracker:
         if self._reply is None:
             self._reply = content
         if self._state is _DONE:
-            return self._finish(*self._reply_outcome(content))
+            return self._complete(content)
         return []
+
+    def _complete(self, reply: Mapping[str, Any]) -> list[ExecutionEvent]:
+        """Reply and idle are both in: finish, or settle first (``settle`` trackers)."""
+        if self._settle:
+            self._state = _SETTLING  # ``finish_incomplete`` ends it from the reply
+            return []
+        return self._finish(*self._reply_outcome(reply))
 
     # -- folding output events into the result (one method per event type) -------------
 

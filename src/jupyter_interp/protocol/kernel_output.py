@@ -14,6 +14,9 @@ Invariants:
   ``transient.display_id``.
 * The server's rate-limit notice (stderr starting "IOPub data/message rate exceeded")
   is not user output: it becomes ``OutputDropped``, never ``StreamText``.
+* ``publishes_after_idle`` names, from ``kernel_info``, the kernels whose output may
+  arrive after their ``idle`` status (Deno's results, displays and console output, about
+  one execution in ten here), so that their executions wait for it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,18 @@ from .events import (
 from .messages import Message
 from .result import ErrorInfo
 
-__all__ = ["OUTPUT_PARSERS", "count_field", "mapping_field", "text_field"]
+__all__ = ["OUTPUT_PARSERS", "count_field", "mapping_field", "publishes_after_idle", "text_field"]
+
+#: ``implementation`` prefixes (``kernel_info_reply``) of kernels that publish late
+_LATE_PUBLISHERS = ("Deno",)
+
+
+def publishes_after_idle(kernel_info: Mapping[str, Any]) -> bool:
+    """Whether the kernel that gave this ``kernel_info_reply`` content may publish an
+    execution's output after its ``idle`` status."""
+    implementation = kernel_info.get("implementation")
+    return isinstance(implementation, str) and implementation.startswith(_LATE_PUBLISHERS)
+
 
 _RATE_LIMIT_PREFIXES = ("IOPub data rate exceeded", "IOPub message rate exceeded")
 

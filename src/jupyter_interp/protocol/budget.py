@@ -34,12 +34,12 @@ class OutputBudget:
     max_stream_bytes: int | None = attrs.field(default=None, validator=_check_cap)
 
 
-def _utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
 def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(_encode(text))
 
 
 #: Kept bytes are decoded this many at a time when the result is built, so a decoded

@@ -12,8 +12,8 @@ Theory of operation:
 * Completion is the shell ``execute_reply`` AND the iopub ``status: idle`` of our request,
   in either order (they travel on different sockets); a ``settle`` tracker then stays
   ``SETTLING`` and takes late output until the I/O layer's short window ends it through
-  ``finish_incomplete`` (Deno publishes some output after idle). ``ExecutionFinished`` is emitted
-  exactly once, as the last event; later messages for our ``msg_id`` are ignored
+  ``finish_incomplete`` (Deno publishes some output after idle). ``ExecutionFinished``
+  is emitted exactly once, as the last event; later messages for our ``msg_id`` are ignored
   (background threads may still print after idle). Other parents are always ignored.
 * ``_TRANSITIONS`` lists every legal (state, input) pair. Every kernel input is listed for
   every live state (duplicates are tolerated), so only local misuse is unlisted
@@ -146,8 +146,7 @@ _TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
     (_S.IDLE_SEEN, _I.REPLY): _S.DONE,
     (_S.IDLE_SEEN, _I.FINISH_INCOMPLETE): _S.DONE,
     # a tracker made with ``settle`` goes here instead of DONE when reply and idle are in
-    **{(_S.SETTLING, kernel_input): _S.SETTLING for kernel_input in (_I.BUSY, _I.OUTPUT)},
-    **{(_S.SETTLING, kernel_input): _S.SETTLING for kernel_input in (_I.REPLY, _I.IDLE)},
+    **{(_S.SETTLING, kernel): _S.SETTLING for kernel in (_I.BUSY, _I.OUTPUT, _I.REPLY, _I.IDLE)},
     (_S.SETTLING, _I.FINISH_INCOMPLETE): _S.DONE,
 }
 

@@ -316,14 +316,8 @@ def _message_from_parts(
         metadata = _mapping_or_empty(metadata, "metadata")
     if type(content) is not dict:
         content = _mapping_or_empty(content, "content")
-    message = _new(cls)  # ``_checked_message``, inlined: this runs for every message
-    _message_channel(message, channel)
-    _message_header(message, checked)
-    _message_parent_header(message, parent_header)
-    _message_metadata(message, metadata)
-    _message_content(message, content)
-    _message_buffers(message, _to_buffers(buffers) if buffers else ())
-    return message
+    buffers = _to_buffers(buffers) if buffers else ()
+    return _checked_message(channel, checked, parent_header, metadata, content, buffers, cls)
 
 
 def _checked_message(
@@ -333,9 +327,10 @@ def _checked_message(
     metadata: Mapping[str, Any],
     content: Mapping[str, Any],
     buffers: tuple[bytes, ...],
+    cls: type[Message] = Message,
 ) -> Message:
     """A ``Message`` of fields the caller checked (skips the frozen attrs ``__init__``)."""
-    message: Message = _new(Message)
+    message: Message = _new(cls)
     _message_channel(message, channel)
     _message_header(message, header)
     _message_parent_header(message, parent_header)

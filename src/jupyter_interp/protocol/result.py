@@ -190,10 +190,9 @@ class ExecutionResult:
 # the frozen attrs ``__init__`` (which goes through ``object.__setattr__``) at half the
 # cost. Users build them with the ordinary keyword constructors.
 _new = object.__new__
-_RICH_OUTPUT_SLOTS = tuple(
+_set_kind, _set_data, _set_metadata, _set_display_id = (
     vars(RichOutput)[field.name].__set__ for field in attrs.fields(RichOutput)
 )
-_set_kind, _set_data, _set_metadata, _set_display_id = _RICH_OUTPUT_SLOTS
 (
     _set_msg_id,
     _set_status,

@@ -2,9 +2,11 @@
 
 Method: the frames a real ipykernel sends through Jupyter Server for one ``1+1``
 execution (status busy, execute_input, a stdout stream, execute_result,
-execute_reply, status idle; headers, parent headers and metadata shaped like the real
-ones) are built with the library's own encoders for ``EXECUTIONS`` requests. Then, on
-one thread and with nothing else running in the process:
+execute_reply, status idle) are built for ``EXECUTIONS`` requests byte for byte as a
+capture shows them: JSON as jupyter_client packs it (a space after ``,`` and ``:``; its
+header key order), parent headers as the kernel writes ours back, and for the legacy
+framing the whole message as Jupyter Server re-serialises it. Then, on one thread and
+with nothing else running in the process:
 
 * ``decode``: ``codec.decode`` of every frame (v1 binary frames and legacy JSON text);
 * ``pipeline``: per execution, ``KernelConnection.execute`` + ``codec.encode`` of the
@@ -23,15 +25,18 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
+import struct
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from jupyter_interp.protocol.connection import KernelConnection
 from jupyter_interp.protocol.events import ExecutionFinished
-from jupyter_interp.protocol.messages import Header, Message, MessageFactory
+from jupyter_interp.protocol.messages import Message, MessageFactory
 from jupyter_interp.protocol.wire import Codec, LegacyCodec, V1Codec
 
 from ._harness import Report, parse_options
@@ -41,7 +46,9 @@ EXECUTIONS = 2000
 REPEATS = 20
 CLIENT_SESSION = "8f1e9c6a3b2d4e5f8a7b6c5d4e3f2a1b"
 KERNEL_SESSION = "2d83ec05-956ddb943e64b3dda3a58d4d"
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 11, 27, 21, 28, 8, 931000, tzinfo=timezone.utc)
+#: ``EPOCH`` as the kernel writes it back in parent headers
+PARENT_DATE = "2026-11-27T21:28:08.931000Z"
 
 
 def _factory() -> MessageFactory:
@@ -51,63 +58,90 @@ def _factory() -> MessageFactory:
     )
 
 
-def _kernel_messages(request: Message, number: int) -> list[Message]:
-    """What ipykernel 7 sends for ``1+1`` (shapes copied from a captured execution)."""
+def _kernel_messages(request: Message, number: int) -> list[tuple[str, dict[str, Any]]]:
+    """What ipykernel 7 sends for ``1+1``, as (channel, message dict) pairs.
+
+    Shapes copied from a captured execution: jupyter_client's header key order, the
+    request header as the kernel re-serialises it (dates with microseconds).
+    """
     parent = request.header.to_wire()
+    parent["date"] = PARENT_DATE
     serial = itertools.count(number * 8)
 
-    def message(channel: str, msg_type: str, content: dict[str, object]) -> Message:
-        header = Header(
-            msg_id=f"{KERNEL_SESSION}_28098_{next(serial)}",
-            msg_type=msg_type,
-            session=KERNEL_SESSION,
-            username="username",
-            date="2026-11-27T11:47:46.502186Z",
-            version="5.4",
-        )
-        metadata: dict[str, object] = {}
+    def message(channel: str, msg_type: str, content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        msg_id = f"{KERNEL_SESSION}_17787_{next(serial)}"
+        header = {
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "username": "username",
+            "session": KERNEL_SESSION,
+            "date": "2026-11-27T21:28:08.939492Z",
+            "version": "5.4",
+        }
+        metadata: dict[str, Any] = {}
         if msg_type == "execute_reply":
             metadata = {
-                "started": "2026-11-27T11:47:46.502157Z",
+                "started": "2026-11-27T21:28:08.934650Z",
                 "dependencies_met": True,
-                "engine": "bda424cb-e395-42bd-bb38-cdcf29d8c4a7",
+                "engine": "5fefcbe9-b227-4703-92df-8496b597f8e2",
                 "status": "ok",
             }
-        return Message(
-            channel=channel,
-            header=header,
-            parent_header=parent,
-            metadata=metadata,
-            content=content,
-        )
+        return channel, {
+            "header": header,
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "parent_header": parent,
+            "metadata": metadata,
+            "content": content,
+        }
 
+    count = number + 1
     return [
         message("iopub", "status", {"execution_state": "busy"}),
-        message("iopub", "execute_input", {"code": "1+1", "execution_count": number + 1}),
+        message("iopub", "execute_input", {"code": "1+1", "execution_count": count}),
         message("iopub", "stream", {"name": "stdout", "text": "hello\n"}),
         message(
             "iopub",
             "execute_result",
-            {"data": {"text/plain": "2"}, "metadata": {}, "execution_count": number + 1},
+            {"data": {"text/plain": "2"}, "metadata": {}, "execution_count": count},
         ),
         message(
             "shell",
             "execute_reply",
-            {
-                "status": "ok",
-                "execution_count": number + 1,
-                "user_expressions": {},
-                "payload": [],
-            },
+            {"status": "ok", "execution_count": count, "user_expressions": {}, "payload": []},
         ),
         message("iopub", "status", {"execution_state": "idle"}),
     ]
 
 
+def _kernel_json(obj: object) -> str:
+    """JSON as jupyter_client packs it (default separators: a space after , and :)."""
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def _server_frame(codec: Codec, channel: str, message: dict[str, Any]) -> str | bytes:
+    """The frame Jupyter Server writes for one kernel message.
+
+    v1: the kernel's own bytes for each part behind the offset table. Legacy: the
+    server's ``json.dumps`` of the message it deserialised, channel and buffers added.
+    """
+    if codec.subprotocol is None:
+        return _kernel_json({**message, "buffers": [], "channel": channel})
+    parts = [channel.encode()] + [
+        _kernel_json(message[name]).encode()
+        for name in ("header", "parent_header", "metadata", "content")
+    ]
+    offsets = list(itertools.accumulate(map(len, parts), initial=7 * 8))
+    return struct.pack("<7Q", 6, *offsets) + b"".join(parts)
+
+
 def _frames(codec: Codec, executions: int) -> list[list[str | bytes]]:
     factory = _factory()
     return [
-        [codec.encode(m) for m in _kernel_messages(factory.execute_request("1+1"), n)]
+        [
+            _server_frame(codec, channel, message)
+            for channel, message in _kernel_messages(factory.execute_request("1+1"), n)
+        ]
         for n in range(executions)
     ]
 

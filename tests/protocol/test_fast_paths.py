@@ -87,7 +87,30 @@ _parts = st.one_of(
     st.sampled_from([b"{}", b"null", b"[]", b"1", b'"x"', b"{", b"}", b"", b"{}{}", b"{} x"]),
     st.binary(max_size=20),
 )
+_KERNEL_KEYS = ("msg_id", "msg_type", "username", "session", "date", "version")
+
+
+def _kernel_header(values: list[Any], extra: dict[str, Any], ascii_only: bool) -> bytes:
+    """A header as jupyter_client packs it: its key order, its separators."""
+    header = {**dict(zip(_KERNEL_KEYS, values, strict=False)), **extra}
+    return json.dumps(header, ensure_ascii=ascii_only).encode()
+
+
+_kernel_values = st.one_of(
+    st.text(max_size=8),
+    st.text(alphabet='"\\\x00\x1f\x7f \u00e9\u2028\ufffd', max_size=4),  # escapes, controls
+)
+_kernel_headers = st.builds(
+    _kernel_header,
+    st.one_of(
+        st.lists(_kernel_values, min_size=6, max_size=6),
+        st.lists(st.one_of(_kernel_values, st.integers(), st.none()), min_size=4, max_size=6),
+    ),
+    st.one_of(st.just({}), st.dictionaries(st.sampled_from(["subshell_id", "date"]), st.none())),
+    st.booleans(),
+)
 _headers = st.one_of(
+    _kernel_headers,
     st.builds(_json_part, st.just(HEADER), _spaces, _spaces, st.booleans()),
     st.builds(
         _json_part,

@@ -23,6 +23,7 @@ from jupyter_server.services.kernels.connection import base as server_base
 from jupyter_interp.errors import LocalProtocolError, RemoteProtocolError
 from jupyter_interp.protocol.messages import Header, Message, MessageFactory
 from jupyter_interp.protocol.wire import (
+    _JUPYTER_CLIENT_HEADER,
     V1_SUBPROTOCOL,
     Codec,
     LegacyCodec,
@@ -441,6 +442,22 @@ def test_we_decode_kernel_packed_v1_frames(message: Message) -> None:
     # The kernel's own packer (jupyter_client.session.json_packer), relayed unchanged.
     frame = serialize_msg_to_ws_v1(json_parts(message, json_packer), message.channel)
     assert V1.decode(frame) == message
+
+
+def test_we_decode_what_a_jupyter_client_session_builds() -> None:
+    # ipykernel's header as jupyter_client makes and packs it: the decoder's fast path
+    # for its exact shape must still match it (or that path is dead), and agree.
+    parent = SESSION.msg("execute_request", {"code": "1+1"})
+    sent = SESSION.msg("stream", {"name": "stdout", "text": "2\n"}, parent=parent)
+    parts = [json_packer(sent[key]) for key in ("header", "parent_header", "metadata", "content")]
+    assert _JUPYTER_CLIENT_HEADER(parts[0].decode()) is not None
+    decoded = V1.decode(serialize_msg_to_ws_v1(parts, "iopub"))
+    header = json.loads(parts[0])
+    assert decoded.header == Header.from_wire(header)
+    assert decoded.header.date == header["date"]
+    assert header["date"].endswith("Z")
+    assert decoded.parent_header == json.loads(parts[1])
+    assert decoded.content == {"name": "stdout", "text": "2\n"}
 
 
 def legacy_dict(message: Message) -> dict[str, Any]:

@@ -310,6 +310,20 @@ def _message_from_parts(
     if not isinstance(channel, str) or channel not in CHANNELS:
         raise RemoteProtocolError(f"message on unknown channel {channel!r}")
     checked = _parse_header(Header, header)
+    return _message_with_header(cls, channel, checked, parent_header, metadata, content, buffers)
+
+
+def _message_with_header(
+    cls: type[Message],
+    channel: str,
+    header: Header,
+    parent_header: object,
+    metadata: object,
+    content: object,
+    buffers: tuple[bytes, ...] = (),
+) -> Message:
+    """``_message_from_parts`` after the channel and header are checked (a decoder that
+    read the header itself builds it, then calls this)."""
     if type(parent_header) is not dict:  # the exact type first (the usual case): fast
         parent_header = _mapping_or_empty(parent_header, "parent_header")
     if type(metadata) is not dict:
@@ -317,7 +331,7 @@ def _message_from_parts(
     if type(content) is not dict:
         content = _mapping_or_empty(content, "content")
     buffers = _to_buffers(buffers) if buffers else ()
-    return _checked_message(channel, checked, parent_header, metadata, content, buffers, cls)
+    return _checked_message(channel, header, parent_header, metadata, content, buffers, cls)
 
 
 def _checked_message(

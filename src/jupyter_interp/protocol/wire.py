@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import abc
 import json
+import re
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate, pairwise
@@ -49,7 +50,14 @@ from json.encoder import encode_basestring
 from typing import Any, ClassVar
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from .messages import Header, Message, _message_from_parts
+from .messages import (
+    CHANNELS,
+    Header,
+    Message,
+    _checked_header,
+    _message_from_parts,
+    _message_with_header,
+)
 
 __all__ = ["V1_SUBPROTOCOL", "Codec", "LegacyCodec", "V1Codec", "codec_for"]
 
@@ -94,6 +102,13 @@ _V1_PLAIN = struct.Struct("<7Q")
 _V1_PLAIN_SIZE = _V1_PLAIN.size  # a module name: cheaper than the attribute per frame
 #: ``Header.to_wire()`` without extra fields as compact JSON (values already quoted)
 _HEADER_JSON = '{"msg_id":%s,"msg_type":%s,"session":%s,"username":%s,"date":%s,"version":%s}'
+#: ``fullmatch(text, start, end)`` of a header exactly as jupyter_client packs it (every
+#: kernel built on it, ipykernel first, and the server's own messages): its key order,
+#: its separators, string values without escapes (those the C scanner reads as written)
+_JUPYTER_CLIENT_HEADER = re.compile(
+    r'\{"msg_id": %s, "msg_type": %s, "username": %s, "session": %s, "date": %s, "version": %s\}'
+    % ((r'"([^"\\\x00-\x1f]*)"',) * 6)
+).fullmatch
 #: the text and value of the last flat parent header parsed (replaced as one tuple)
 _last_parent: tuple[str, dict[str, str]] = ("{}", {})
 
@@ -352,10 +367,12 @@ class V1Codec(Codec):
         parent_at -= start
         metadata_at -= start
         content_at -= start
+        header_fields = _JUPYTER_CLIENT_HEADER(text, header_at, parent_at)
         try:
-            header, stop = _scan_json(text, header_at)
-            if stop != parent_at:
-                return _decode_v1(frame)
+            if header_fields is None:
+                header, stop = _scan_json(text, header_at)
+                if stop != parent_at:
+                    return _decode_v1(frame)
             # the messages answering one request all carry its header: an identical text
             # gets a fresh copy of the last flat one parsed instead of a new parse
             last_text, last_parent = _last_parent
@@ -378,7 +395,14 @@ class V1Codec(Codec):
             return _decode_v1(frame)
         if stop != end:
             return _decode_v1(frame)
-        return _message_from_parts(Message, text[:header_at], header, parent, metadata, content)
+        channel = text[:header_at]
+        if header_fields is None:
+            return _message_from_parts(Message, channel, header, parent, metadata, content)
+        if channel not in CHANNELS:
+            return _decode_v1(frame)  # which names the problem
+        msg_id, msg_type, username, session, date, version = header_fields.groups()
+        checked = _checked_header(msg_id, msg_type, session, username, date, version, {})
+        return _message_with_header(Message, channel, checked, parent, metadata, content)
 
 
 def _decode_v1(frame: str | bytes) -> Message:

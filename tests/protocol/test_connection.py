@@ -659,6 +659,37 @@ def test_holes_from_earlier_executions_do_not_count_and_stay_bounded() -> None:
     assert results(feed(connection, messages))[second.msg_id].ok
 
 
+def test_pipelined_executions_are_checked_each_on_its_own_span() -> None:
+    connection, kernel, start = warmed_up()
+    _, first = connection.execute("first")
+    _, second = connection.execute("second")  # queued behind the first
+    first_run = numbered(lined_run(kernel, first, 1), start)
+    second_run = numbered(lined_run(kernel, second, 2), start + len(first_run))
+    connection.notice_reconnect()
+    lost_line = second_run[3]
+    events = feed(connection, [*first_run, *(m for m in second_run if m is not lost_line)])
+    assert results(events)[first.msg_id].ok
+    assert results(events)[second.msg_id].detail == "1 kernel message was lost while reconnecting"
+
+
+def reconnected_run(lines: int) -> tuple[KernelConnection, Message, list[Message]]:
+    """A warmed-up connection, an execution printing ``lines`` lines, a reconnect; the
+    connection, the request and the kernel's numbered messages for it."""
+    connection, kernel, start = warmed_up()
+    _, request = connection.execute("print lines")
+    messages = numbered(lined_run(kernel, request, lines), start)
+    connection.notice_reconnect()
+    return connection, request, messages
+
+
+def test_an_execution_spanning_two_reconnects_is_checked_across_both() -> None:
+    connection, request, messages = reconnected_run(4)
+    feed(connection, messages[:3])
+    connection.notice_reconnect()
+    events = feed(connection, messages[4:])  # line 1 lost in the second reconnect
+    assert results(events)[request.msg_id].detail == "1 kernel message was lost while reconnecting"
+
+
 def test_many_holes_collapse_into_a_range_counted_as_lost() -> None:
     connection, kernel, start = warmed_up()
     _, request = connection.execute("print lines")
@@ -682,10 +713,7 @@ def test_many_holes_collapse_into_a_range_counted_as_lost() -> None:
 
 
 def test_a_new_counter_prefix_starts_a_new_log() -> None:
-    connection, kernel, start = warmed_up()
-    _, request = connection.execute("print lines")
-    messages = numbered(lined_run(kernel, request, 3), start)
-    connection.notice_reconnect()
+    connection, request, messages = reconnected_run(3)
     feed(connection, messages[:2])
     # the same session from another process (a forked helper): its counters restart
     rest = numbered(messages[3:], 1, prefix="kernel-a_777")

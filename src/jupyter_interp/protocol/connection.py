@@ -241,7 +241,7 @@ class KernelConnection:
             self._prune()
             tracker = None
         execution = None if tracker is None else parent  # its span takes the counter
-        self._counters.count(msg_id, header.session, self._kernel_session, execution, message)
+        counter = self._counters.count(msg_id, header.session, self._kernel_session, execution)
         if parent is None:
             return events
         if tracker is None and parent not in self._requests and parent not in self._own:
@@ -250,6 +250,8 @@ class KernelConnection:
             state = message.content.get("execution_state")
             if isinstance(state, str):
                 events.append(_kernel_status(state, parent))
+                if state == "busy" and counter is not None and tracker is not None:
+                    self._counters.busy(parent, counter)
         if tracker is not None:
             try:  # ``tracker.receive``: the parent is its request and it is live
                 events += tracker._digest(message, msg_type)

@@ -17,23 +17,24 @@ Theory of operation:
   follows the holes, not the traffic. Holes are forgotten whenever an execution starts
   with nothing else in flight; past ``_HOLE_LIMIT`` they collapse into one range that is
   counted as missing entirely (conservative: it may flag, never hide, a loss).
-* An execution's span starts at its ``busy`` (the kernel's first message for it) or, if
-  that never came, at the highest counter known when it was registered; it ends at its
-  last message. Channels are separate sockets, so counters arrive out of order; when
-  the execution finished (reply and idle) all of its messages that will ever come are
-  in, and a hole inside the span is a lost message.
-* Replies to other clients of the kernel, and control-channel requests (a gateway's
-  interrupt), also use counters: a marked execution may be flagged although nothing of
-  its own was lost. Unmarked executions are never checked.
+* An execution's span starts at its ``busy`` (the kernel's first message for it: the
+  connection reports it with ``busy``) or, if that never came, after the highest
+  counter known when it was registered (its messages can only come later), or before
+  the first counter seen if none was known. Only a marked execution needs an end: at
+  ``mark`` it is the highest counter seen so far (covering all its earlier messages),
+  then each of its own messages may raise it. Channels are separate sockets, so
+  counters arrive out of order; when the execution finished (reply and idle) all of its
+  messages that will ever come are in, and a hole inside the span is a lost message.
+  Unmarked executions cost nothing per message.
+* Other messages inside a span (replies to other clients of the kernel, control-channel
+  requests such as a gateway's interrupt, output of an earlier execution) also use
+  counters: a marked execution may be flagged although nothing of its own was lost
+  (conservative: it may flag, never hide, a loss). Unmarked executions are never checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import attrs
-
-from .messages import Message
 
 __all__ = ["MessageCounters"]
 
@@ -73,59 +74,57 @@ class _CounterLog:
         return count
 
 
-@attrs.define
-class _Span:
-    """The counters of one execution: ``first`` (exclusive) to ``last``; None: unknown."""
-
-    first: int | None
-    last: int | None = None
-    busy_seen: bool = False
-
-
 class MessageCounters:
     """The counter log of a ``KernelConnection`` and the spans of its executions."""
 
-    __slots__ = ("_head", "_log", "_marked", "_spans")
+    __slots__ = ("_firsts", "_head", "_lasts", "_log")
 
     def __init__(self) -> None:
         self._head = ""  # the current prefix and its "_" (the fast path), "" for none
         self._log: _CounterLog | None = None
-        self._spans: dict[str, _Span] = {}
-        self._marked: set[str] = set()
+        # per execution in flight: the counter its span starts after (None: unknown)
+        self._firsts: dict[str, int | None] = {}
+        # per marked execution: the counter its span ends at (None: unknown)
+        self._lasts: dict[str, int | None] = {}
 
     def start(self, msg_id: str, *, alone: bool) -> None:
         """Begin the span of a new execution (``alone``: nothing else is in flight)."""
         log = self._log
-        if alone and log is not None:
+        if log is None:
+            self._firsts[msg_id] = None
+            return
+        if alone:
             log.holes.clear()
             log.wide.clear()
-        self._spans[msg_id] = _Span(None if log is None else log.high)
+        self._firsts[msg_id] = log.high
+
+    def busy(self, msg_id: str, counter: int) -> None:
+        """The ``busy`` of in-flight execution ``msg_id`` had ``counter``: its span starts there."""
+        self._firsts[msg_id] = counter
 
     def mark(self, msg_ids: Iterable[str]) -> None:
         """These executions spanned a reconnect: check them when they finish."""
-        self._marked.update(msg_ids)
+        high = None if self._log is None else self._log.high
+        for msg_id in msg_ids:
+            if msg_id not in self._lasts:
+                self._lasts[msg_id] = high
 
     def drop(self, msg_id: str) -> None:
         """Forget a finished execution."""
-        self._spans.pop(msg_id, None)
-        self._marked.discard(msg_id)
+        self._firsts.pop(msg_id, None)
+        self._lasts.pop(msg_id, None)
 
     def new_kernel(self) -> None:
         """The kernel restarted: its next message starts a new log."""
         self._head = ""
 
     def count(
-        self,
-        msg_id: str,
-        session: str,
-        kernel_session: str | None,
-        execution: str | None = None,
-        message: Message | None = None,
+        self, msg_id: str, session: str, kernel_session: str | None, execution: str | None = None
     ) -> int | None:
         """Log the counter of a message if the kernel's Session numbered it; return it.
 
-        ``execution``: the in-flight execution ``message`` belongs to, whose span the
-        counter widens (both calls in one: this runs for every message).
+        ``execution``: the in-flight execution the message belongs to, whose span the
+        counter widens if it is marked (both in one call: this runs for every message).
         """
         head = self._head
         number = msg_id[len(head) :] if head and msg_id.startswith(head) else ""
@@ -140,21 +139,11 @@ class MessageCounters:
                 log.add(counter)
         else:
             counter = self._count_new_prefix(msg_id, session, kernel_session)
-        if counter is None or execution is None:
-            return counter
-        span = self._spans[execution]  # started with its tracker
-        if span.last is None or counter > span.last:
-            span.last = counter
-        if (
-            not span.busy_seen
-            and message is not None
-            and message.header.msg_type == "status"
-            and message.content.get("execution_state") == "busy"
-        ):
-            span.busy_seen = True
-            span.first = counter  # everything of the execution follows its busy
-        elif span.first is None or (not span.busy_seen and counter <= span.first):
-            span.first = counter - 1  # no counter was known when it was registered
+        lasts = self._lasts
+        if lasts and counter is not None and execution in lasts:
+            last = lasts[execution]
+            if last is None or counter > last:
+                lasts[execution] = counter
         return counter
 
     def _count_new_prefix(
@@ -170,10 +159,14 @@ class MessageCounters:
         ):
             return None
         counter = int(number)  # a new prefix (the fast path takes the current one)
+        # the first log: spans of executions registered before it start before this
+        # counter; a later prefix makes every span counted so far unknown
+        start = counter - 1 if self._log is None else None
         self._head = f"{prefix}_"
         self._log = _CounterLog(counter)
-        for span in self._spans.values():  # counted under another prefix: unknown now
-            span.first = span.last = None
+        firsts = self._firsts
+        for execution in firsts:
+            firsts[execution] = start
         return counter
 
     def lost(self, msg_id: str) -> int:
@@ -181,14 +174,7 @@ class MessageCounters:
 
         0 when it is not marked or its span is unknown (nothing could be checked).
         """
-        span = self._spans.get(msg_id)
-        log = self._log
-        if (
-            msg_id not in self._marked
-            or span is None
-            or span.first is None
-            or span.last is None
-            or log is None
-        ):
+        first, last, log = self._firsts.get(msg_id), self._lasts.get(msg_id), self._log
+        if first is None or last is None or log is None:
             return 0
-        return log.missing_between(span.first, span.last)
+        return log.missing_between(first, last)

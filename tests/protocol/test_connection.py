@@ -236,7 +236,9 @@ def test_replay_memory_is_bounded() -> None:
     first = kernel.status(None, "busy")
     assert connection.receive(first) != []
     assert connection.receive(first) == []
-    feed(connection, [kernel.status(None, "idle") for _ in range(4096)])
+    feed(connection, [kernel.status(None, "idle") for _ in range(4095)])
+    assert connection.receive(first) == []  # the last 4096 ids are always known
+    feed(connection, [kernel.status(None, "idle") for _ in range(2 * 4096)])
     assert connection.receive(first) == [KernelStatus(execution_state="busy")]
 
 

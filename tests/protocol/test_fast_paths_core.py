@@ -237,6 +237,24 @@ def test_format_date_writes_what_isoformat_writes(naive: datetime, zone: tzinfo 
     assert format_date(moment) == _reference_date(moment)
 
 
+@given(
+    naive=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 30)),
+    later=st.lists(
+        st.timedeltas(min_value=timedelta(microseconds=-2_000_000), max_value=timedelta(days=2)),
+        max_size=5,
+    ),
+)
+def test_format_date_reuses_a_second_only_within_it(
+    naive: datetime, later: list[timedelta]
+) -> None:
+    # the same second again (other milliseconds), a neighbouring one, or the same
+    # time of day on another day: each written as isoformat writes it
+    start = naive.replace(tzinfo=timezone.utc)
+    for step in [timedelta(0), *later, timedelta(days=1), timedelta(microseconds=999)]:
+        moment = start + step
+        assert format_date(moment) == _reference_date(moment)
+
+
 # -- the remembered parent header ---------------------------------------------------------
 
 

@@ -183,6 +183,8 @@ class HeadTail:
         """
         if self._cap is None:
             pieces, self._pieces = self._pieces, []
+            if len(pieces) == 1:  # the usual short output: nothing to join
+                return pieces.pop(), False
             pieces.reverse()
             return _append_all(_drain(pieces)), False
         cut = self._head_end is not None

@@ -14,7 +14,8 @@ Theory of operation:
   (before the tracker's events, so ``ExecutionFinished`` stays last). Everything else
   (other clients, other parents, comms, late output of finished executions) yields ``[]``.
 * A message whose ``header.msg_id`` was already processed is ignored: after a reconnect
-  the server replays what it buffered. The memory of ids is bounded (the last 4096).
+  the server replays what it buffered. The memory of ids is bounded (at least the last
+  4096, at most twice that).
 * Kernel restarts are noticed three ways, each bumping ``generation`` and failing every
   in-flight execution before ``KernelRestarted`` is emitted: the server's parentless
   ``status: restarting`` (the kernel died; status KERNEL_DIED), a REST restart the I/O
@@ -120,8 +121,11 @@ class KernelConnection:
         self._trackers: dict[str, ExecutionTracker] = {}
         self._requests: dict[str, Message] = {}
         self._own = _Recent(_RECENT_LIMIT)  # msg_id of our requests -> generation sent in
-        self._seen: dict[str, None] = {}  # processed msg_ids, in ``_seen_order`` (bounded)
-        self._seen_order: deque[str] = deque()
+        # processed msg_ids, the newest in ``_seen`` and the ``_RECENT_LIMIT`` before them
+        # in ``_seen_before``: a full ``_seen`` replaces it (at least the last
+        # ``_RECENT_LIMIT`` are always known, at most twice that)
+        self._seen: set[str] = set()
+        self._seen_before: set[str] = set()
         self._retired = _Recent(_RETIRED_LIMIT)
         self._generation = 0
         self._kernel_session: str | None = None
@@ -214,15 +218,13 @@ class KernelConnection:
         """
         header = message.header
         msg_id, msg_type = header.msg_id, header.msg_type
-        if msg_id:  # remember the last ``_RECENT_LIMIT`` ids (inlined: runs per message)
+        if msg_id:  # remember recent ids (inlined: runs per message)
             seen = self._seen
-            if msg_id in seen:
+            if msg_id in seen or msg_id in self._seen_before:
                 return []
-            seen[msg_id] = None
-            seen_order = self._seen_order
-            seen_order.append(msg_id)
-            if len(seen_order) > _RECENT_LIMIT:
-                del seen[seen_order.popleft()]
+            seen.add(msg_id)
+            if len(seen) >= _RECENT_LIMIT:
+                self._seen_before, self._seen = seen, set()
         parent = message.parent_header.get("msg_id")  # ``parent_msg_id``, inlined
         if not isinstance(parent, str) or not parent:
             parent = None

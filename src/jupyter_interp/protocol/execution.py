@@ -149,6 +149,10 @@ _TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
     **{(_S.SETTLING, kernel): _S.SETTLING for kernel in (_I.BUSY, _I.OUTPUT, _I.REPLY, _I.IDLE)},
     (_S.SETTLING, _I.FINISH_INCOMPLETE): _S.DONE,
 }
+#: the rows of ``_TRANSITIONS`` for the two inputs every message of a run brings (busy
+#: and output), by state: one lookup without building a key per message
+_AFTER_OUTPUT = {state: new for (state, event), new in _TRANSITIONS.items() if event is _OUTPUT}
+_AFTER_BUSY = {state: new for (state, event), new in _TRANSITIONS.items() if event is _BUSY}
 
 
 class ExecutionTracker:
@@ -275,7 +279,7 @@ class ExecutionTracker:
         if parse is None:  # comms, debug events, ...: not part of the result
             return []
         event = parse(self._msg_id, message)
-        self._state = _TRANSITIONS[self._state, _OUTPUT]  # listed for every live state
+        self._state = _AFTER_OUTPUT[self._state]  # listed for every live state
         _APPLY[type(event)](self, event)
         return [event]
 
@@ -355,7 +359,7 @@ class ExecutionTracker:
         if type(state) is not str:  # the slow path names the problem (or takes a subclass)
             state = text_field(message.content, "execution_state", "status", None)
         if state == "busy":  # ``_advance(_BUSY)``, inlined: listed for every live state
-            self._state = _TRANSITIONS[self._state, _BUSY]
+            self._state = _AFTER_BUSY[self._state]
         elif state == "idle":
             self._advance(_IDLE)
             if self._state is _DONE:

@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -47,24 +48,36 @@ _ABSENT: Any = object()
 
 
 def format_date(moment: datetime) -> str:
-    """Format a moment as the ISO 8601 UTC string Jupyter uses (milliseconds, ``Z``)."""
+    """Format a moment as the ISO 8601 UTC string Jupyter uses (milliseconds, ``Z``).
+
+    The text up to the seconds is kept for the last second formatted (requests come
+    many to a second): only the milliseconds are formatted anew.
+    """
+    global _last_second
     zone = moment.tzinfo
     if zone is not timezone.utc:
         moment = (
             moment.replace(tzinfo=timezone.utc) if zone is None else moment.astimezone(timezone.utc)
         )
-    return _DATE_FORMAT % (  # ``isoformat(timespec="milliseconds")``, twice as fast
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond // 1000,
-    )
+    second = moment.timestamp() // 1
+    cached, prefix = _last_second
+    if second != cached:
+        prefix = _SECOND_FORMAT % (  # ``isoformat`` to the second, twice as fast
+            moment.year,
+            moment.month,
+            moment.day,
+            moment.hour,
+            moment.minute,
+            moment.second,
+        )
+        _last_second = (second, prefix)
+    return _MILLIS_FORMAT % (prefix, moment.microsecond // 1000)
 
 
-_DATE_FORMAT = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
+_SECOND_FORMAT = "%04d-%02d-%02dT%02d:%02d:%02d"
+_MILLIS_FORMAT = "%s.%03dZ"
+#: the start of the last second formatted (seconds since the epoch) and its text
+_last_second: tuple[float, str] = (math.nan, "")
 
 
 def _expect_mapping(value: object, what: str) -> Mapping[str, Any]:

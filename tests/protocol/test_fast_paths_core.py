@@ -5,9 +5,10 @@
   check and keep unknown fields in ``extra``.
 * The output parsers (stream, execute_result, execute_input) test the usual field types
   inline and fall back to the named field checks: same event, or the same error.
-* ``V1Codec.encode`` writes a header without extra fields from a template and the
-  table of a frame without buffers directly: same bytes as the compact JSON encoder
-  and the general layout, same errors.
+* ``V1Codec.encode`` writes a header without extra fields, and ``execute_request``
+  content as the factory builds it, from templates, and the table of a frame without
+  buffers directly: same bytes as the compact JSON encoder and the general layout,
+  same errors.
 * ``format_date`` formats the fields itself: same text as ``isoformat``.
 * The remembered parent header text is always the JSON of the remembered value, so an
   empty or different parent part is never mistaken for it.
@@ -182,6 +183,63 @@ def test_header_template_writes_what_the_compact_encoder_writes(
     except LocalProtocolError as exc:
         written = ("error", str(exc))
     assert written == _reference_header_json(header)
+
+
+_EXECUTE_FIELDS = (
+    "code",
+    "silent",
+    "store_history",
+    "user_expressions",
+    "allow_stdin",
+    "stop_on_error",
+)
+_flags = st.sampled_from([True, False, 0, 1, None])
+
+
+@st.composite
+def _execute_contents(draw: st.DrawFn) -> dict[str, Any]:
+    """``execute_request`` content as the factory builds it, or nearly."""
+    values = [
+        draw(st.one_of(_any_text, st.none())),
+        *(draw(_flags) for _ in range(2)),
+        draw(st.sampled_from([{}, {"x": "1"}, None])),
+        *(draw(_flags) for _ in range(2)),
+    ]
+    keys = list(_EXECUTE_FIELDS)
+    if draw(st.booleans()):
+        keys = draw(st.permutations(keys))
+    content = dict(zip(keys, values, strict=True))
+    if draw(st.booleans()):
+        content["extra"] = 1
+    return content
+
+
+@settings(max_examples=400, deadline=None)
+@given(content=_execute_contents(), msg_type=st.sampled_from(["execute_request", "x"]))
+def test_execute_request_template_writes_what_the_compact_encoder_writes(
+    content: dict[str, Any], msg_type: str
+) -> None:
+    message = Message(
+        channel="shell", header=Header(msg_id="m", msg_type=msg_type), content=content
+    )
+    outcomes: list[bytes | tuple[str, str]] = []
+    for dump in (wire._dump_content, lambda m: wire._dump_object(m.content, "content")):
+        try:
+            outcomes.append(dump(message))
+        except LocalProtocolError as exc:
+            outcomes.append(("error", str(exc)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_lone_surrogate_in_code_is_refused_like_the_encoder_refuses_it() -> None:
+    content = dict(zip(_EXECUTE_FIELDS, ["a\ud800", False, True, {}, False, True], strict=True))
+    header = Header(msg_id="m", msg_type="execute_request")
+    message = Message(channel="shell", header=header, content=content)
+    with pytest.raises(LocalProtocolError) as expected:
+        wire._dump_object(content, "content")
+    with pytest.raises(LocalProtocolError) as raised:
+        V1.encode(message)
+    assert str(raised.value) == str(expected.value)
 
 
 def _reference_v1(message: Message) -> bytes:

@@ -102,6 +102,20 @@ _V1_PLAIN = struct.Struct("<7Q")
 _V1_PLAIN_SIZE = _V1_PLAIN.size  # a module name: cheaper than the attribute per frame
 #: ``Header.to_wire()`` without extra fields as compact JSON (values already quoted)
 _HEADER_JSON = '{"msg_id":%s,"msg_type":%s,"session":%s,"username":%s,"date":%s,"version":%s}'
+#: ``execute_request`` content as ``MessageFactory`` builds it (no user expressions) as
+#: compact JSON, values already written
+_EXECUTE_KEYS = (
+    "code",
+    "silent",
+    "store_history",
+    "user_expressions",
+    "allow_stdin",
+    "stop_on_error",
+)
+_EXECUTE_JSON = (
+    '{"code":%s,"silent":%s,"store_history":%s,"user_expressions":{},'
+    '"allow_stdin":%s,"stop_on_error":%s}'
+)
 #: ``fullmatch(text, start, end)`` of a header exactly as jupyter_client packs it (every
 #: kernel built on it, ipykernel first, and the server's own messages): its key order,
 #: its separators, string values without escapes (those the C scanner reads as written)
@@ -147,6 +161,36 @@ def _dump_header(header: Header) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates
         raise LocalProtocolError(f"header cannot be sent as JSON: {exc}") from exc
+
+
+def _dump_content(message: Message) -> bytes:
+    """UTF-8 JSON of ``message.content``, from a template for a usual ``execute_request``."""
+    content = message.content
+    if (
+        type(content) is dict
+        and message.header.msg_type == "execute_request"
+        and tuple(content) == _EXECUTE_KEYS
+    ):
+        code, silent, store_history, expressions, allow_stdin, stop_on_error = content.values()
+        if (
+            type(code) is str
+            and type(expressions) is dict
+            and not expressions
+            and type(silent) is type(store_history) is type(allow_stdin) is bool
+            and type(stop_on_error) is bool
+        ):
+            text = _EXECUTE_JSON % (
+                encode_basestring(code),  # the compact encoder's string quoter
+                "true" if silent else "false",
+                "true" if store_history else "false",
+                "true" if allow_stdin else "false",
+                "true" if stop_on_error else "false",
+            )
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # lone surrogates
+                raise LocalProtocolError(f"content cannot be sent as JSON: {exc}") from exc
+    return _dump_object(content, "content")
 
 
 def _load(text: str, what: str) -> Any:
@@ -315,7 +359,7 @@ class V1Codec(Codec):
         header = _dump_header(message.header)
         parent = _dump_object(message.parent_header, "parent_header")
         metadata = _dump_object(message.metadata, "metadata")
-        content = _dump_object(message.content, "content")
+        content = _dump_content(message)
         if not message.buffers:  # the usual case: the fixed table of six offsets
             header_at = _V1_PLAIN_SIZE + len(channel)
             parent_at = header_at + len(header)

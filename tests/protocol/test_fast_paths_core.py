@@ -38,7 +38,7 @@ from jupyter_interp.protocol.kernel_output import (
     mapping_field,
     text_field,
 )
-from jupyter_interp.protocol.messages import Header, Message, format_date
+from jupyter_interp.protocol.messages import Header, Message, MessageFactory, format_date
 from jupyter_interp.protocol.result import (
     ErrorInfo,
     ExecutionResult,
@@ -185,14 +185,7 @@ def test_header_template_writes_what_the_compact_encoder_writes(
     assert written == _reference_header_json(header)
 
 
-_EXECUTE_FIELDS = (
-    "code",
-    "silent",
-    "store_history",
-    "user_expressions",
-    "allow_stdin",
-    "stop_on_error",
-)
+_EXECUTE_FIELDS = wire._EXECUTE_KEYS  # the order MessageFactory.execute_request writes
 _flags = st.sampled_from([True, False, 0, 1, None])
 
 
@@ -229,6 +222,14 @@ def test_execute_request_template_writes_what_the_compact_encoder_writes(
         except LocalProtocolError as exc:
             outcomes.append(("error", str(exc)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_the_factorys_execute_requests_take_the_template() -> None:
+    factory = MessageFactory(session="s", new_id=lambda: "i", clock=lambda: datetime(2026, 1, 1))
+    request = factory.execute_request("1+1")
+    assert tuple(request.content) == wire._EXECUTE_KEYS
+    flags = (b"false", b"true", b"false", b"true")  # silent, store_history, stdin, stop
+    assert V1.encode(request).endswith(wire._EXECUTE_JSON.encode() % (b'"1+1"', *flags))
 
 
 def test_a_lone_surrogate_in_code_is_refused_like_the_encoder_refuses_it() -> None:

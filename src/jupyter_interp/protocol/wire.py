@@ -327,7 +327,19 @@ class LegacyCodec(Codec):
             RemoteProtocolError: the frame is malformed in any way.
         """
         if isinstance(frame, str):
-            return _message_from_json(_load(frame, "text frame"), ())
+            data = _load(frame, "text frame")
+            if type(data) is dict and "header" in data:  # the usual frame: checks in one call
+                channel = data.get("channel")
+                if type(channel) is str:
+                    return _message_from_parts(
+                        Message,
+                        channel,
+                        data["header"],
+                        data.get("parent_header"),
+                        data.get("metadata"),
+                        data.get("content"),
+                    )
+            return _message_from_json(data, ())
         with memoryview(frame) as view:
             size = len(view)
             if size < 4:

@@ -17,7 +17,9 @@ Speeds are messages received per second of thread CPU time (``time.thread_time``
 preemption by other processes does not count; wall-clock figures are printed too), best
 of ``REPEATS`` passes. Allocations: ``tracemalloc`` measures, per received message, the
 transient peak of memory allocated while it is processed, and the memory still held
-after all passes (it must stay bounded: the connection remembers at most 4096 ids).
+after all passes (it must stay bounded: the connection remembers at most 8192 ids).
+Where valgrind is installed, callgrind also counts the pipeline's instructions per
+message: unlike speeds, that figure does not move with the machine's load.
 Target: pipeline >= 100,000 messages/s on one core.
 """
 
@@ -26,7 +28,11 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
+import re
+import shutil
 import struct
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -39,10 +45,13 @@ from jupyter_interp.protocol.events import ExecutionFinished
 from jupyter_interp.protocol.messages import Message, MessageFactory
 from jupyter_interp.protocol.wire import Codec, LegacyCodec, V1Codec
 
-from ._harness import Report, parse_options
+from ._harness import REPO_ROOT, Report, parse_options
 
 TARGET = 100_000
 EXECUTIONS = 2000
+MESSAGES_PER_EXECUTION = 6
+#: the executions of the two callgrind children (their difference is what is counted)
+COUNTED_EXECUTIONS = (300, 600)
 REPEATS = 20
 CLIENT_SESSION = "8f1e9c6a3b2d4e5f8a7b6c5d4e3f2a1b"
 KERNEL_SESSION = "2d83ec05-956ddb943e64b3dda3a58d4d"
@@ -208,6 +217,50 @@ def _allocations(codec: Codec, frames: list[list[str | bytes]]) -> tuple[float, 
     return transient / messages, held
 
 
+def _counted_pass(codec_name: str, executions: int) -> None:
+    """The work one callgrind child counts: a warm-up, then ``executions`` executions."""
+    codec = {"v1": V1Codec(), "legacy": LegacyCodec()}[codec_name]
+    frames = _frames(codec, COUNTED_EXECUTIONS[1])
+    _pipeline_pass(codec, frames[:50])
+    _pipeline_pass(codec, frames[:executions])
+
+
+def _instructions_per_message(codec_name: str) -> float | None:
+    """Instructions per received message through the pipeline, by callgrind.
+
+    Two children (``COUNTED_EXECUTIONS``) do the same set-up and differ only in the
+    executions they process, so the difference of their counts is the pipeline's alone.
+    Deterministic (string hashing fixed): the figure that does not drift with the
+    machine's speed. None when valgrind is not installed.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    counts = []
+    for executions in COUNTED_EXECUTIONS:
+        child = subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                "-c",
+                f"import bench.core; bench.core._counted_pass({codec_name!r}, {executions})",
+            ],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        collected = re.search(r"Collected : (\d+)", child.stderr)
+        if collected is None:
+            raise RuntimeError(f"callgrind reported no count: {child.stderr[-500:]}")
+        counts.append(int(collected.group(1)))
+    low, high = COUNTED_EXECUTIONS
+    return (counts[1] - counts[0]) / ((high - low) * MESSAGES_PER_EXECUTION)
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(__doc__ or "", argv)
     report = Report("core", smoke=options.smoke)
@@ -224,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         transient, held = _allocations(codec, frames)
         report.figure(f"{name}.pipeline.transient_per_message", transient, "B")
         report.figure(f"{name}.pipeline.held_after_pass", held / 1024, "KiB")
+        instructions = None if options.smoke else _instructions_per_message(name)
+        if instructions is not None:
+            report.figure(f"{name}.pipeline.instructions_per_message", instructions, "instr")
         if name == "v1":
             verdict = cpu
     report.target(

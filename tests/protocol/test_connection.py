@@ -692,6 +692,26 @@ def test_an_execution_spanning_two_reconnects_is_checked_across_both() -> None:
     assert results(events)[request.msg_id].detail == "1 kernel message was lost while reconnecting"
 
 
+def test_the_servers_own_requests_after_an_execution_are_not_its_losses() -> None:
+    # busy, input, reply (delayed on shell), idle; then the server's kernel_info for a
+    # reopened WebSocket: busy and idle are broadcast, its reply goes to the server only
+    connection, kernel, start = warmed_up()
+    _, request = connection.execute("1")
+    busy, input_, reply, idle = numbered(kernel.ipykernel_run(request, 1), start)
+    nudge = connection.factory.kernel_info_request()  # stands for the server's request
+    server_busy, _, server_idle = numbered(
+        [
+            kernel.status(nudge, "busy"),
+            kernel.kernel_info_reply(nudge),
+            kernel.status(nudge, "idle"),
+        ],
+        start + 4,
+    )
+    feed(connection, [busy, input_, idle, server_busy, server_idle])
+    connection.notice_reconnect()
+    assert results(feed(connection, [reply]))[request.msg_id].ok
+
+
 def test_many_holes_collapse_into_a_range_counted_as_lost() -> None:
     connection, kernel, start = warmed_up()
     _, request = connection.execute("print lines")

@@ -20,16 +20,15 @@ Theory of operation:
 * An execution's span starts at its ``busy`` (the kernel's first message for it: the
   connection reports it with ``busy``) or, if that never came, after the highest
   counter known when it was registered (its messages can only come later), or before
-  the first counter seen if none was known. Only a marked execution needs an end: at
-  ``mark`` it is the highest counter seen so far (covering all its earlier messages),
-  then each of its own messages may raise it. Channels are separate sockets, so
-  counters arrive out of order; when the execution finished (reply and idle) all of its
-  messages that will ever come are in, and a hole inside the span is a lost message.
-  Unmarked executions cost nothing per message.
-* Other messages inside a span (replies to other clients of the kernel, control-channel
-  requests such as a gateway's interrupt, output of an earlier execution) also use
-  counters: a marked execution may be flagged although nothing of its own was lost
-  (conservative: it may flag, never hide, a loss). Unmarked executions are never checked.
+  its first counted message if none was known (or the counters restarted). It ends at
+  its highest own counter: ending it at the highest counter seen when the reconnect
+  began would take in the replies a server gets to its own requests around a
+  reconnect, and flag them. Channels are separate sockets, so counters arrive out of
+  order; when the execution finished (reply and idle) all of its messages that will
+  ever come are in, and a hole inside the span is a lost message.
+* Replies to other clients of the kernel, and control-channel requests (a gateway's
+  interrupt), also use counters: a marked execution may be flagged although nothing of
+  its own was lost. Unmarked executions are never checked.
 """
 
 from __future__ import annotations
@@ -77,15 +76,16 @@ class _CounterLog:
 class MessageCounters:
     """The counter log of a ``KernelConnection`` and the spans of its executions."""
 
-    __slots__ = ("_firsts", "_head", "_lasts", "_log")
+    __slots__ = ("_firsts", "_head", "_lasts", "_log", "_marked")
 
     def __init__(self) -> None:
         self._head = ""  # the current prefix and its "_" (the fast path), "" for none
         self._log: _CounterLog | None = None
         # per execution in flight: the counter its span starts after (None: unknown)
         self._firsts: dict[str, int | None] = {}
-        # per marked execution: the counter its span ends at (None: unknown)
-        self._lasts: dict[str, int | None] = {}
+        # per execution in flight: its highest counter so far (absent: none yet)
+        self._lasts: dict[str, int] = {}
+        self._marked: set[str] = set()  # executions in flight at a reconnect
 
     def start(self, msg_id: str, *, alone: bool) -> None:
         """Begin the span of a new execution (``alone``: nothing else is in flight)."""
@@ -104,15 +104,13 @@ class MessageCounters:
 
     def mark(self, msg_ids: Iterable[str]) -> None:
         """These executions spanned a reconnect: check them when they finish."""
-        high = None if self._log is None else self._log.high
-        for msg_id in msg_ids:
-            if msg_id not in self._lasts:
-                self._lasts[msg_id] = high
+        self._marked.update(msg_ids)
 
     def drop(self, msg_id: str) -> None:
         """Forget a finished execution."""
         self._firsts.pop(msg_id, None)
         self._lasts.pop(msg_id, None)
+        self._marked.discard(msg_id)
 
     def new_kernel(self) -> None:
         """The kernel restarted: its next message starts a new log."""
@@ -124,7 +122,7 @@ class MessageCounters:
         """Log the counter of a message if the kernel's Session numbered it; return it.
 
         ``execution``: the in-flight execution the message belongs to, whose span the
-        counter widens if it is marked (both in one call: this runs for every message).
+        counter widens (both in one call: this runs for every message).
         """
         head = self._head
         number = msg_id[len(head) :] if head and msg_id.startswith(head) else ""
@@ -139,11 +137,14 @@ class MessageCounters:
                 log.add(counter)
         else:
             counter = self._count_new_prefix(msg_id, session, kernel_session)
-        lasts = self._lasts
-        if lasts and counter is not None and execution in lasts:
-            last = lasts[execution]
-            if last is None or counter > last:
-                lasts[execution] = counter
+        if execution is not None and counter is not None:
+            last = self._lasts.get(execution)
+            if last is None:  # its first counted message
+                self._lasts[execution] = counter
+                if self._firsts.get(execution, 0) is None:  # nothing known before it
+                    self._firsts[execution] = counter - 1
+            elif counter > last:
+                self._lasts[execution] = counter
         return counter
 
     def _count_new_prefix(
@@ -167,6 +168,8 @@ class MessageCounters:
         firsts = self._firsts
         for execution in firsts:
             firsts[execution] = start
+        if start is None:
+            self._lasts.clear()
         return counter
 
     def lost(self, msg_id: str) -> int:
@@ -175,6 +178,6 @@ class MessageCounters:
         0 when it is not marked or its span is unknown (nothing could be checked).
         """
         first, last, log = self._firsts.get(msg_id), self._lasts.get(msg_id), self._log
-        if first is None or last is None or log is None:
+        if msg_id not in self._marked or first is None or last is None or log is None:
             return 0
         return log.missing_between(first, last)

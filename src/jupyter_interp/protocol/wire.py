@@ -261,7 +261,17 @@ def _message_from_json(data: Any, buffers: tuple[bytes, ...]) -> Message:
     channel = data.get("channel")
     if not isinstance(channel, str):
         raise RemoteProtocolError(f"message channel must be a string, not {type(channel).__name__}")
-    return Message.from_wire(data, channel=channel, buffers=buffers)
+    if "header" not in data:  # ``from_wire`` names what is missing
+        return Message.from_wire(data, channel=channel, buffers=buffers)
+    return _message_from_parts(  # what ``from_wire`` does next, without its extra calls
+        Message,
+        channel,
+        data["header"],
+        data.get("parent_header"),
+        data.get("metadata"),
+        data.get("content"),
+        buffers,
+    )
 
 
 class Codec(abc.ABC):
@@ -327,19 +337,7 @@ class LegacyCodec(Codec):
             RemoteProtocolError: the frame is malformed in any way.
         """
         if isinstance(frame, str):
-            data = _load(frame, "text frame")
-            if type(data) is dict and "header" in data:  # the usual frame: checks in one call
-                channel = data.get("channel")
-                if type(channel) is str:
-                    return _message_from_parts(
-                        Message,
-                        channel,
-                        data["header"],
-                        data.get("parent_header"),
-                        data.get("metadata"),
-                        data.get("content"),
-                    )
-            return _message_from_json(data, ())
+            return _message_from_json(_load(frame, "text frame"), ())
         with memoryview(frame) as view:
             size = len(view)
             if size < 4:

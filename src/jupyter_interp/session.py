@@ -49,6 +49,7 @@ from anyio.abc import TaskStatus
 from ._execution_run import ExecutionRun, Mailbox
 from ._transfer import FileTransfer, UploadSource
 from .errors import (
+    ConnectError,
     ConnectionClosed,
     JupyterInterpError,
     KernelDied,
@@ -88,6 +89,8 @@ _KERNEL_INFO_RETRY = 3.0
 _NUDGE = 0.25
 _MAX_NUDGES = 8
 _RECONNECT_ATTEMPTS = 5
+#: how often a session's first WebSocket is opened before a drop fails ``start_session``
+_OPEN_ATTEMPTS = 3
 #: the longest interval between kernel_info requests while a reconnect waits for a cell
 _PATIENT_RETRY_MAX = 30.0
 
@@ -245,8 +248,8 @@ class Session:
         """Connect, handshake, then serve the reader (and pings) until stopped."""
         self._running = True
         try:
+            await self._open()  # outside the task group: its errors reach the caller bare
             async with anyio.create_task_group() as tg:
-                await self._connect()
                 tg.start_soon(self._read_loop)
                 if self._config.ping_interval is not None:
                     tg.start_soon(self._keepalive, self._config.ping_interval)
@@ -276,6 +279,32 @@ class Session:
 
     # -- connection management (reader task only) ------------------------------------
 
+    async def _open(self) -> None:
+        """First connect; a WebSocket the server hangs up before readiness is reopened.
+
+        A loaded server does that now and then (Kernel Gateway closed one of fifty
+        sockets opened at once with 1006 during the kernel_info exchange). Nothing has
+        run yet, so opening again is safe; refusals (401, 404...) and timeouts are not
+        retried, and the last drop is raised.
+        """
+        delay = 0.1
+        for attempt in range(1, _OPEN_ATTEMPTS + 1):
+            try:
+                await self._connect()
+                return
+            except (ConnectError, ConnectionClosed) as exc:
+                await self._close_ws()
+                if attempt == _OPEN_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "kernel %s: opening attempt %d failed, opening again: %s",
+                    self.kernel_id,
+                    attempt,
+                    exc,
+                )
+            await anyio.sleep(delay)
+            delay *= 2
+
     async def _connect(self, *, patient: bool = False) -> None:
         """Open the WebSocket; ready once a kernel_info request got its shell reply AND
         an iopub status, so the server's iopub subscription is live (after a restart
@@ -298,17 +327,20 @@ class Session:
         with anyio.fail_after(None if patient else timeout) as handshake:
             while True:
                 request = self._conn.request(self._link.factory.kernel_info_request())
-                await self._send_raw(request)
                 answered = iopub_live = False
-                with anyio.move_on_after(retry) as window:
-                    while not (answered and iopub_live):
-                        frame = await ws.receive()
-                        reply, status_seen = await self._on_frame(frame, request.msg_id)
-                        iopub_live = iopub_live or status_seen
-                        if reply is not None:
-                            info, answered = reply, True
-                            nudge_at = anyio.current_time() + _NUDGE
-                            window.deadline = min(window.deadline, nudge_at)
+                try:  # unanswered (timed out, dropped): its reply is no longer awaited
+                    await self._send_raw(request)
+                    with anyio.move_on_after(retry) as window:
+                        while not (answered and iopub_live):
+                            frame = await ws.receive()
+                            reply, status_seen = await self._on_frame(frame, request.msg_id)
+                            iopub_live = iopub_live or status_seen
+                            if reply is not None:
+                                info, answered = reply, True
+                                nudge_at = anyio.current_time() + _NUDGE
+                                window.deadline = min(window.deadline, nudge_at)
+                finally:
+                    self._conn.forget(request.msg_id)
                 if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
                     if not iopub_live:  # a kernel may never send that status
                         logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
@@ -318,7 +350,6 @@ class Session:
                     self._bump_epoch()
                     return
                 nudges += info is not None
-                self._conn.forget(request.msg_id)
                 if patient and info is None:
                     retry = min(retry * 2, _PATIENT_RETRY_MAX)
                 if handshake.deadline == math.inf and not self._conn.in_flight:

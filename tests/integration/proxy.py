@@ -9,7 +9,10 @@ abrupt way: the pumps are cancelled and both sockets are closed with ``SO_LINGER
 so each peer sees a TCP reset rather than an orderly close, and whatever bytes were in
 flight inside the proxy are discarded, as on a real network failure. While
 ``refusing`` is true, new connections are reset as soon as they are accepted (the
-listener stays bound, so the port cannot be taken by anything else meanwhile).
+listener stays bound, so the port cannot be taken by anything else meanwhile). While
+``websocket_drops`` is above zero, the next kernel WebSocket (a ``/channels`` request)
+is reset as soon as the server's first bytes (its ``101``) have reached the client, as
+a loaded server that hangs up during the readiness exchange does.
 
 Invariants: the proxy owns its task group (``async with``); leaving it closes the
 listener and resets every open connection; nothing but 127.0.0.1 is ever bound or
@@ -45,6 +48,8 @@ class TcpProxy:
         refusing: while true, new connections are reset on accept.
         accepted: how many connections were accepted (refused ones included).
         cuts: how many connections ``cut()`` has reset so far.
+        websocket_drops: how many of the next kernel WebSockets to reset right after
+            their upgrade reached the client.
         request_lines: the first line each forwarded connection sent (HTTP request
             lines: which paths, e.g. WebSocket URLs with their session ids, went by).
     """
@@ -57,6 +62,7 @@ class TcpProxy:
         self.refusing = False
         self.accepted = 0
         self.cuts = 0
+        self.websocket_drops = 0
         self.request_lines: list[str] = []
         self._forwarded = anyio.Event()
 
@@ -122,6 +128,11 @@ class TcpProxy:
                 self._forwarded.set()
                 self._forwarded = anyio.Event()
                 await upstream.send(first)
+                if b"/channels" in first.split(b"\r\n", 1)[0] and self.websocket_drops > 0:
+                    self.websocket_drops -= 1
+                    await downstream.send(await upstream.receive(_CHUNK))  # the 101
+                    self.cuts += 1
+                    return  # both sockets reset as they close
                 async with anyio.create_task_group() as pumps:
                     pumps.start_soon(self._pump, downstream, upstream, scope)
                     pumps.start_soon(self._pump, upstream, downstream, scope)

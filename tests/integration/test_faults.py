@@ -27,7 +27,14 @@ import anyio
 import pytest
 
 from jupyter_interp.client import Client
-from jupyter_interp.errors import JupyterInterpError, KernelError, KernelUnavailable
+from jupyter_interp.errors import (
+    ConnectError,
+    ConnectionClosed,
+    JupyterInterpError,
+    KernelError,
+    KernelNotFound,
+    KernelUnavailable,
+)
 from jupyter_interp.protocol.events import ExecutionFinished, StreamText
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 from jupyter_interp.session import Session
@@ -230,6 +237,43 @@ async def test_refused_reconnects_mid_execution_lose_nothing_silently(
     assert _complete_or_flagged(outcome, lines), outcome.describe()
     assert proxy.cuts >= 1
     assert after.ok, after.describe()
+
+
+async def test_a_websocket_dropped_before_readiness_is_opened_again(
+    any_server: ServerUnderTest, proxy: TcpProxy
+) -> None:
+    # a loaded Kernel Gateway hung up one of fifty WebSockets opened at once during the
+    # readiness exchange; nothing has run yet, so start_session opens it again
+    proxy.websocket_drops = 2
+    with anyio.fail_after(_TIMEOUT):
+        async with (
+            _client(proxy.url(), any_server.token) as client,
+            client.session() as session,
+        ):
+            result = await session.execute("1+1")
+
+    assert result.ok, result.describe()
+    assert result.result == "2"
+    assert proxy.websocket_drops == 0
+    session_ids = _channel_session_ids(proxy)
+    assert len(session_ids) == 3  # two dropped, the third kept
+    assert set(session_ids) == {session.session_id}
+
+
+async def test_a_websocket_dropped_at_every_opening_fails_the_start_and_leaks_no_kernel(
+    any_server: ServerUnderTest, proxy: TcpProxy
+) -> None:
+    proxy.websocket_drops = 10
+    with anyio.fail_after(_TIMEOUT):
+        async with _client(proxy.url(), any_server.token) as client:
+            with pytest.raises((ConnectionClosed, ConnectError)):
+                await client.start_session()
+            channels = [line for line in proxy.request_lines if "/channels?" in line]
+            (kernel_id,) = {line.split("/api/kernels/", 1)[1].split("/")[0] for line in channels}
+            with pytest.raises(KernelNotFound):  # the kernel it started was deleted
+                await client.get_kernel(kernel_id)
+
+    assert len(channels) == 3  # opened three times, then gave up
 
 
 async def test_a_drop_during_a_cell_longer_than_the_handshake_timeout_is_survived(

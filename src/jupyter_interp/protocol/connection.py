@@ -247,6 +247,9 @@ class KernelConnection:
         if parent is None:
             return events
         if tracker is None and parent not in self._requests and parent not in self._own:
+            if msg_type == "status" and counter is not None:  # its reply is not ours to see
+                state = message.content.get("execution_state")
+                self._counters.foreign_status(parent, state, counter)
             return events
         if msg_type == "status":
             state = message.content.get("execution_state")

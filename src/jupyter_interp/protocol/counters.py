@@ -26,9 +26,15 @@ Theory of operation:
   reconnect, and flag them. Channels are separate sockets, so counters arrive out of
   order; when the execution finished (reply and idle) all of its messages that will
   ever come are in, and a hole inside the span is a lost message.
-* Replies to other clients of the kernel, and control-channel requests (a gateway's
-  interrupt), also use counters: a marked execution may be flagged although nothing of
-  its own was lost. Unmarked executions are never checked.
+* Requests that are not ours (another client's, a server's own: the ``kernel_info``
+  nudge a server sends for a new WebSocket on shell and on control, a gateway's
+  interrupt) use counters too, and their replies never reach us. ipykernel answers
+  control requests in a thread of its own, so such a reply can fall inside a running
+  cell's span. Their ``busy`` and ``idle`` are broadcast, so ``foreign_status`` keeps
+  each such request's (busy, idle) pair: when exactly one counter between the two is
+  missing, it is that reply and not a loss. With more missing, none is excused
+  (conservative: it may flag, never hide, a loss). Unmarked executions are never
+  checked.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ __all__ = ["MessageCounters"]
 
 #: holes kept before they are merged into one conservative range
 _HOLE_LIMIT = 4096
+#: requests not ours remembered between their busy and idle, and (busy, idle) pairs kept
+_FOREIGN_LIMIT = 64
 
 
 class _CounterLog:
@@ -76,7 +84,7 @@ class _CounterLog:
 class MessageCounters:
     """The counter log of a ``KernelConnection`` and the spans of its executions."""
 
-    __slots__ = ("_firsts", "_head", "_lasts", "_log", "_marked")
+    __slots__ = ("_firsts", "_foreign", "_foreign_busy", "_head", "_lasts", "_log", "_marked")
 
     def __init__(self) -> None:
         self._head = ""  # the current prefix and its "_" (the fast path), "" for none
@@ -86,6 +94,8 @@ class MessageCounters:
         # per execution in flight: its highest counter so far (absent: none yet)
         self._lasts: dict[str, int] = {}
         self._marked: set[str] = set()  # executions in flight at a reconnect
+        self._foreign_busy: dict[str, int] = {}  # request not ours -> its busy's counter
+        self._foreign: list[tuple[int, int]] = []  # (busy, idle) counters of such requests
 
     def start(self, msg_id: str, *, alone: bool) -> None:
         """Begin the span of a new execution (``alone``: nothing else is in flight)."""
@@ -96,11 +106,27 @@ class MessageCounters:
         if alone:
             log.holes.clear()
             log.wide.clear()
+            self._foreign.clear()  # all below this span
         self._firsts[msg_id] = log.high
 
     def busy(self, msg_id: str, counter: int) -> None:
         """The ``busy`` of in-flight execution ``msg_id`` had ``counter``: its span starts there."""
         self._firsts[msg_id] = counter
+
+    def foreign_status(self, request: str, state: object, counter: int) -> None:
+        """A ``status`` with ``counter`` for ``request``, which is not ours: its unseen
+        reply lies between its ``busy`` and its ``idle``."""
+        if state == "busy":
+            if len(self._foreign_busy) >= _FOREIGN_LIMIT:  # idles lost: start afresh
+                self._foreign_busy.clear()
+            self._foreign_busy[request] = counter
+        elif state == "idle":
+            busy = self._foreign_busy.pop(request, None)
+            if busy is not None and busy < counter:
+                foreign = self._foreign
+                foreign.append((busy, counter))
+                if len(foreign) > _FOREIGN_LIMIT:
+                    del foreign[0]
 
     def mark(self, msg_ids: Iterable[str]) -> None:
         """These executions spanned a reconnect: check them when they finish."""
@@ -165,6 +191,8 @@ class MessageCounters:
         start = counter - 1 if self._log is None else None
         self._head = f"{prefix}_"
         self._log = _CounterLog(counter)
+        self._foreign_busy.clear()
+        self._foreign.clear()
         firsts = self._firsts
         for execution in firsts:
             firsts[execution] = start
@@ -180,4 +208,10 @@ class MessageCounters:
         first, last, log = self._firsts.get(msg_id), self._lasts.get(msg_id), self._log
         if msg_id not in self._marked or first is None or last is None or log is None:
             return 0
-        return log.missing_between(first, last)
+        missing = log.missing_between(first, last)
+        for busy, idle in self._foreign if missing else ():
+            if busy < last and first < idle and log.missing_between(busy, idle) == 1:
+                reply = next((hole for hole in log.holes if busy < hole < idle), None)
+                if reply is not None and first < reply < last:
+                    missing -= 1  # that request's own reply, never sent to us
+        return missing

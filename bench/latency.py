@@ -1,10 +1,10 @@
 """Target 1: execute round trip (``pass`` and ``1+1``), sequential, median.
 
-Method: one process starts a private Jupyter Server and a local kernel of the same
+Method: one process starts a private Jupyter Server and local kernels of the same
 kernelspec for jupyter_client, then times, interleaved round by round, one execution by:
 
 * ``jupyter_interp``: ``Session.execute`` through the server (v1 subprotocol);
-* ``jupyter_client_zmq``: jupyter_client over ZMQ straight to its kernel (no server);
+* ``jupyter_client_zmq``: jupyter_client over ZMQ straight to its kernels (no server);
 * ``websockets`` (asyncio only): a plain ``websockets`` client through the same server,
   timed in a separate interleaved run against ``jupyter_interp`` alone: in the same
   rotation, whichever contender ran right after its 45 ms calls (jupyter_interp, three
@@ -20,6 +20,13 @@ comparison runs through Enterprise Gateway too, against a ZMQ kernel of the gate
 venv's own interpreter and ipykernel. Smoke runs do the asyncio phase only, without
 the gateway.
 
+Each contender runs on two kernels of its own, one call on each in turn: how the
+scheduler places one kernel process on the two cores moved one contender's median by
+up to 12 % for a whole run while the others kept theirs (a 1.33x run whose io_floor,
+through the same gateway, sat at 1.18x). A blocking raw-socket client (no event loop,
+its own minimal framing) measured the same medians as ``io_floor`` through Jupyter
+Server and Enterprise Gateway alike, so what remains above ZMQ is the server's hop.
+
 Each server's first kernel is started first and left idle, unmeasured: a server's
 first kernel ran 0.15-0.4 ms slower per execution than the kernels started after it
 (two io_floor kernels side by side, Jupyter Server, both backends; the cause is in the
@@ -30,10 +37,12 @@ that much.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import statistics
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from functools import partial
 
 import anyio
 
@@ -46,6 +55,12 @@ from .peers import ZmqKernel, raw_starter, websockets_kernel, zmq_kernel
 
 TARGET_RATIO = 1.25
 CODES = {"pass": "pass", "one_plus_one": "1+1"}
+
+
+def _alternating(*calls: Contender) -> Contender:
+    """One of ``calls`` per call, in turn (see the module docstring)."""
+    turns = itertools.cycle(calls)
+    return lambda: next(turns)()
 
 
 def _ours(session: Session, code: str) -> Callable[[], Awaitable[None]]:
@@ -109,24 +124,24 @@ async def _phase(options: Options, backend: str) -> None:
     report = Report(f"latency.{backend}", smoke=options.smoke)
     rounds, warmup = (1, 1) if options.smoke else (200, 20)
     async with AsyncExitStack() as stack:
-        zmq = await stack.enter_async_context(zmq_kernel())
+        zmqs = [await stack.enter_async_context(zmq_kernel()) for _ in range(2)]
         server = await stack.enter_async_context(jupyter_server())
         starter = await stack.enter_async_context(raw_starter(server.url, server.token))
         await starter.start()  # the unmeasured first kernel (see the docstring)
         client = await stack.enter_async_context(Client(server.url, token=server.token))
-        session = await stack.enter_async_context(client.session())
+        sessions = [await stack.enter_async_context(client.session()) for _ in range(2)]
         plain = None
         if backend == "asyncio" and importlib.util.find_spec("websockets") is not None:
             plain = await stack.enter_async_context(websockets_kernel(server.url, server.token))
         elif backend == "asyncio":
             print("note: websockets is not installed; its contender is left out", flush=True)
-        floor = await starter.start()
+        floors = [await starter.start() for _ in range(2)]
 
         def contenders(code: str) -> dict[str, Contender]:
             return {
-                "jupyter_interp": _ours(session, code),
-                "jupyter_client_zmq": _zmq(zmq, code),
-                "io_floor": lambda: floor.execute(code),
+                "jupyter_interp": _alternating(*(_ours(s, code) for s in sessions)),
+                "jupyter_client_zmq": _alternating(*(_zmq(z, code) for z in zmqs)),
+                "io_floor": _alternating(*(partial(f.execute, code) for f in floors)),
             }
 
         plain_for = None if plain is None else (lambda code: lambda: plain.execute(code))
@@ -152,18 +167,20 @@ async def _phase(options: Options, backend: str) -> None:
                 f"1 enterprise_gateway median <= {TARGET_RATIO}x jupyter_client/ZMQ", None, why
             )
             return
-        eg_zmq = await stack.enter_async_context(zmq_kernel(python=gateway.python))
+        eg_zmqs = [
+            await stack.enter_async_context(zmq_kernel(python=gateway.python)) for _ in range(2)
+        ]
         eg_starter = await stack.enter_async_context(raw_starter(gateway.url, gateway.token))
         await eg_starter.start()  # the unmeasured first kernel
         eg_client = await stack.enter_async_context(Client(gateway.url, token=gateway.token))
-        eg_session = await stack.enter_async_context(eg_client.session())
-        eg_floor = await eg_starter.start()
+        eg_sessions = [await stack.enter_async_context(eg_client.session()) for _ in range(2)]
+        eg_floors = [await eg_starter.start() for _ in range(2)]
 
         def eg_contenders(code: str) -> dict[str, Contender]:
             return {
-                "jupyter_interp": _ours(eg_session, code),
-                "jupyter_client_zmq": _zmq(eg_zmq, code),
-                "io_floor": lambda: eg_floor.execute(code),
+                "jupyter_interp": _alternating(*(_ours(s, code) for s in eg_sessions)),
+                "jupyter_client_zmq": _alternating(*(_zmq(z, code) for z in eg_zmqs)),
+                "io_floor": _alternating(*(partial(f.execute, code) for f in eg_floors)),
             }
 
         await _compare(report, "enterprise_gateway", eg_contenders, rounds=rounds, warmup=warmup)

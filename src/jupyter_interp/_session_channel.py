@@ -159,16 +159,19 @@ class SessionChannel:
         A loaded server does that now and then (Kernel Gateway closed one of fifty
         sockets opened at once with 1006 during the kernel_info exchange). Nothing has
         run yet, so opening again is safe; refusals (401, 404...) and timeouts are not
-        retried, and the last drop is raised.
+        retried, and the last drop is raised. A new attempt starts only within
+        ``handshake_timeout`` of the first: a server that hangs up after a long wait (a
+        kernel that never answers) fails the start as soon as it did without retries.
         """
         delay = 0.1
+        retry_until = anyio.current_time() + self._config.handshake_timeout
         for attempt in range(1, _OPEN_ATTEMPTS + 1):
             try:
                 await self._connect()
                 return
             except (ConnectError, ConnectionClosed) as exc:
                 await self._close_ws()
-                if attempt == _OPEN_ATTEMPTS:
+                if attempt == _OPEN_ATTEMPTS or anyio.current_time() + delay > retry_until:
                     raise
                 logger.warning(
                     "kernel %s: opening attempt %d failed, opening again: %s",

@@ -12,7 +12,8 @@ flight inside the proxy are discarded, as on a real network failure. While
 listener stays bound, so the port cannot be taken by anything else meanwhile). While
 ``websocket_drops`` is above zero, the next kernel WebSocket (a ``/channels`` request)
 is reset as soon as the server's first bytes (its ``101``) have reached the client, as
-a loaded server that hangs up during the readiness exchange does.
+a loaded server that hangs up during the readiness exchange does; ``websocket_delays``
+holds the ``101`` back and the reset off by that many seconds.
 
 Invariants: the proxy owns its task group (``async with``); leaving it closes the
 listener and resets every open connection; nothing but 127.0.0.1 is ever bound or
@@ -50,6 +51,7 @@ class TcpProxy:
         cuts: how many connections ``cut()`` has reset so far.
         websocket_drops: how many of the next kernel WebSockets to reset right after
             their upgrade reached the client.
+        websocket_delays: seconds to hold such an upgrade back, and then its reset.
         request_lines: the first line each forwarded connection sent (HTTP request
             lines: which paths, e.g. WebSocket URLs with their session ids, went by).
     """
@@ -63,6 +65,7 @@ class TcpProxy:
         self.accepted = 0
         self.cuts = 0
         self.websocket_drops = 0
+        self.websocket_delays = (0.0, 0.0)
         self.request_lines: list[str] = []
         self._forwarded = anyio.Event()
 
@@ -130,7 +133,10 @@ class TcpProxy:
                 await upstream.send(first)
                 if b"/channels" in first.split(b"\r\n", 1)[0] and self.websocket_drops > 0:
                     self.websocket_drops -= 1
-                    await downstream.send(await upstream.receive(_CHUNK))  # the 101
+                    upgrade = await upstream.receive(_CHUNK)  # the 101
+                    await anyio.sleep(self.websocket_delays[0])
+                    await downstream.send(upgrade)
+                    await anyio.sleep(self.websocket_delays[1])
                     self.cuts += 1
                     return  # both sockets reset as they close
                 async with anyio.create_task_group() as pumps:

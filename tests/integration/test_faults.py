@@ -276,6 +276,23 @@ async def test_a_websocket_dropped_at_every_opening_fails_the_start_and_leaks_no
     assert len(channels) == 3  # opened three times, then gave up
 
 
+async def test_a_hang_up_past_the_handshake_timeout_is_not_retried(
+    any_server: ServerUnderTest, proxy: TcpProxy
+) -> None:
+    # upgrade held 1.6 s, hang-up 1.6 s later: past handshake_timeout (3 s) from the
+    # first opening, so no second one (a kernel that never answers would otherwise
+    # hold start_session for several timeouts)
+    proxy.websocket_drops = 3
+    proxy.websocket_delays = (1.6, 1.6)
+    with anyio.fail_after(_TIMEOUT):
+        async with _client(proxy.url(), any_server.token, handshake_timeout=3.0) as client:
+            with pytest.raises((ConnectionClosed, ConnectError)):
+                await client.start_session()
+
+    assert len(_channel_session_ids(proxy)) == 1
+    assert proxy.websocket_drops == 2
+
+
 async def test_a_drop_during_a_cell_longer_than_the_handshake_timeout_is_survived(
     any_server: ServerUnderTest, proxy: TcpProxy
 ) -> None:

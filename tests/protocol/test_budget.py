@@ -118,8 +118,24 @@ def test_take_closes_the_map_and_keeps_only_the_size() -> None:
 
 def test_budgets_from_the_threshold_up_use_a_map_and_smaller_ones_do_not() -> None:
     small, large = HeadTail(budget._MAPPED_FROM - 1), HeadTail(budget._MAPPED_FROM)
+    text = "é" * budget._PIECES_UP_TO  # twice as many bytes: past the pieces
     for kept in (small, large):
-        kept.append("é")
+        kept.append(text)
     assert isinstance(small._buffer, bytearray)
     assert isinstance(large._buffer, mmap.mmap)
-    assert small.take() == large.take() == ("é", False)
+    assert small.take() == large.take() == (text, False)
+
+
+@pytest.mark.parametrize("cap", [0, 1, 10, budget._MAPPED_FROM])
+def test_output_within_the_pieces_limit_makes_no_buffer(cap: int) -> None:
+    kept = HeadTail(cap)
+    text = "x" * min(cap, budget._PIECES_UP_TO)
+    for piece in (text[:3], "", text[3:]):
+        kept.append(piece)
+    assert kept._buffer is None
+    assert kept.take() == (text, False)
+    past = HeadTail(cap)
+    past.append(text)
+    past.append("y")
+    assert past._buffer is not None  # past the limit: a buffer of the cap's size
+    assert past.size == len(text) + 1

@@ -48,14 +48,18 @@ _DECODE_STEP = 64 * 1024
 #: Budgets from this size up keep their bytes in an anonymous memory map: its pages
 #: cost memory only once written, and ``take`` gives them back as it goes.
 _MAPPED_FROM = 64 * 1024
+#: With a cap, text stays in the ``str`` pieces it came in until it passes this many
+#: bytes (or the cap): most executions print less and never make a buffer.
+_PIECES_UP_TO = 4096
 _RELEASE = getattr(mmap, "MADV_DONTNEED", None) if hasattr(mmap.mmap, "madvise") else None
 
 
 class HeadTail:
     """Stream text kept whole up to a byte cap, then as a head and a tail around a gap.
 
-    Without a cap the text is kept as the ``str`` pieces it arrived in. With one, it is
-    kept UTF-8 encoded in one buffer of exactly ``cap`` bytes, written in place: bytes
+    Without a cap the text is kept as the ``str`` pieces it arrived in; with one too,
+    until it passes ``_PIECES_UP_TO`` bytes or the cap. From then on it is kept UTF-8
+    encoded in one buffer of exactly ``cap`` bytes, written in place: bytes
     fill it in order until it is full; from then on the buffer's first ``cap - cap // 2``
     bytes are the head (cut back to a character start) and the rest is the tail, a ring
     that new bytes overwrite oldest first (its first bytes up to the next character
@@ -68,7 +72,7 @@ class HeadTail:
 
     def __init__(self, cap: int | None) -> None:
         self._cap = cap
-        self._pieces: list[str] = []  # no cap: everything, as it came
+        self._pieces: list[str] = []  # until there is a buffer: everything, as it came
         self._buffer: bytearray | mmap.mmap | None = None  # with a cap: from the first byte
         self._filled = 0  # bytes written in order, up to the cap
         self._head_cap = 0 if cap is None else cap - cap // 2
@@ -77,20 +81,28 @@ class HeadTail:
         self.size = 0
 
     def append(self, text: str) -> None:
+        if not text:
+            return
         cap = self._cap
-        if cap is None:
-            self._pieces.append(text)
-            self.size += _utf8_size(text)
-            return
-        data = _encode(text)
-        self.size += len(data)
-        if not data:
-            return
         buffer = self._buffer
         if buffer is None:
+            size = _utf8_size(text)
+            if cap is None or self.size + size <= min(cap, _PIECES_UP_TO):
+                self._pieces.append(text)
+                self.size += size
+                return
             buffer = self._buffer = mmap.mmap(-1, cap) if cap >= _MAPPED_FROM else bytearray(cap)
+            pieces, self._pieces = self._pieces, []
+            for piece in pieces:  # at most min(cap, _PIECES_UP_TO) bytes: they fit
+                self._write(buffer, _encode(piece))
+        data = _encode(text)
+        self.size += len(data)
+        self._write(buffer, data)
+
+    def _write(self, buffer: bytearray | mmap.mmap, data: bytes) -> None:
+        """Write ``data`` after what the buffer holds (into the tail's ring once full)."""
         with memoryview(data) as view:
-            filled = self._filled
+            filled, cap = self._filled, len(buffer)
             if filled < cap:
                 count = min(len(view), cap - filled)
                 buffer[filled : filled + count] = view[:count]
@@ -146,11 +158,8 @@ class HeadTail:
             spans.append((first + lost, stop))
         return spans, sum(stop - first for first, stop in spans)
 
-    def _texts(self, release: bool) -> Iterator[str]:
+    def _texts(self, buffer: bytearray | mmap.mmap, release: bool) -> Iterator[str]:
         """The kept text, decoded ``_DECODE_STEP`` bytes at a time, marker in place."""
-        buffer = self._buffer
-        if buffer is None:
-            return
         spans, kept = self._spans(buffer)
         marker = self._marker(kept)
         decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")
@@ -169,9 +178,10 @@ class HeadTail:
 
     def render(self) -> tuple[str, bool]:
         """The kept text (with a marker where the middle was cut) and whether it was cut."""
-        if self._cap is None:
+        buffer = self._buffer
+        if buffer is None:
             return "".join(self._pieces), False
-        return "".join(self._texts(release=False)), self._head_end is not None
+        return "".join(self._texts(buffer, release=False)), self._head_end is not None
 
     def take(self) -> tuple[str, bool]:
         """``render``, emptying this object while the text is built.
@@ -181,15 +191,16 @@ class HeadTail:
         kept instead of twice it. Call it once, last: afterwards only ``size`` is
         meaningful.
         """
-        if self._cap is None:
+        buffer = self._buffer
+        if buffer is None:
             pieces, self._pieces = self._pieces, []
             if len(pieces) == 1:  # the usual short output: nothing to join
                 return pieces.pop(), False
             pieces.reverse()
             return _append_all(_drain(pieces)), False
         cut = self._head_end is not None
-        text = _append_all(self._texts(release=True))
-        buffer, self._buffer = self._buffer, None
+        text = _append_all(self._texts(buffer, release=True))
+        self._buffer = None
         if isinstance(buffer, mmap.mmap):
             buffer.close()
         return text, cut

@@ -13,7 +13,11 @@ and IPython directories under the given work directory. ``running_kernel_gateway
 and ``running_enterprise_gateway()`` do the same for the gateways (token in
 ``KG_AUTH_TOKEN`` / ``EG_AUTH_TOKEN``, kernels started in the root directory, which is
 the server's working directory); Enterprise Gateway runs from its own venv
-(``gateway_env``).
+(``gateway_env``). The shared Jupyter Server and Kernel Gateway run their kernels over
+IPC sockets in a short runtime directory of their own (``_ipc_runtime_dir``): over TCP,
+fifty kernels started at once now and then lost a race for ports (a kernel's own
+ephemeral binds took a port the server had picked for another kernel), and the server
+then waited minutes on a kernel restarted on new ports. The other servers keep TCP.
 
 Invariants of teardown (which runs whatever the test did):
 
@@ -34,11 +38,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -107,30 +113,48 @@ def jupyter_server_command(*, port: int, root_dir: Path) -> list[str]:
     return command
 
 
+#: Kernels talk ZMQ over IPC sockets (see the module docstring).
+_IPC_KERNELS = "--KernelManager.transport=ipc"
+
+
+@contextmanager
+def _ipc_runtime_dir() -> Iterator[Path]:
+    """A runtime directory with a short path: an IPC socket path must fit in ~107 bytes
+    (``<dir>/kernel-<uuid>-ipc-<n>``), and pytest's own directories are too deep."""
+    path = Path(tempfile.mkdtemp(prefix="ji-rt-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def running_jupyter_server(
     workdir: Path, *, startup_timeout: float = 60.0
 ) -> Iterator[RunningServer]:
-    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``."""
+    """Run a Jupyter Server whose root, config and log live under ``workdir`` and whose
+    kernels use IPC sockets."""
     root_dir = workdir / "root"
     root_dir.mkdir()
     port = free_port()
     token = secrets.token_hex(24)
-    env = {
-        "JUPYTER_TOKEN": token,
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-        "IPYTHONDIR": str(workdir / "ipython"),
-    }
-    with run_server(
-        jupyter_server_command(port=port, root_dir=root_dir),
-        url=f"http://127.0.0.1:{port}/",
-        token=token,
-        root_dir=root_dir,
-        log_path=workdir / "jupyter_server.log",
-        env=env,
-        startup_timeout=startup_timeout,
-    ) as server:
+    with (
+        _ipc_runtime_dir() as runtime_dir,
+        run_server(
+            [*jupyter_server_command(port=port, root_dir=root_dir), _IPC_KERNELS],
+            url=f"http://127.0.0.1:{port}/",
+            token=token,
+            root_dir=root_dir,
+            log_path=workdir / "jupyter_server.log",
+            env={
+                "JUPYTER_TOKEN": token,
+                "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+                "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+                "IPYTHONDIR": str(workdir / "ipython"),
+            },
+            startup_timeout=startup_timeout,
+        ) as server,
+    ):
         yield server
 
 
@@ -157,19 +181,24 @@ def running_kernel_gateway(
         f"--KernelGatewayApp.port={port}",
         "--KernelGatewayApp.port_retries=0",
         "--KernelGatewayApp.log_level=WARN",
+        _IPC_KERNELS,
     ]
-    with _run_gateway(
-        command,
-        workdir,
-        port=port,
-        name="kernel_gateway",
-        token_variable="KG_AUTH_TOKEN",
-        settings={
-            "KG_LIST_KERNELS": "False",
-            "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR",
-        },
-        startup_timeout=startup_timeout,
-    ) as server:
+    with (
+        _ipc_runtime_dir() as runtime_dir,
+        _run_gateway(
+            command,
+            workdir,
+            port=port,
+            name="kernel_gateway",
+            token_variable="KG_AUTH_TOKEN",
+            settings={
+                "KG_LIST_KERNELS": "False",
+                "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR",
+                "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+            },
+            startup_timeout=startup_timeout,
+        ) as server,
+    ):
         yield server
 
 

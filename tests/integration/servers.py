@@ -13,11 +13,12 @@ and IPython directories under the given work directory. ``running_kernel_gateway
 and ``running_enterprise_gateway()`` do the same for the gateways (token in
 ``KG_AUTH_TOKEN`` / ``EG_AUTH_TOKEN``, kernels started in the root directory, which is
 the server's working directory); Enterprise Gateway runs from its own venv
-(``gateway_env``). The shared Jupyter Server and Kernel Gateway run their kernels over
-IPC sockets in a short runtime directory of their own (``_ipc_runtime_dir``): over TCP,
+(``gateway_env``). With ``ipc_kernels=True``, Jupyter Server and Kernel Gateway run
+their kernels over IPC sockets in a short runtime directory of their own: over TCP,
 fifty kernels started at once now and then lost a race for ports (a kernel's own
 ephemeral binds took a port the server had picked for another kernel), and the server
-then waited minutes on a kernel restarted on new ports. The other servers keep TCP.
+then waited minutes on a kernel restarted on new ports. Only ipykernel speaks IPC
+(Deno's kernel, for one, does not), so the shared servers keep TCP.
 
 Invariants of teardown (which runs whatever the test did):
 
@@ -118,9 +119,13 @@ _IPC_KERNELS = "--KernelManager.transport=ipc"
 
 
 @contextmanager
-def _ipc_runtime_dir() -> Iterator[Path]:
-    """A runtime directory with a short path: an IPC socket path must fit in ~107 bytes
-    (``<dir>/kernel-<uuid>-ipc-<n>``), and pytest's own directories are too deep."""
+def _runtime_dir(workdir: Path, *, ipc_kernels: bool) -> Iterator[Path]:
+    """``workdir/runtime``; for IPC kernels a directory with a short path instead (a
+    socket path must fit in ~107 bytes, and pytest's directories are deep), removed
+    after use."""
+    if not ipc_kernels:
+        yield workdir / "runtime"
+        return
     path = Path(tempfile.mkdtemp(prefix="ji-rt-"))
     try:
         yield path
@@ -130,18 +135,19 @@ def _ipc_runtime_dir() -> Iterator[Path]:
 
 @contextmanager
 def running_jupyter_server(
-    workdir: Path, *, startup_timeout: float = 60.0
+    workdir: Path, *, ipc_kernels: bool = False, startup_timeout: float = 60.0
 ) -> Iterator[RunningServer]:
-    """Run a Jupyter Server whose root, config and log live under ``workdir`` and whose
-    kernels use IPC sockets."""
+    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``
+    (``ipc_kernels``: see the module docstring)."""
     root_dir = workdir / "root"
     root_dir.mkdir()
     port = free_port()
     token = secrets.token_hex(24)
+    command = jupyter_server_command(port=port, root_dir=root_dir)
     with (
-        _ipc_runtime_dir() as runtime_dir,
+        _runtime_dir(workdir, ipc_kernels=ipc_kernels) as runtime_dir,
         run_server(
-            [*jupyter_server_command(port=port, root_dir=root_dir), _IPC_KERNELS],
+            [*command, _IPC_KERNELS] if ipc_kernels else command,
             url=f"http://127.0.0.1:{port}/",
             token=token,
             root_dir=root_dir,
@@ -164,13 +170,13 @@ EG_REFUSED_USERNAME = "jupyter-interp-refused"
 
 @contextmanager
 def running_kernel_gateway(
-    workdir: Path, *, startup_timeout: float = 60.0
+    workdir: Path, *, ipc_kernels: bool = False, startup_timeout: float = 60.0
 ) -> Iterator[RunningServer]:
     """Run Kernel Gateway 3.x (jupyter-websocket mode, test venv) under ``workdir``.
 
     Defaults are kept (no kernel listing, no Contents API); kernels start in
     ``root_dir`` and inherit, besides ``PATH`` and the client's ``KERNEL_*``, only the
-    teardown marker and ``IPYTHONDIR``.
+    teardown marker and ``IPYTHONDIR``. ``ipc_kernels``: see the module docstring.
     """
     port = free_port()
     command = [
@@ -181,10 +187,10 @@ def running_kernel_gateway(
         f"--KernelGatewayApp.port={port}",
         "--KernelGatewayApp.port_retries=0",
         "--KernelGatewayApp.log_level=WARN",
-        _IPC_KERNELS,
+        *([_IPC_KERNELS] if ipc_kernels else []),
     ]
     with (
-        _ipc_runtime_dir() as runtime_dir,
+        _runtime_dir(workdir, ipc_kernels=ipc_kernels) as runtime_dir,
         _run_gateway(
             command,
             workdir,

@@ -12,7 +12,8 @@ A dropped result must never look ``ok``. The server's WebSocket message cap (tor
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import anyio
@@ -25,7 +26,7 @@ from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 from jupyter_interp.session import Session
 
 from .conftest import SERVER_KINDS, TEST_CLIENT_SETTINGS, ServerUnderTest
-from .servers import RunningServer
+from .servers import RunningServer, running_jupyter_server, running_kernel_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -216,14 +217,22 @@ async def test_twenty_concurrent_executes_on_one_session_run_in_order(
     assert len(set(counts)) == 20
 
 
+@pytest.fixture
+def ipc_server(kind: str, tmp_path: Path) -> Iterator[RunningServer]:
+    """A private server of ``kind`` whose kernels use IPC: fifty TCP kernels started at
+    once now and then lose a race for ports (see ``servers``), which is not ours."""
+    start = running_jupyter_server if kind == "jupyter_server" else running_kernel_gateway
+    with start(tmp_path, ipc_kernels=True) as server:
+        yield server
+
+
 @pytest.mark.parametrize("kind", ["jupyter_server", "kernel_gateway"])
 async def test_fifty_sessions_in_parallel_from_one_client(
-    request: pytest.FixtureRequest, kind: str
+    ipc_server: RunningServer, kind: str
 ) -> None:
     # Enterprise Gateway takes ~2 min per backend for 50 kernel launches on 2 cores;
     # its concurrency is covered by the 20 concurrent executes above
-    running: RunningServer = request.getfixturevalue(kind)
-    any_server = ServerUnderTest(url=running.url, token=running.token, kind=kind)
+    any_server = ServerUnderTest(url=ipc_server.url, token=ipc_server.token, kind=kind)
     answers: dict[int, ExecutionResult] = {}
     kernel_ids: set[str] = set()
 

@@ -14,7 +14,8 @@ Invariants:
   iopub status (asked again every quarter second, a few times): output that a fresh
   kernel publishes before the server's iopub subscription exists would be lost.
 * A session's first WebSocket that the server hangs up before readiness is opened
-  again, a few times (nothing has run yet); refusals and timeouts are raised at once.
+  again, a few times and only within ``handshake_timeout`` of the first opening
+  (nothing has run yet); refusals and timeouts are raised at once.
 * A reconnect with executions in flight succeeds once the WebSocket is open: its
   kernel_info queues behind the running cell, so readiness is then awaited past
   ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
@@ -156,10 +157,9 @@ class SessionChannel:
     async def _open(self) -> None:
         """First connect; a WebSocket the server hangs up before readiness is reopened.
 
-        A loaded server does that now and then (Kernel Gateway closed one of fifty
-        sockets opened at once with 1006 during the kernel_info exchange). Nothing has
-        run yet, so opening again is safe; refusals (401, 404...) and timeouts are not
-        retried, and the last drop is raised. A new attempt starts only within
+        A quick hang-up (a proxy or server dropping the socket) need not fail the
+        start: nothing has run yet, so opening again is safe. Refusals (401, 404...) and
+        timeouts are not retried, and the last drop is raised. A new attempt starts only within
         ``handshake_timeout`` of the first: a server that hangs up after a long wait (a
         kernel that never answers) fails the start as soon as it did without retries.
         """

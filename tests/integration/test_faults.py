@@ -242,8 +242,8 @@ async def test_refused_reconnects_mid_execution_lose_nothing_silently(
 async def test_a_websocket_dropped_before_readiness_is_opened_again(
     any_server: ServerUnderTest, proxy: TcpProxy
 ) -> None:
-    # a loaded Kernel Gateway hung up one of fifty WebSockets opened at once during the
-    # readiness exchange; nothing has run yet, so start_session opens it again
+    # a quick hang-up during the readiness exchange: nothing has run yet, so
+    # start_session opens the WebSocket again
     proxy.websocket_drops = 2
     with anyio.fail_after(_TIMEOUT):
         async with (

@@ -73,7 +73,7 @@ class HeadTail:
     def __init__(self, cap: int | None) -> None:
         self._cap = cap
         self._pieces: list[str] = []  # until there is a buffer: everything, as it came
-        self._buffer: bytearray | mmap.mmap | None = None  # with a cap: from the first byte
+        self._buffer: bytearray | mmap.mmap | None = None  # with a cap: once past the pieces
         self._filled = 0  # bytes written in order, up to the cap
         self._head_cap = 0 if cap is None else cap - cap // 2
         self._head_end: int | None = None  # where the head stops, once the cap was passed

@@ -20,6 +20,10 @@ Theory of operation
 * **Port.** The server binds ``127.0.0.1`` with ``--ServerApp.port=0``: it asks the OS
   for a free port itself and reports it (and its ``base_url``) in the runtime info file,
   so there is no pick-then-bind race between two processes.
+* **Kernels.** The server's kernel manager is ``_embedded_kernels.EmbeddedKernelManager``,
+  which runs ipykernel kernels over IPC (many kernels starting at once cannot race for
+  ports), when the interpreter can load it (always ours; another one is asked by the
+  dependency probe); the caller's ``extra_args`` come last and override it.
 * **Readiness.** Start-up waits, bounded by ``startup_timeout``, until the info file
   exists and ``GET /api`` answers 200 (httpx, loopback, no proxies from the environment).
   An early exit raises ``ConnectError`` and a deadline ``TransportTimeout``, both with the
@@ -56,6 +60,7 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 import anyio.abc
@@ -68,6 +73,9 @@ from .errors import ConnectError, MissingDependency, TransportTimeout
 __all__ = ["LocalJupyterServer", "launch_jupyter_server"]
 
 _REQUIRED_MODULES = ("jupyter_server", "ipykernel")
+_KERNEL_MANAGER = "jupyter_interp._embedded_kernels.EmbeddedKernelManager"
+# The probe's exit status when the required modules are there but not our kernel manager.
+_NO_KERNEL_MANAGER = 3
 _PROBE_INTERVAL = 0.05
 _PROBE_REQUEST_TIMEOUT = 5.0
 _SWEEP_TIMEOUT = 5.0
@@ -139,10 +147,12 @@ async def launch_jupyter_server(
             root = str(await anyio.Path(root_dir).absolute())
         server_env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
         server_env["JUPYTER_TOKEN_FILE"] = _write_private_files(private_dir, runtime_dir, token)
-        command = [interpreter, "-m", "jupyter_server", *_server_args(root), *extra_args]
+        command = [interpreter, "-m", "jupyter_server", *_server_args(root)]
         try:
             with anyio.fail_after(startup_timeout):
-                await _require_server_modules(interpreter, server_env, private_dir)
+                if await _require_server_modules(interpreter, server_env, private_dir):
+                    command.append(f"--MappingKernelManager.kernel_manager_class={_KERNEL_MANAGER}")
+                command.extend(extra_args)  # last, so that the caller's options win
                 process = await _spawn(command, server_env, log_path)
                 server = await _wait_until_ready(process, runtime_dir, token, log_path)
         except TimeoutError as exc:
@@ -187,32 +197,45 @@ def _server_args(root_dir: str) -> list[str]:
     return args
 
 
-async def _require_server_modules(interpreter: str, env: Mapping[str, str], cwd: Path) -> None:
+async def _require_server_modules(interpreter: str, env: Mapping[str, str], cwd: Path) -> bool:
+    """Raise ``MissingDependency`` unless ``interpreter`` has the server's modules; return
+    whether it can also load our kernel manager (``_embedded_kernels``)."""
     if interpreter == sys.executable:
         missing = [name for name in _REQUIRED_MODULES if importlib.util.find_spec(name) is None]
-        found = not missing
-    else:
-        check = (
-            "import importlib.util, sys; "
-            f"sys.exit(any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}))"
+        if missing:
+            _missing(interpreter)
+        return True
+    check = (
+        "import importlib.util, sys\n"
+        f"if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):\n"
+        "    sys.exit(1)\n"
+        "try:\n"
+        f"    ours = importlib.util.find_spec({_KERNEL_MANAGER.rpartition('.')[0]!r})\n"
+        "except ImportError:\n"
+        "    ours = None\n"
+        f"sys.exit(0 if ours else {_NO_KERNEL_MANAGER})\n"
+    )
+    try:
+        result = await anyio.run_process(
+            [interpreter, "-c", check],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            check=False,
         )
-        try:
-            result = await anyio.run_process(
-                [interpreter, "-c", check],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                cwd=cwd,
-                check=False,
-            )
-        except OSError as exc:
-            raise ConnectError(f"cannot run the Python interpreter {interpreter!r}: {exc}") from exc
-        found = result.returncode == 0
-    if not found:
-        raise MissingDependency(
-            f"launching a local Jupyter Server needs jupyter_server and ipykernel in "
-            f"{interpreter}; install them with: pip install 'jupyter-interp[local]'"
-        )
+    except OSError as exc:
+        raise ConnectError(f"cannot run the Python interpreter {interpreter!r}: {exc}") from exc
+    if result.returncode not in (0, _NO_KERNEL_MANAGER):
+        _missing(interpreter)
+    return result.returncode == 0
+
+
+def _missing(interpreter: str) -> NoReturn:
+    raise MissingDependency(
+        f"launching a local Jupyter Server needs jupyter_server and ipykernel in "
+        f"{interpreter}; install them with: pip install 'jupyter-interp[local]'"
+    )
 
 
 async def _spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> anyio.abc.Process:

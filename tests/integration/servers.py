@@ -13,12 +13,13 @@ and IPython directories under the given work directory. ``running_kernel_gateway
 and ``running_enterprise_gateway()`` do the same for the gateways (token in
 ``KG_AUTH_TOKEN`` / ``EG_AUTH_TOKEN``, kernels started in the root directory, which is
 the server's working directory); Enterprise Gateway runs from its own venv
-(``gateway_env``). With ``ipc_kernels=True``, Jupyter Server and Kernel Gateway run
-their kernels over IPC sockets in a short runtime directory of their own: over TCP,
-fifty kernels started at once now and then lost a race for ports (a kernel's own
-ephemeral binds took a port the server had picked for another kernel), and the server
-then waited minutes on a kernel restarted on new ports. Only ipykernel speaks IPC
-(Deno's kernel, for one, does not), so the shared servers keep TCP.
+(``gateway_env``). With ``ipc_kernels=True``, Kernel Gateway runs its kernels over IPC
+sockets in a short runtime directory of its own: over TCP, fifty kernels started at
+once now and then lose a race for ports (a kernel's own ephemeral binds take a port the
+server picked for another kernel), and the server then waits minutes on a kernel
+restarted on new ports. Only ipykernel speaks IPC (Deno's kernel, for one, does not),
+so the shared servers keep TCP; the embedded default chooses per kernelspec
+(``jupyter_interp._embedded_kernels``).
 
 Invariants of teardown (which runs whatever the test did):
 
@@ -135,32 +136,28 @@ def _runtime_dir(workdir: Path, *, ipc_kernels: bool) -> Iterator[Path]:
 
 @contextmanager
 def running_jupyter_server(
-    workdir: Path, *, ipc_kernels: bool = False, startup_timeout: float = 60.0
+    workdir: Path, *, startup_timeout: float = 60.0
 ) -> Iterator[RunningServer]:
-    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``
-    (``ipc_kernels``: see the module docstring)."""
+    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``."""
     root_dir = workdir / "root"
     root_dir.mkdir()
     port = free_port()
     token = secrets.token_hex(24)
     command = jupyter_server_command(port=port, root_dir=root_dir)
-    with (
-        _runtime_dir(workdir, ipc_kernels=ipc_kernels) as runtime_dir,
-        run_server(
-            [*command, _IPC_KERNELS] if ipc_kernels else command,
-            url=f"http://127.0.0.1:{port}/",
-            token=token,
-            root_dir=root_dir,
-            log_path=workdir / "jupyter_server.log",
-            env={
-                "JUPYTER_TOKEN": token,
-                "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-                "JUPYTER_RUNTIME_DIR": str(runtime_dir),
-                "IPYTHONDIR": str(workdir / "ipython"),
-            },
-            startup_timeout=startup_timeout,
-        ) as server,
-    ):
+    with run_server(
+        command,
+        url=f"http://127.0.0.1:{port}/",
+        token=token,
+        root_dir=root_dir,
+        log_path=workdir / "jupyter_server.log",
+        env={
+            "JUPYTER_TOKEN": token,
+            "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+            "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+            "IPYTHONDIR": str(workdir / "ipython"),
+        },
+        startup_timeout=startup_timeout,
+    ) as server:
         yield server
 
 

@@ -7,6 +7,7 @@ is reaped by whoever adopted it, not by us).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,8 +21,11 @@ import pytest
 
 from jupyter_interp import _launcher
 from jupyter_interp._launcher import LocalJupyterServer, launch_jupyter_server
+from jupyter_interp.client import Client
 from jupyter_interp.errors import ConnectError, MissingDependency, TransportTimeout
+from jupyter_interp.local import local_server
 
+from .conftest import TEST_CLIENT_SETTINGS
 from .servers import RunningServer, child_pids, free_port, is_running, run_server
 
 pytestmark = pytest.mark.anyio
@@ -209,6 +213,72 @@ async def test_interpreter_that_cannot_run_raises_connect_error(tmp_path: Path) 
     with anyio.fail_after(_TEST_TIMEOUT), pytest.raises(ConnectError, match="no-python"):
         async with launch_jupyter_server(python=absent):
             pytest.fail("there is no interpreter to run")
+
+
+# The kernel's transport, and whether its IPC sockets sit beside its connection file.
+_TRANSPORT = """
+import os
+from ipykernel.kernelapp import IPKernelApp
+app = IPKernelApp.instance()
+beside = os.path.dirname(app.ip) == os.path.dirname(app.connection_file)
+print(app.transport, beside)
+"""
+
+
+def _kernelspec_not_run_as_module(jupyter_path: Path) -> str:
+    """A kernelspec that starts ipykernel through ``-c``: not recognisably ipykernel."""
+    name = "python-through-c"
+    spec_dir = jupyter_path / "kernels" / name
+    spec_dir.mkdir(parents=True)
+    launch = "from ipykernel import kernelapp; kernelapp.launch_new_instance()"
+    argv = [sys.executable, "-c", launch, "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": name, "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return name
+
+
+async def _transport(client: Client, kernel_name: str | None = None) -> str:
+    async with client.session(kernel_name) as session:
+        first = await session.execute(_TRANSPORT)
+        await session.restart()
+        again = await session.execute(_TRANSPORT)
+    assert first.ok, first.describe()
+    assert again.stdout == first.stdout  # a restart keeps the transport
+    return first.stdout.strip()
+
+
+async def test_ipykernel_kernels_run_over_ipc_and_others_keep_tcp(tmp_path: Path) -> None:
+    other = _kernelspec_not_run_as_module(tmp_path)
+    env = {"JUPYTER_PATH": str(tmp_path)}
+    with anyio.fail_after(_TEST_TIMEOUT):
+        async with local_server(env=env, **TEST_CLIENT_SETTINGS) as client:
+            ipykernel = await _transport(client)
+            not_recognised = await _transport(client, other)
+    assert ipykernel == "ipc True"
+    assert not_recognised == "tcp False"
+
+
+async def test_a_transport_the_caller_chose_wins() -> None:
+    with anyio.fail_after(_TEST_TIMEOUT):
+        async with local_server(
+            extra_args=["--KernelManager.transport=tcp"], **TEST_CLIENT_SETTINGS
+        ) as client:
+            assert await _transport(client) == "tcp False"
+
+
+async def test_an_interpreter_without_our_kernel_manager_runs_kernels_over_tcp(
+    tmp_path: Path,
+) -> None:
+    # Another interpreter whose jupyter_interp (an older one, say) has no _embedded_kernels.
+    older = tmp_path / "older" / "jupyter_interp"
+    older.mkdir(parents=True)
+    (older / "__init__.py").write_text("")
+    interpreter = tmp_path / "python"
+    interpreter.write_text(f'#!/bin/sh\nPYTHONPATH={older.parent} exec {sys.executable} "$@"\n')
+    interpreter.chmod(0o755)
+    with anyio.fail_after(_TEST_TIMEOUT):
+        async with local_server(python=str(interpreter), **TEST_CLIENT_SETTINGS) as client:
+            assert await _transport(client) == "tcp False"
 
 
 def test_session_server_answers_with_its_token(jupyter_server: RunningServer) -> None:

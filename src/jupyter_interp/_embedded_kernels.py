@@ -1,0 +1,82 @@
+"""The embedded server's kernel manager: ipykernel kernels talk to it over IPC.
+
+Loaded by name (``--MappingKernelManager.kernel_manager_class``) inside the private
+Jupyter Server that ``_launcher`` starts, never by the client: it imports jupyter_server.
+
+Why: over TCP, the server picks each kernel's five ports by binding port 0 and letting
+go, and the kernel binds them a few hundred milliseconds later. Meanwhile every
+ipykernel binds an OS-chosen loopback port of its own (its iopub pipe), so when many
+kernels start at once one of them can take a port picked for another. That kernel dies
+with "Address already in use", is restarted on new ports, and the server holds the
+WebSocket open on it for minutes before dropping it. Unix sockets need no ports, so an
+ipykernel kernel on IPC cannot lose that race.
+
+Strategy: on a kernel's first start, switch it to IPC when all of these hold, else leave
+it exactly as Jupyter would start it (TCP):
+
+* its kernelspec runs ipykernel (``-m ipykernel_launcher`` or ``-m ipykernel``), a kernel
+  known to read ``transport`` from its connection file (Deno's, for one, cannot);
+* nobody configured ``KernelManager.transport`` (an explicit choice wins);
+* this pyzmq supports IPC and the socket paths, which live beside the connection file
+  in the server's private runtime directory, fit in a Unix socket address.
+
+Restarts keep the transport the first start chose.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+__all__ = ["EmbeddedKernelManager", "runs_ipykernel", "socket_path_fits"]
+
+# sun_path holds 108 bytes on Linux and 104 on macOS, with a terminating NUL; jupyter_client
+# appends "-<n>" to the prefix, n a small number.
+_SOCKET_PATH_LIMIT = 103
+_SUFFIX_ROOM = len("-99")
+_IPYKERNEL_MODULES = frozenset({"ipykernel_launcher", "ipykernel"})
+
+
+def runs_ipykernel(argv: Sequence[str]) -> bool:
+    """Whether a kernelspec's ``argv`` runs ipykernel as a module (``-m ipykernel...``)."""
+    return any(
+        flag == "-m" and module in _IPYKERNEL_MODULES for flag, module in itertools.pairwise(argv)
+    )
+
+
+def socket_path_fits(prefix: str) -> bool:
+    """Whether Unix socket paths ``<prefix>-<n>`` fit in a socket address."""
+    return len(os.fsencode(prefix)) + _SUFFIX_ROOM <= _SOCKET_PATH_LIMIT
+
+
+class EmbeddedKernelManager(ServerKernelManager):
+    """Jupyter Server's kernel manager, with IPC for ipykernel kernels (see the module)."""
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        if self.provisioner is None:  # a first start; a restart keeps its transport
+            self._choose_ipc()
+        return await super()._async_pre_start_kernel(**kw)
+
+    def _choose_ipc(self) -> None:
+        if self.transport != "tcp" or self._transport_configured() or not zmq.has("ipc"):
+            return
+        spec = self.kernel_spec
+        if spec is None or not self.connection_file or not runs_ipykernel(spec.argv):
+            return
+        prefix = os.path.splitext(self.connection_file)[0] + "-ipc"
+        if not socket_path_fits(prefix):
+            return
+        self.transport = "ipc"
+        self.ip = prefix
+        self.cache_ports = False  # the port cache binds TCP ports; IPC needs none
+
+    def _transport_configured(self) -> bool:
+        sections = ("KernelManager", "ServerKernelManager", type(self).__name__)
+        return any(
+            section in self.config and "transport" in self.config[section] for section in sections
+        )

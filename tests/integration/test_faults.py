@@ -15,6 +15,7 @@ or SIGKILL) ends the in-flight execution as KERNEL_DIED in 1.6-2.8 s on every se
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import types
@@ -184,7 +185,11 @@ async def test_reconnects_refused_beyond_the_budget_end_in_a_typed_error(
 
 
 def _numbered_lines(stdout: str) -> list[int]:
-    return [int(line.removeprefix("line ")) for line in stdout.splitlines()]
+    """The numbers of the ``line <n>`` prints. ``print`` writes the text and its newline
+    separately, and the kernel may send them in two messages: when the one with the
+    newline is lost, two lines run together (``line 111line 112``)."""
+    assert re.fullmatch(r"(?:line \d+\n?)*", stdout), stdout
+    return [int(number) for number in re.findall(r"line (\d+)", stdout)]
 
 
 def _complete_or_flagged(result: ExecutionResult, lines: int) -> bool:

@@ -14,8 +14,9 @@ ipykernel kernel on IPC cannot lose that race.
 Strategy: on a kernel's first start, switch it to IPC when all of these hold, else leave
 it exactly as Jupyter would start it (TCP):
 
-* its kernelspec runs ipykernel (``-m ipykernel_launcher`` or ``-m ipykernel``), a kernel
-  known to read ``transport`` from its connection file (Deno's, for one, cannot);
+* its kernelspec is a Python interpreter running ipykernel (``-m ipykernel_launcher`` or
+  ``-m ipykernel``) with no wrapper in front: a kernel known to read ``transport`` from
+  its connection file (Deno's, for one, cannot), on this host, as this user;
 * nobody configured ``KernelManager.transport`` (an explicit choice wins);
 * this pyzmq supports IPC and the socket paths, which live beside the connection file
   in the server's private runtime directory, fit in a Unix socket address.
@@ -25,7 +26,6 @@ Restarts keep the transport the first start chose.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -40,13 +40,28 @@ __all__ = ["EmbeddedKernelManager", "runs_ipykernel", "socket_path_fits"]
 _SOCKET_PATH_LIMIT = 103
 _SUFFIX_ROOM = len("-99")
 _IPYKERNEL_MODULES = frozenset({"ipykernel_launcher", "ipykernel"})
+_OPTIONS_WITH_VALUE = frozenset({"-X", "-W"})
 
 
 def runs_ipykernel(argv: Sequence[str]) -> bool:
-    """Whether a kernelspec's ``argv`` runs ipykernel as a module (``-m ipykernel...``)."""
-    return any(
-        flag == "-m" and module in _IPYKERNEL_MODULES for flag, module in itertools.pairwise(argv)
-    )
+    """Whether ``argv`` is a Python interpreter running ipykernel as a module, directly.
+
+    Only interpreter options may stand between (``-X``/``-W`` with their values). A
+    wrapper in front (``sudo``, ``conda run``, ``docker``, ``ssh``) may run the kernel as
+    another user or where our sockets are not, so its kernelspec keeps TCP; so does
+    anything this reading does not recognise.
+    """
+    if not argv or not os.path.basename(argv[0]).startswith("python"):
+        return False
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument == "-m":
+            return next(arguments, None) in _IPYKERNEL_MODULES
+        if argument in _OPTIONS_WITH_VALUE:
+            next(arguments, None)
+        elif not argument.startswith("-") or argument == "-" or argument.startswith("-c"):
+            return False  # a script, stdin or -c: not a module run
+    return False
 
 
 def socket_path_fits(prefix: str) -> bool:

@@ -24,6 +24,7 @@ from jupyter_interp._launcher import LocalJupyterServer, launch_jupyter_server
 from jupyter_interp.client import Client
 from jupyter_interp.errors import ConnectError, MissingDependency, TransportTimeout
 from jupyter_interp.local import local_server
+from jupyter_interp.protocol.result import ExecutionStatus
 
 from .conftest import TEST_CLIENT_SETTINGS
 from .servers import RunningServer, child_pids, free_port, is_running, run_server
@@ -237,13 +238,23 @@ def _kernelspec_not_run_as_module(jupyter_path: Path) -> str:
     return name
 
 
-async def _transport(client: Client, kernel_name: str | None = None) -> str:
+async def _transport(
+    client: Client, kernel_name: str | None = None, *, then_die: bool = False
+) -> str:
+    """The kernel's transport, the same after a restart and, with ``then_die``, after
+    the kernel died (the server's autorestart binds the same sockets again)."""
     async with client.session(kernel_name) as session:
         first = await session.execute(_TRANSPORT)
         await session.restart()
-        again = await session.execute(_TRANSPORT)
+        restarted = await session.execute(_TRANSPORT)
+        if then_die:
+            died = await session.execute("import os; os._exit(1)")
+            assert died.status is ExecutionStatus.KERNEL_DIED, died.describe()
+            reborn = await session.execute(_TRANSPORT)
+            assert reborn.ok, reborn.describe()
+            assert reborn.stdout == first.stdout
     assert first.ok, first.describe()
-    assert again.stdout == first.stdout  # a restart keeps the transport
+    assert restarted.stdout == first.stdout
     return first.stdout.strip()
 
 
@@ -252,7 +263,7 @@ async def test_ipykernel_kernels_run_over_ipc_and_others_keep_tcp(tmp_path: Path
     env = {"JUPYTER_PATH": str(tmp_path)}
     with anyio.fail_after(_TEST_TIMEOUT):
         async with local_server(env=env, **TEST_CLIENT_SETTINGS) as client:
-            ipykernel = await _transport(client)
+            ipykernel = await _transport(client, then_die=True)
             not_recognised = await _transport(client, other)
     assert ipykernel == "ipc True"
     assert not_recognised == "tcp False"

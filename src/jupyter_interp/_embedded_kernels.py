@@ -91,7 +91,9 @@ class EmbeddedKernelManager(ServerKernelManager):
         self.cache_ports = False  # the port cache binds TCP ports; IPC needs none
 
     def _transport_configured(self) -> bool:
-        sections = ("KernelManager", "ServerKernelManager", type(self).__name__)
+        """Whether config sets ``transport`` on any class this one inherits it from (the
+        sections traitlets would read it from)."""
         return any(
-            section in self.config and "transport" in self.config[section] for section in sections
+            cls.__name__ in self.config and "transport" in self.config[cls.__name__]
+            for cls in type(self).__mro__
         )

@@ -6,8 +6,8 @@ Theory of operation
 ``python -m jupyter_server`` subprocess and everything it spawns:
 
 * **Dependencies first.** ``jupyter_server`` and ``ipykernel`` must be importable by the
-  target interpreter (``importlib.util.find_spec`` for our own interpreter, a tiny probe
-  subprocess for another one); otherwise ``MissingDependency`` names the extra to install.
+  target interpreter (a tiny probe subprocess, with the server's environment, asks);
+  otherwise ``MissingDependency`` names the extra to install.
 * **Private directories.** A fresh private directory (mode 0700) holds the runtime dir
   (``JUPYTER_RUNTIME_DIR``: the ``jpserver-<pid>.json`` info file, kernel connection
   files), the token file and the server log. Unless the caller gives ``root_dir``, a
@@ -22,8 +22,8 @@ Theory of operation
   so there is no pick-then-bind race between two processes.
 * **Kernels.** The server's kernel manager is ``_embedded_kernels.EmbeddedKernelManager``,
   which runs ipykernel kernels over IPC (many kernels starting at once cannot race for
-  ports), when the interpreter can load it (always ours; another one is asked by the
-  dependency probe); the caller's ``extra_args`` come last and override it.
+  ports), when the server can load it (the dependency probe asks); the caller's
+  ``extra_args`` come last and override it.
 * **Readiness.** Start-up waits, bounded by ``startup_timeout``, until the info file
   exists and ``GET /api`` answers 200 (httpx, loopback, no proxies from the environment).
   An early exit raises ``ConnectError`` and a deadline ``TransportTimeout``, both with the
@@ -48,7 +48,6 @@ teardown runs: the server outlives it.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import secrets
@@ -132,6 +131,8 @@ async def launch_jupyter_server(
         TransportTimeout: The server did not become ready within ``startup_timeout``.
     """
     interpreter = python or sys.executable
+    if os.sep in interpreter:  # a path: relative to the caller's directory, not the server's
+        interpreter = str(await anyio.Path(interpreter).absolute())
     server_env = {**os.environ, **(env or {})}
     server_env.pop("JUPYTER_TOKEN", None)
     token = secrets.token_hex(24)
@@ -199,20 +200,23 @@ def _server_args(root_dir: str) -> list[str]:
 
 async def _require_server_modules(interpreter: str, env: Mapping[str, str], cwd: Path) -> bool:
     """Raise ``MissingDependency`` unless ``interpreter`` has the server's modules; return
-    whether it can also load our kernel manager (``_embedded_kernels``)."""
-    if interpreter == sys.executable:
-        missing = [name for name in _REQUIRED_MODULES if importlib.util.find_spec(name) is None]
-        if missing:
-            _missing(interpreter)
-        return True
+    whether the server can also load our kernel manager (``_embedded_kernels``: this
+    package, and Jupyter Server 2 for the class it extends).
+
+    Asked of a subprocess with the server's environment and working directory even for
+    our own interpreter: the server imports the manager by name there, where a package
+    this process found through a ``sys.path`` of its own may be absent.
+    """
     check = (
         "import importlib.util, sys\n"
         f"if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):\n"
         "    sys.exit(1)\n"
         "try:\n"
-        f"    ours = importlib.util.find_spec({_KERNEL_MANAGER.rpartition('.')[0]!r})\n"
-        "except ImportError:\n"
-        "    ours = None\n"
+        "    from importlib.metadata import version\n"
+        "    ours = int(version('jupyter_server').split('.')[0]) >= 2 and bool(\n"
+        f"        importlib.util.find_spec({_KERNEL_MANAGER.rpartition('.')[0]!r}))\n"
+        "except Exception:\n"
+        "    ours = False\n"
         f"sys.exit(0 if ours else {_NO_KERNEL_MANAGER})\n"
     )
     try:

@@ -209,6 +209,18 @@ async def test_own_interpreter_missing_a_module_raises_missing_dependency(
             pytest.fail("a required module is missing")
 
 
+async def test_a_relative_interpreter_path_is_taken_from_the_callers_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the probe and the server run in the launcher's private directory
+    interpreter = Path(sys.executable)
+    monkeypatch.chdir(interpreter.parent.parent)  # a venv's bin/.. holds its pyvenv.cfg
+    relative = os.path.join(interpreter.parent.name, interpreter.name)
+    with anyio.fail_after(_TEST_TIMEOUT):
+        async with launch_jupyter_server(python=relative) as server:
+            assert await _status_code(server.url, "api/status", server.token) == 200
+
+
 async def test_interpreter_that_cannot_run_raises_connect_error(tmp_path: Path) -> None:
     absent = str(tmp_path / "no-python")
     with anyio.fail_after(_TEST_TIMEOUT), pytest.raises(ConnectError, match="no-python"):

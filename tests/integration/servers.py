@@ -143,19 +143,19 @@ def running_jupyter_server(
     root_dir.mkdir()
     port = free_port()
     token = secrets.token_hex(24)
-    command = jupyter_server_command(port=port, root_dir=root_dir)
+    env = {
+        "JUPYTER_TOKEN": token,
+        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        "IPYTHONDIR": str(workdir / "ipython"),
+    }
     with run_server(
-        command,
+        jupyter_server_command(port=port, root_dir=root_dir),
         url=f"http://127.0.0.1:{port}/",
         token=token,
         root_dir=root_dir,
         log_path=workdir / "jupyter_server.log",
-        env={
-            "JUPYTER_TOKEN": token,
-            "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-            "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-            "IPYTHONDIR": str(workdir / "ipython"),
-        },
+        env=env,
         startup_timeout=startup_timeout,
     ) as server:
         yield server

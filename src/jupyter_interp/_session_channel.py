@@ -159,9 +159,10 @@ class SessionChannel:
 
         A quick hang-up (a proxy or server dropping the socket) need not fail the
         start: nothing has run yet, so opening again is safe. Refusals (401, 404...) and
-        timeouts are not retried, and the last drop is raised. A new attempt starts only within
-        ``handshake_timeout`` of the first: a server that hangs up after a long wait (a
-        kernel that never answers) fails the start as soon as it did without retries.
+        timeouts are not retried, and the last drop is raised. A new attempt starts
+        only within ``handshake_timeout`` of the first: a server that hangs up after a
+        long wait (a kernel that never answers) fails the start as soon as it did
+        without retries.
         """
         delay = 0.1
         retry_until = anyio.current_time() + self._config.handshake_timeout

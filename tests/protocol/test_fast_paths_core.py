@@ -30,7 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jupyter_interp.errors import LocalProtocolError, RemoteProtocolError
-from jupyter_interp.protocol import wire
+from jupyter_interp.protocol import wire_json
 from jupyter_interp.protocol.events import ExecuteInput, ExecuteResult, StreamText
 from jupyter_interp.protocol.kernel_output import (
     OUTPUT_PARSERS,
@@ -164,7 +164,7 @@ _any_text = st.text(st.characters(exclude_categories=()), max_size=6)
 
 def _reference_header_json(header: Header) -> bytes | tuple[str, str]:
     try:
-        return wire._dump_text(header.to_wire(), "header").encode("utf-8")
+        return wire_json.dump_text(header.to_wire(), "header").encode("utf-8")
     except LocalProtocolError as exc:
         return ("error", str(exc))
 
@@ -179,13 +179,13 @@ def test_header_template_writes_what_the_compact_encoder_writes(
 ) -> None:
     header = Header(**fields, extra=extra)
     try:
-        written: bytes | tuple[str, str] = wire._dump_header(header)
+        written: bytes | tuple[str, str] = wire_json.dump_header(header)
     except LocalProtocolError as exc:
         written = ("error", str(exc))
     assert written == _reference_header_json(header)
 
 
-_EXECUTE_FIELDS = wire._EXECUTE_KEYS  # the order MessageFactory.execute_request writes
+_EXECUTE_FIELDS = wire_json.EXECUTE_KEYS  # the order MessageFactory.execute_request writes
 _flags = st.sampled_from([True, False, 0, 1, None])
 
 
@@ -216,7 +216,7 @@ def test_execute_request_template_writes_what_the_compact_encoder_writes(
         channel="shell", header=Header(msg_id="m", msg_type=msg_type), content=content
     )
     outcomes: list[bytes | tuple[str, str]] = []
-    for dump in (wire._dump_content, lambda m: wire._dump_object(m.content, "content")):
+    for dump in (wire_json.dump_content, lambda m: wire_json.dump_object(m.content, "content")):
         try:
             outcomes.append(dump(message))
         except LocalProtocolError as exc:
@@ -227,9 +227,9 @@ def test_execute_request_template_writes_what_the_compact_encoder_writes(
 def test_the_factorys_execute_requests_take_the_template() -> None:
     factory = MessageFactory(session="s", new_id=lambda: "i", clock=lambda: datetime(2026, 1, 1))
     request = factory.execute_request("1+1")
-    assert tuple(request.content) == wire._EXECUTE_KEYS
+    assert tuple(request.content) == wire_json.EXECUTE_KEYS
     flags = (b"false", b"true", b"false", b"true")  # silent, store_history, stdin, stop
-    assert V1.encode(request).endswith(wire._EXECUTE_JSON.encode() % (b'"1+1"', *flags))
+    assert V1.encode(request).endswith(wire_json.EXECUTE_JSON.encode() % (b'"1+1"', *flags))
 
 
 def test_a_lone_surrogate_in_code_is_refused_like_the_encoder_refuses_it() -> None:
@@ -237,7 +237,7 @@ def test_a_lone_surrogate_in_code_is_refused_like_the_encoder_refuses_it() -> No
     header = Header(msg_id="m", msg_type="execute_request")
     message = Message(channel="shell", header=header, content=content)
     with pytest.raises(LocalProtocolError) as expected:
-        wire._dump_object(content, "content")
+        wire_json.dump_object(content, "content")
     with pytest.raises(LocalProtocolError) as raised:
         V1.encode(message)
     assert str(raised.value) == str(expected.value)
@@ -329,7 +329,7 @@ _HEADER = b'{"msg_id":"k","msg_type":"stream"}'
 @pytest.mark.parametrize("parent", [b'{"msg_id":"p"}', b"{}", b'{"msg_id":"q","n":[1]}'])
 def test_an_empty_parent_part_is_refused_whatever_came_before(parent: bytes) -> None:
     V1.decode(_frame([_HEADER, parent, b"{}", b"{}"]))
-    text, value = wire._last_parent
+    text, value = wire_json._last_parent
     assert json.loads(text) == value
     with pytest.raises(RemoteProtocolError, match="parent_header is not valid JSON"):
         V1.decode(_frame([_HEADER, b"", b"{}", b"{}"]))
@@ -343,7 +343,7 @@ def test_a_lone_surrogate_in_a_header_is_refused_like_the_encoder_refuses_it(
     expected = _reference_header_json(header)
     assert isinstance(expected, tuple)
     with pytest.raises(LocalProtocolError) as raised:
-        wire._dump_header(header)
+        wire_json.dump_header(header)
     assert ("error", str(raised.value)) == expected
     message = Message(channel="shell", header=header)
     with pytest.raises(LocalProtocolError, match="header cannot be sent as JSON"):

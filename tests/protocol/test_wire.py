@@ -23,13 +23,13 @@ from jupyter_server.services.kernels.connection import base as server_base
 from jupyter_interp.errors import LocalProtocolError, RemoteProtocolError
 from jupyter_interp.protocol.messages import Header, Message, MessageFactory
 from jupyter_interp.protocol.wire import (
-    _JUPYTER_CLIENT_HEADER,
     V1_SUBPROTOCOL,
     Codec,
     LegacyCodec,
     V1Codec,
     codec_for,
 )
+from jupyter_interp.protocol.wire_json import JUPYTER_CLIENT_HEADER
 from tests.strategies import encoded_frames, messages, mutated_frames
 
 LEGACY = LegacyCodec()
@@ -450,7 +450,7 @@ def test_we_decode_what_a_jupyter_client_session_builds() -> None:
     parent = SESSION.msg("execute_request", {"code": "1+1"})
     sent = SESSION.msg("stream", {"name": "stdout", "text": "2\n"}, parent=parent)
     parts = [json_packer(sent[key]) for key in ("header", "parent_header", "metadata", "content")]
-    assert _JUPYTER_CLIENT_HEADER(parts[0].decode()) is not None
+    assert JUPYTER_CLIENT_HEADER(parts[0].decode()) is not None
     decoded = V1.decode(serialize_msg_to_ws_v1(parts, "iopub"))
     header = json.loads(parts[0])
     assert decoded.header == Header.from_wire(header)

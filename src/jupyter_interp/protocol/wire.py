@@ -27,9 +27,10 @@ Invariants:
 * The JSON inside frames is written and read by ``wire_json``: compact UTF-8 out,
   UTF-8 with replacement characters in (invalid UTF-8 in a v1 channel name therefore
   fails the channel check).
-* Speed never changes an answer: the usual v1 frame (no buffers, one byte per
-  character) is offered to a fast path in ``wire_json`` first, and any frame it cannot
-  settle takes the general path, which decides alone.
+* Speed never changes an answer: the usual frame (a v1 frame without buffers, one byte
+  per character; a legacy text frame as Jupyter Server writes it) is offered to a fast
+  path in ``wire_json`` first, and any frame it cannot settle takes the general path,
+  which decides alone.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .wire_json import (
     dump_header,
     dump_object,
     dump_text,
+    legacy_document,
     load,
     load_utf8,
     load_v1_parts,
@@ -160,10 +162,16 @@ class LegacyCodec(Codec):
     def decode(self, frame: str | bytes) -> Message:
         """Parse a JSON text frame or a legacy binary frame.
 
+        A text frame as Jupyter Server writes it is read by ``wire_json.legacy_document``;
+        any other goes to the general path, which decides on its own.
+
         Raises:
             RemoteProtocolError: the frame is malformed in any way.
         """
         if isinstance(frame, str):
+            message = legacy_document(frame)
+            if message is not None:
+                return message
             return _message_from_json(load(frame, "text frame"), ())
         with memoryview(frame) as view:
             size = len(view)

@@ -11,12 +11,12 @@ frames); this module owns the JSON text of message parts, written and read.
 * Reading, general path: ``load``/``load_utf8`` translate every JSON error (including
   nesting too deep to parse) to ``RemoteProtocolError``; bytes are decoded as UTF-8 with
   replacement characters, like jupyter_client does when it relays kernel bytes.
-* Reading, fast path (``v1_parts_in_place``): text laid out the way servers write it
-  is parsed in place. A header exactly as jupyter_client packs it is read by one
-  regular expression; other parts by the C scanner, and a part counts only if it ends
-  exactly where the frame says it ends. It returns None for anything it cannot settle
-  and the codec takes its general path, which decides alone: speed never changes an
-  answer, a message or an error.
+* Reading, fast paths (``v1_parts_in_place``, ``legacy_document``): text laid out the
+  way servers write it is parsed in place. A header exactly as jupyter_client packs it
+  is read by one regular expression; other parts by the C scanner, and a part counts
+  only if it ends exactly where the frame says it ends. They return None for anything
+  they cannot settle and the codec takes its general path, which decides alone: speed
+  never changes an answer, a message or an error.
 * Parent memory: the messages answering one request all carry its header, so the text
   and value of the last flat parent header parsed are remembered (one tuple, replaced
   whole); an identical text gets a fresh shallow copy instead of a new parse. The
@@ -49,6 +49,7 @@ __all__ = [
     "dump_header",
     "dump_object",
     "dump_text",
+    "legacy_document",
     "load",
     "load_utf8",
     "load_v1_parts",
@@ -110,6 +111,17 @@ _HEADER_PATTERN = (
 )
 #: ``fullmatch(text, start, end)`` of such a header; groups are its six values
 JUPYTER_CLIENT_HEADER = re.compile(_HEADER_PATTERN).fullmatch
+#: ``match(text)`` of a legacy document as Jupyter Server writes it (``json.dumps`` of the
+#: message jupyter_client deserialised) up to the parent header's value: the header,
+#: then ``msg_id`` and ``msg_type`` copied from it
+_LEGACY_HEAD = re.compile(
+    r'\{"header": ' + _HEADER_PATTERN + r', "msg_id": "\1", "msg_type": "\2", "parent_header": '
+).match
+_LEGACY_METADATA = ', "metadata": '
+_LEGACY_NO_METADATA = ', "metadata": {}, "content": '
+_LEGACY_CONTENT = ', "content": '
+#: what follows the content, for each channel a message may arrive on
+_LEGACY_TAILS = {f', "buffers": [], "channel": "{channel}"}}': channel for channel in CHANNELS}
 #: the text and value of the last flat parent header parsed (replaced as one tuple)
 _last_parent: tuple[str, dict[str, str]] = ("{}", {})
 
@@ -266,6 +278,53 @@ def v1_parts_in_place(
     if channel not in CHANNELS:
         return None  # the general path names the problem
     msg_id, msg_type, username, session, date, version = header_fields.groups()
+    checked = _checked_header(msg_id, msg_type, session, username, date, version, {})
+    return _message_with_header(Message, channel, checked, parent, metadata, content)
+
+
+def legacy_document(text: str) -> Message | None:
+    """The message of a legacy text frame as servers write it, or None for the general path.
+
+    The layout is the one ``json.dumps`` gives the message dict jupyter_client builds:
+    header, msg_id, msg_type, parent_header, metadata, content, empty buffers, channel,
+    with the default separators. Only the values vary; every key and separator must be
+    where that layout puts it, so the document holds no other or repeated key.
+
+    Raises:
+        RemoteProtocolError: the parts are read but no message may hold them (the
+            error the general path gives).
+    """
+    head = _LEGACY_HEAD(text)
+    if head is None:
+        return None
+    parent_at = head.end()
+    parent: Any
+    try:
+        last_text, last_parent = _last_parent
+        if text.startswith(last_text, parent_at):
+            parent = dict(last_parent)
+            metadata_at = parent_at + len(last_text)
+        else:
+            parent, metadata_at = _scan_json(text, parent_at)
+            parent = _remember_parent(text[parent_at:metadata_at], parent)
+        metadata: Any
+        if text.startswith(_LEGACY_NO_METADATA, metadata_at):  # the usual
+            metadata = {}
+            content_at = metadata_at + len(_LEGACY_NO_METADATA)
+        elif text.startswith(_LEGACY_METADATA, metadata_at):
+            metadata, content_at = _scan_json(text, metadata_at + len(_LEGACY_METADATA))
+            if not text.startswith(_LEGACY_CONTENT, content_at):
+                return None
+            content_at += len(_LEGACY_CONTENT)
+        else:
+            return None
+        content, end = _scan_json(text, content_at)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    channel = _LEGACY_TAILS.get(text[end:])
+    if channel is None:
+        return None
+    msg_id, msg_type, username, session, date, version = head.groups()
     checked = _checked_header(msg_id, msg_type, session, username, date, version, {})
     return _message_with_header(Message, channel, checked, parent, metadata, content)
 

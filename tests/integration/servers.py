@@ -136,9 +136,12 @@ def _runtime_dir(workdir: Path, *, ipc_kernels: bool) -> Iterator[Path]:
 
 @contextmanager
 def running_jupyter_server(
-    workdir: Path, *, startup_timeout: float = 60.0
+    workdir: Path, *, legacy_framing: bool = False, startup_timeout: float = 60.0
 ) -> Iterator[RunningServer]:
-    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``."""
+    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``.
+
+    ``legacy_framing``: the server declines the v1 subprotocol, as servers before it did.
+    """
     root_dir = workdir / "root"
     root_dir.mkdir()
     port = free_port()
@@ -149,8 +152,11 @@ def running_jupyter_server(
         "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
         "IPYTHONDIR": str(workdir / "ipython"),
     }
+    command = jupyter_server_command(port=port, root_dir=root_dir)
+    if legacy_framing:
+        command.append("--ZMQChannelsWebsocketConnection.kernel_ws_protocol=")
     with run_server(
-        jupyter_server_command(port=port, root_dir=root_dir),
+        command,
         url=f"http://127.0.0.1:{port}/",
         token=token,
         root_dir=root_dir,

@@ -18,6 +18,7 @@ import importlib.util
 import struct
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -160,13 +161,22 @@ async def shared_session(
     both backends), so the event loop lives as long as the session. Tests sharing it
     must not depend on execution counts or on each other's names and paths.
     """
+    async with module_session(jupyter_server, tmp_path_factory) as session:
+        yield session
+
+
+@asynccontextmanager
+async def module_session(
+    server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Session]:
+    """A session on ``server`` with a fresh local file root; its kernel is gone after."""
     root = tmp_path_factory.mktemp("file-root")
     async with (
-        Client(jupyter_server.url, token=jupyter_server.token, **TEST_CLIENT_SETTINGS) as client,
+        Client(server.url, token=server.token, **TEST_CLIENT_SETTINGS) as client,
         client.session(file_root=str(root)) as session,
     ):
         yield session
-    assert session.kernel_id not in server_kernel_ids(jupyter_server)
+    assert session.kernel_id not in server_kernel_ids(server)
 
 
 @pytest.fixture(scope="session")

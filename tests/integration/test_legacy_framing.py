@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import pytest
 
-from jupyter_interp.client import Client
 from jupyter_interp.io.websocket import connect_websocket
 from jupyter_interp.session import Session
 
-from .conftest import TEST_CLIENT_SETTINGS, server_kernel_ids
+from .conftest import module_session
 from .servers import RunningServer, running_jupyter_server
 
 pytestmark = pytest.mark.anyio
@@ -45,13 +44,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 async def session(
     anyio_backend: str, legacy_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Session]:
-    root = tmp_path_factory.mktemp("legacy-files")
-    async with (
-        Client(legacy_server.url, token=legacy_server.token, **TEST_CLIENT_SETTINGS) as client,
-        client.session(file_root=str(root)) as session,
-    ):
+    async with module_session(legacy_server, tmp_path_factory) as session:
         yield session
-    assert session.kernel_id not in server_kernel_ids(legacy_server)
 
 
 async def test_the_server_declines_the_v1_subprotocol(

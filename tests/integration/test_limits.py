@@ -265,7 +265,9 @@ async def test_fifty_sessions_in_parallel_from_one_client(
     assert sorted(answers) == list(range(_PARALLEL_SESSIONS))
     for index, result in answers.items():
         assert result.ok, result.describe()
-        assert result.stdout == f"{index}\n"
+        # the answer is the last line: IPython may print a complaint of its own first (the
+        # kernels share one history database, and sqlite refused a write under this load)
+        assert result.stdout.splitlines()[-1:] == [str(index)]
     assert len({result.result for result in answers.values()}) == _PARALLEL_SESSIONS  # pids
     assert all(gone), "kernels were left running"
 

@@ -20,7 +20,7 @@ transient peak of memory allocated while it is processed, and the memory still h
 after all passes (it must stay bounded: the connection remembers at most 8192 ids).
 Where valgrind is installed, callgrind also counts the pipeline's instructions per
 message: unlike speeds, that figure does not move with the machine's load.
-Target: pipeline >= 100,000 messages/s on one core.
+Target: pipeline >= 100,000 messages/s on one core, with either framing.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(__doc__ or "", argv)
     report = Report("core", smoke=options.smoke)
     executions, repeats = (50, 1) if options.smoke else (EXECUTIONS, REPEATS)
-    verdict = 0.0
+    pipelines: dict[str, float] = {}
     for name, codec in (("v1", V1Codec()), ("legacy", LegacyCodec())):
         frames = _frames(codec, executions)
         cpu, wall = _speed(lambda: _decode_pass(codec, frames), repeats)  # noqa: B023
@@ -280,12 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         instructions = None if options.smoke else _instructions_per_message(name)
         if instructions is not None:
             report.figure(f"{name}.pipeline.instructions_per_message", instructions, "instr")
-        if name == "v1":
-            verdict = cpu
+        pipelines[name] = cpu
+    slowest = min(pipelines.values())
     report.target(
-        f"6 v1 decode+connection+tracker >= {TARGET:,} messages/s on one core",
-        verdict >= TARGET,
-        f"{verdict:,.0f} messages/s ({1e6 / verdict:.1f} us per message)",
+        f"6 decode+connection+tracker >= {TARGET:,} messages/s on one core, both framings",
+        slowest >= TARGET,
+        ", ".join(
+            f"{name} {speed:,.0f} messages/s ({1e6 / speed:.1f} us per message)"
+            for name, speed in pipelines.items()
+        ),
     )
     return 0
 

@@ -234,3 +234,15 @@ def test_documents_off_the_layout_are_refused_by_the_general_path(text: str, rea
     assert legacy_document(text) is None
     with pytest.raises(RemoteProtocolError, match=reason):
         LEGACY.decode(text)
+
+
+@pytest.mark.parametrize(
+    "cut_after",
+    ['"parent_header": {"msg_', '"metadata": {"m', '"content": {"exec', '"channel": "iopub"'],
+    ids=["parent", "metadata", "content", "tail"],
+)
+def test_a_document_cut_after_its_header_is_refused_by_the_general_path(cut_after: str) -> None:
+    text = _FULL[: _FULL.index(cut_after) + len(cut_after)]
+    assert legacy_document(text) is None
+    with pytest.raises(RemoteProtocolError, match="not valid JSON"):
+        LEGACY.decode(text)

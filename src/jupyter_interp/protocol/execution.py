@@ -28,54 +28,29 @@ Theory of operation:
   -> ERROR with a ``detail``. ``error`` comes from the iopub ``error`` message, else from
   the reply; xeus' bare ``{"status": "error"}`` leaves it None and says so in ``detail``.
   Idle without a reply ends as NO_REPLY (through ``finish_incomplete``).
-* Streams merge per name into ``stdout``/``stderr`` (other names go to ``stdout``). Past
-  the ``OutputBudget`` cap the first and last halves are kept around a one-line
-  ``[... N bytes of output omitted ...]`` marker; memory stays proportional to the cap.
-* Content is validated into events by ``kernel_output``. The server's rate-limit notice
-  becomes ``OutputDropped``: it sets ``output_dropped`` and puts its first line in
-  ``detail``, never in ``stderr``. ``note_lost_messages`` (the connection's gap check
-  after a reconnect) sets the same flag and appends its own sentence to ``detail``.
-* ``clear_output`` clears rich ``outputs`` only; streams are the agent's log and are kept.
-  ``wait=True`` defers the clear to the next stream, display, result or error.
-  ``update_display_data`` replaces the bundle of every output with its ``display_id``.
-  ``result`` is ``text/plain`` of ``execute_result``: None for IRkernel, which shows
-  values as ``display_data`` (they are in ``outputs``).
+* Content is validated into events by ``kernel_output``; ``execution_output`` folds the
+  output events into the result's fields (streams under the ``OutputBudget``, rich
+  outputs, the result text). The server's rate-limit notice becomes ``OutputDropped``:
+  it sets ``output_dropped`` and puts its first line in ``detail``, never in ``stderr``.
+  ``note_lost_messages`` (the connection's gap check after a reconnect) sets the same
+  flag and appends its own sentence to ``detail``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from ..errors import LocalProtocolError
-from .budget import HeadTail, OutputBudget
-from .events import (
-    ClearOutput,
-    DisplayData,
-    DisplayUpdate,
-    ExecuteInput,
-    ExecuteResult,
-    ExecutionError,
-    ExecutionEvent,
-    InputRequested,
-    OutputDropped,
-    StreamText,
-    _execution_finished,
-)
+from .budget import OutputBudget
+from .events import ExecutionEvent, _execution_finished
+from .execution_output import FOLD, OutputFold
 from .kernel_output import OUTPUT_PARSERS, count_field, mapping_field, text_field
 from .messages import Message
-from .result import (
-    ErrorInfo,
-    ExecutionResult,
-    ExecutionStatus,
-    Recovery,
-    RichOutput,
-    _execution_result,
-    _rich_output,
-)
+from .result import ErrorInfo, ExecutionResult, ExecutionStatus, Recovery, _execution_result
 
 __all__ = ["ExecutionTracker", "TrackerState"]
 
@@ -170,22 +145,7 @@ class ExecutionTracker:
         LocalProtocolError: ``request`` is not an ``execute_request``.
     """
 
-    __slots__ = (
-        "_cap",
-        "_clear_pending",
-        "_dropped_notice",
-        "_error",
-        "_generation",
-        "_input_count",
-        "_msg_id",
-        "_outputs",
-        "_reply",
-        "_result",
-        "_result_text",
-        "_settle",
-        "_state",
-        "_streams",
-    )
+    __slots__ = ("_generation", "_msg_id", "_output", "_reply", "_result", "_settle", "_state")
 
     def __init__(
         self,
@@ -202,15 +162,8 @@ class ExecutionTracker:
         self._generation = generation
         self._settle = settle
         self._state = _PENDING
-        self._cap = budget.max_stream_bytes
-        self._streams: dict[str, HeadTail] = {}  # "stdout"/"stderr", made at their first text
-        self._outputs: list[RichOutput] = []
-        self._clear_pending = False
-        self._result_text: str | None = None
-        self._error: ErrorInfo | None = None
-        self._input_count: int | None = None
+        self._output = OutputFold(budget.max_stream_bytes)
         self._reply: Mapping[str, Any] | None = None
-        self._dropped_notice = ""
         self._result: ExecutionResult | None = None
 
     @property
@@ -280,7 +233,7 @@ class ExecutionTracker:
             return []
         event = parse(self._msg_id, message)
         self._state = _AFTER_OUTPUT[self._state]  # listed for every live state
-        _APPLY[type(event)](self, event)
+        FOLD[type(event)](self._output, event)
         return [event]
 
     def finish_incomplete(self) -> list[ExecutionEvent]:
@@ -293,7 +246,9 @@ class ExecutionTracker:
         if self._reply is not None:
             return self._finish(*self._reply_outcome(self._reply))
         return self._finish(
-            ExecutionStatus.NO_REPLY, self._error, "the kernel went idle but sent no execute_reply"
+            ExecutionStatus.NO_REPLY,
+            self._output.error,
+            "the kernel went idle but sent no execute_reply",
         )
 
     def fail(
@@ -311,7 +266,7 @@ class ExecutionTracker:
         if status is _OK:
             self._poison("fail() needs a failure status, not OK")
         self._advance(_Input.FAIL)
-        return self._finish(status, self._error, detail, recovery)
+        return self._finish(status, self._output.error, detail, recovery)
 
     def note_lost_messages(self, count: int) -> ExecutionResult:
         """Flag the finished result: ``count`` kernel messages were lost while reconnecting.
@@ -385,81 +340,23 @@ class ExecutionTracker:
             return []
         return self._finish(*self._reply_outcome(reply))
 
-    # -- folding output events into the result (one method per event type) -------------
-
-    def _take_pending_clear(self) -> None:
-        self._clear_pending = False
-        self._outputs.clear()
-
-    def _apply_stream(self, event: StreamText) -> None:
-        if self._clear_pending:
-            self._take_pending_clear()
-        name = "stderr" if event.name == "stderr" else "stdout"
-        stream = self._streams.get(name)
-        if stream is None:
-            stream = self._streams[name] = HeadTail(self._cap)
-        stream.append(event.text)
-
-    def _apply_dropped(self, event: OutputDropped) -> None:
-        self._dropped_notice = self._dropped_notice or event.text.splitlines()[0]
-
-    def _apply_clear(self, event: ClearOutput) -> None:
-        self._clear_pending = event.wait
-        if not event.wait:
-            self._outputs.clear()
-
-    def _apply_display(self, event: DisplayData) -> None:
-        if self._clear_pending:
-            self._take_pending_clear()
-        self._outputs.append(
-            _rich_output("display_data", event.data, event.metadata, event.display_id)
-        )
-
-    def _apply_update(self, event: DisplayUpdate) -> None:
-        self._outputs = [
-            attrs.evolve(out, data=event.data, metadata=event.metadata)
-            if out.display_id == event.display_id
-            else out
-            for out in self._outputs
-        ]
-
-    def _apply_result(self, event: ExecuteResult) -> None:
-        if self._clear_pending:
-            self._take_pending_clear()
-        self._outputs.append(_rich_output("execute_result", event.data, event.metadata, None))
-        plain = event.data.get("text/plain")
-        self._result_text = plain if isinstance(plain, str) else None
-        if self._input_count is None:
-            self._input_count = event.execution_count
-
-    def _apply_input(self, event: ExecuteInput) -> None:
-        self._input_count = event.execution_count
-
-    def _apply_error(self, event: ExecutionError) -> None:
-        if self._clear_pending:
-            self._take_pending_clear()
-        if self._error is None:
-            self._error = event.error
-
-    def _apply_input_request(self, event: InputRequested) -> None:
-        """Nothing to fold: the I/O layer answers (or fails the execution)."""
-
     # -- aggregation ----------------------------------------------------------------------
 
     def _reply_outcome(
         self, reply: Mapping[str, Any]
     ) -> tuple[ExecutionStatus, ErrorInfo | None, str]:
         status = reply.get("status")
+        error = self._output.error
         if status == "ok":
-            return _OK, self._error, ""
+            return _OK, error, ""
         if status == "abort":
-            return ExecutionStatus.INTERRUPTED, self._error, ""
+            return ExecutionStatus.INTERRUPTED, error, ""
         if status == "aborted":
-            return ExecutionStatus.ABORTED, self._error, ""
+            return ExecutionStatus.ABORTED, error, ""
         if status != "error":
-            return ExecutionStatus.ERROR, self._error, f"unknown execute_reply status {status!r}"
+            return ExecutionStatus.ERROR, error, f"unknown execute_reply status {status!r}"
         has_details = any(key in reply for key in ("ename", "evalue", "traceback"))
-        error = self._error or (ErrorInfo.from_content(reply) if has_details else None)
+        error = error or (ErrorInfo.from_content(reply) if has_details else None)
         if error is None:
             return ExecutionStatus.ERROR, None, "the kernel reported an error without details"
         if "KeyboardInterrupt" in (error.ename, reply.get("ename")):
@@ -473,46 +370,34 @@ class ExecutionTracker:
         detail: str,
         recovery: Recovery | None = None,
     ) -> list[ExecutionEvent]:
+        output = self._output
         reply = self._reply or {}
         reply_count = reply.get("execution_count")  # validated by _on_reply
-        stdout_stream, stderr_stream = self._streams.get("stdout"), self._streams.get("stderr")
+        stdout_stream, stderr_stream = output.streams.get("stdout"), output.streams.get("stderr")
         # ``take`` releases the kept pieces as it joins them: no second copy of the text
         stdout, stdout_cut = _NOT_CUT if stdout_stream is None else stdout_stream.take()
         stderr, stderr_cut = _NOT_CUT if stderr_stream is None else stderr_stream.take()
-        if self._dropped_notice:
-            detail = f"{detail}; {self._dropped_notice}" if detail else self._dropped_notice
+        notice = output.dropped_notice
+        if notice:
+            detail = f"{detail}; {notice}" if detail else notice
         expressions = reply.get("user_expressions")
         self._result = _execution_result(
             msg_id=self._msg_id,
             status=status,
-            execution_count=self._input_count if reply_count is None else reply_count,
+            execution_count=output.input_count if reply_count is None else reply_count,
             stdout=stdout,
             stderr=stderr,
             stdout_size=0 if stdout_stream is None else stdout_stream.size,
             stderr_size=0 if stderr_stream is None else stderr_stream.size,
             stdout_truncated=stdout_cut,
             stderr_truncated=stderr_cut,
-            result=self._result_text,
-            outputs=tuple(self._outputs),
+            result=output.result_text,
+            outputs=tuple(output.outputs),
             error=error,
             user_expressions=dict(expressions) if expressions else {},
-            output_dropped=bool(self._dropped_notice),
+            output_dropped=bool(notice),
             recovery=recovery,
             generation=self._generation,
             detail=detail,
         )
         return [_execution_finished(self._msg_id, self._result)]
-
-
-#: how each output event folds into the result (``InputRequested`` folds nothing)
-_APPLY: dict[type[ExecutionEvent], Callable[[ExecutionTracker, Any], None]] = {
-    StreamText: ExecutionTracker._apply_stream,
-    OutputDropped: ExecutionTracker._apply_dropped,
-    ClearOutput: ExecutionTracker._apply_clear,
-    DisplayData: ExecutionTracker._apply_display,
-    DisplayUpdate: ExecutionTracker._apply_update,
-    ExecuteResult: ExecutionTracker._apply_result,
-    ExecuteInput: ExecutionTracker._apply_input,
-    ExecutionError: ExecutionTracker._apply_error,
-    InputRequested: ExecutionTracker._apply_input_request,
-}

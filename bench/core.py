@@ -42,7 +42,8 @@ from typing import Any
 
 from jupyter_interp.protocol.connection import KernelConnection
 from jupyter_interp.protocol.events import ExecutionFinished
-from jupyter_interp.protocol.messages import Message, MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
+from jupyter_interp.protocol.messages import Message
 from jupyter_interp.protocol.wire import Codec, LegacyCodec, V1Codec
 
 from ._harness import REPO_ROOT, Report, parse_options

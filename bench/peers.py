@@ -33,7 +33,7 @@ import anyio.to_thread
 import httpx
 
 from jupyter_interp.io.websocket import WebSocket, connect_websocket
-from jupyter_interp.protocol.messages import MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
 from jupyter_interp.protocol.wire import V1_SUBPROTOCOL, codec_for
 
 __all__ = [

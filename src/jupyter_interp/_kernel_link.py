@@ -23,7 +23,7 @@ from .errors import KernelNotFound
 from .io.http import HttpTransport
 from .io.websocket import WebSocket, connect_websocket
 from .protocol import rest
-from .protocol.messages import MessageFactory
+from .protocol.message_factory import MessageFactory
 from .protocol.wire import V1_SUBPROTOCOL
 
 __all__ = ["KernelLink"]

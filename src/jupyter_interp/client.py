@@ -46,7 +46,7 @@ from .errors import (
 )
 from .io.http import HttpTransport
 from .protocol import rest
-from .protocol.messages import MessageFactory
+from .protocol.message_factory import MessageFactory
 from .session import Session
 
 __all__ = ["Client", "shutdown_on_exit"]

@@ -21,7 +21,8 @@ from typing import Any
 
 import attrs
 
-from jupyter_interp.protocol.messages import Header, Message, MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
+from jupyter_interp.protocol.messages import Header, Message
 
 CLIENT_SESSION = "client-session"
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)

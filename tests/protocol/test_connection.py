@@ -23,7 +23,8 @@ from jupyter_interp.protocol.events import (
     ReplyReceived,
     StreamText,
 )
-from jupyter_interp.protocol.messages import Header, Message, MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
+from jupyter_interp.protocol.messages import Header, Message
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, Recovery
 from tests.protocol.kernel_messages import CLIENT_SESSION, EPOCH, FakeKernel, client_factory
 

@@ -38,7 +38,8 @@ from jupyter_interp.protocol.kernel_output import (
     mapping_field,
     text_field,
 )
-from jupyter_interp.protocol.messages import Header, Message, MessageFactory, format_date
+from jupyter_interp.protocol.message_factory import MessageFactory, format_date
+from jupyter_interp.protocol.messages import Header, Message
 from jupyter_interp.protocol.result import (
     ErrorInfo,
     ExecutionResult,

@@ -54,7 +54,7 @@ from jupyter_interp.protocol.files import (
     snippets_for,
 )
 from jupyter_interp.protocol.files_python import PythonFileSnippets
-from jupyter_interp.protocol.messages import MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
 from jupyter_interp.protocol.result import ErrorInfo, ExecutionResult, ExecutionStatus, RichOutput
 
 SHA_OF_NOTHING = hashlib.sha256(b"").hexdigest()

@@ -27,7 +27,7 @@ from jupyter_interp.protocol.files import (
     snippets_for,
 )
 from jupyter_interp.protocol.files_python import PYTHON_CALL_EXPRESSION, PythonFileSnippets
-from jupyter_interp.protocol.messages import MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, RichOutput
 from jupyter_interp.protocol.wire import LegacyCodec, V1Codec
 

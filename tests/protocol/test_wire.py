@@ -21,7 +21,8 @@ from jupyter_client.session import Session, json_packer
 from jupyter_server.services.kernels.connection import base as server_base
 
 from jupyter_interp.errors import LocalProtocolError, RemoteProtocolError
-from jupyter_interp.protocol.messages import Header, Message, MessageFactory
+from jupyter_interp.protocol.message_factory import MessageFactory
+from jupyter_interp.protocol.messages import Header, Message
 from jupyter_interp.protocol.wire import (
     V1_SUBPROTOCOL,
     Codec,

@@ -16,6 +16,7 @@ from . import (
     file_replies,
     files,
     files_python,
+    message_factory,
     messages,
     rest,
     result,
@@ -28,6 +29,7 @@ from .execution import *  # noqa: F403
 from .file_replies import *  # noqa: F403
 from .files import *  # noqa: F403
 from .files_python import *  # noqa: F403
+from .message_factory import *  # noqa: F403
 from .messages import *  # noqa: F403
 from .rest import HttpRequest
 from .rest_models import ApiStatus, KernelModel, KernelSpec, KernelSpecs
@@ -36,6 +38,7 @@ from .wire import *  # noqa: F403
 
 __all__ = [
     *messages.__all__,
+    *message_factory.__all__,
     *result.__all__,
     *events.__all__,
     *wire.__all__,

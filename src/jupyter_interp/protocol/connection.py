@@ -62,7 +62,8 @@ from .events import (
     _kernel_status,
 )
 from .execution import ExecutionTracker, TrackerState
-from .messages import Message, MessageFactory
+from .message_factory import MessageFactory
+from .messages import Message
 from .result import ExecutionStatus, Recovery
 
 __all__ = ["KernelConnection"]

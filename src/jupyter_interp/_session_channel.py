@@ -298,7 +298,7 @@ class SessionChannel:
         if self._ready.is_set():
             self._ready = anyio.Event()
         reason, self._reconnect_reason = self._reconnect_reason, None
-        self._conn.notice_reconnect()  # their ends get checked for lost messages
+        self._conn.notice_reconnect(sent_before)  # their ends get checked for lost messages
         await self._close_ws()
         delay = 0.1
         for attempt in range(_RECONNECT_ATTEMPTS):

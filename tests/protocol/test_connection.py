@@ -531,7 +531,7 @@ def test_lost_messages_of_a_reconnect_spanning_execution_are_flagged(
     order = data.draw(st.permutations(delivered), label="order")  # channels interleave
     cut_at = data.draw(st.integers(min_value=0, max_value=len(order)), label="cut_at")
     events = feed(connection, order[:cut_at])
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     events += feed(connection, [*order[cut_at:], *data.draw(st.permutations(ending))])
     result = results(events)[request.msg_id]
     kept_lines = {f"line {i}\n" for i in range(lines) if i + 1 not in lost}
@@ -561,10 +561,25 @@ def test_jupyter_client_6_ids_are_checked_too() -> None:
     connection, kernel, start = warmed_up(prefix="kernel-a")  # {session}_{n}
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 3), start, prefix="kernel-a")
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     result = results(feed(connection, messages[:2] + messages[3:]))[request.msg_id]
     assert result.output_dropped
     assert result.detail == "1 kernel message was lost while reconnecting"
+
+
+def test_only_executions_sent_on_the_old_socket_are_checked() -> None:
+    # after a restart frame the next request waits for the new socket: all of its
+    # messages come there, and a gap in its span is a foreign reply (a server's nudge
+    # for the new socket), not a loss
+    connection, kernel, start = warmed_up()
+    _, sent = connection.execute("print lines")
+    _, waiting = connection.execute("print lines")
+    connection.notice_reconnect([sent.msg_id, "not-an-execution"])
+    first = numbered(lined_run(kernel, sent, 3), start)
+    second = numbered(lined_run(kernel, waiting, 3), start + len(first))
+    events = feed(connection, first[:2] + first[3:] + second[:2] + second[3:])
+    assert results(events)[sent.msg_id].output_dropped
+    assert results(events)[waiting.msg_id].ok
 
 
 def test_ids_without_counters_cannot_be_checked() -> None:
@@ -572,7 +587,7 @@ def test_ids_without_counters_cannot_be_checked() -> None:
     kernel = FakeKernel()  # ids like kernel-a-7 (xeus, Deno and others: no counter)
     _, request = connection.execute("print lines")
     messages = lined_run(kernel, request, 3)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     assert results(feed(connection, messages[:2] + messages[3:]))[request.msg_id].ok
 
 
@@ -584,7 +599,7 @@ def test_counters_of_other_sessions_or_shapes_are_not_the_kernels() -> None:
         attrs.evolve(messages[2], header=attrs.evolve(messages[2].header, msg_id=msg_id))
         for msg_id in ("kernel-ab_9", "kernel-a_4242_x", "kernel-a_4242_٣", "nounderscore")
     ]
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     events = feed(connection, [messages[0], *odd, *messages[1:]])
     assert results(events)[request.msg_id].ok
 
@@ -593,7 +608,7 @@ def test_a_lost_busy_checks_from_the_last_counter_before_the_request() -> None:
     connection, kernel, start = warmed_up()
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 2), start)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     result = results(feed(connection, messages[1:]))[request.msg_id]  # busy lost
     assert result.output_dropped
     assert result.detail.startswith("1 kernel message was")
@@ -604,7 +619,7 @@ def test_an_execution_before_any_counter_is_checked_from_its_first_message() -> 
     kernel = FakeKernel()
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 3), 10)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     # busy lost and nothing counted before: the check starts at the first message seen
     shuffled = [messages[2], messages[1], *messages[4:]]  # line 1 lost
     result = results(feed(connection, shuffled))[request.msg_id]
@@ -617,7 +632,7 @@ def test_loss_and_the_rate_limit_flag_together() -> None:
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 3), start)
     notice = kernel.rate_limit_notice(request)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     result = results(feed(connection, [*messages[:2], notice, *messages[3:]]))[request.msg_id]
     assert result.output_dropped
     assert not result.ok
@@ -629,7 +644,7 @@ def test_a_lost_reply_finished_after_the_grace_is_checked() -> None:
     connection, kernel, start = warmed_up()
     tracker, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 3), start)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     feed(connection, [*messages[:3], *messages[4:-2], messages[-1]])  # line 1, reply lost
     assert tracker.awaiting_grace
     (finished,) = connection.finish_incomplete(request.msg_id)
@@ -643,7 +658,7 @@ def test_failed_executions_are_not_checked() -> None:
     connection, kernel, start = warmed_up()
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 3), start)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     feed(connection, [messages[0], messages[3]])
     (finished,) = connection.fail(request.msg_id, ExecutionStatus.CONNECTION_LOST)
     assert isinstance(finished, ExecutionFinished)
@@ -658,7 +673,7 @@ def test_holes_from_earlier_executions_do_not_count_and_stay_bounded() -> None:
     feed(connection, early[:2] + early[3:])
     _, second = connection.execute("second")
     messages = numbered(lined_run(kernel, second, 2), start + 20_000)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     assert results(feed(connection, messages))[second.msg_id].ok
 
 
@@ -668,7 +683,7 @@ def test_pipelined_executions_are_checked_each_on_its_own_span() -> None:
     _, second = connection.execute("second")  # queued behind the first
     first_run = numbered(lined_run(kernel, first, 1), start)
     second_run = numbered(lined_run(kernel, second, 2), start + len(first_run))
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     lost_line = second_run[3]
     events = feed(connection, [*first_run, *(m for m in second_run if m is not lost_line)])
     assert results(events)[first.msg_id].ok
@@ -681,14 +696,14 @@ def reconnected_run(lines: int) -> tuple[KernelConnection, Message, list[Message
     connection, kernel, start = warmed_up()
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, lines), start)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     return connection, request, messages
 
 
 def test_an_execution_spanning_two_reconnects_is_checked_across_both() -> None:
     connection, request, messages = reconnected_run(4)
     feed(connection, messages[:3])
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     events = feed(connection, messages[4:])  # line 1 lost in the second reconnect
     assert results(events)[request.msg_id].detail == "1 kernel message was lost while reconnecting"
 
@@ -709,7 +724,7 @@ def test_the_servers_own_requests_after_an_execution_are_not_its_losses() -> Non
         start + 4,
     )
     feed(connection, [busy, input_, idle, server_busy, server_idle])
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     assert results(feed(connection, [reply]))[request.msg_id].ok
 
 
@@ -734,7 +749,7 @@ def nudged_run(
     for place, message in zip(places, server, strict=True):
         merged.insert(place, (message, True))
     messages = numbered([message for message, _ in merged], start)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     own = [m for m, (_, foreign) in zip(messages, merged, strict=True) if not foreign]
     theirs = [m for m, (_, foreign) in zip(messages, merged, strict=True) if foreign]
     return connection, request, own, theirs
@@ -808,7 +823,7 @@ def test_requests_not_ours_are_remembered_within_bounds() -> None:
         server.append(kernel.status(other, "idle"))
     server.insert(1, kernel.status(others[0], "starting"))
     numbered_run = numbered([busy, input_, *server, reply, idle], start)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     idles_lost = {m.msg_id for m in others[:70]}
     delivered = [
         m
@@ -836,7 +851,7 @@ def test_many_holes_collapse_into_a_range_counted_as_lost() -> None:
         for i, m in enumerate(far)
     ]
     end = numbered(messages[3:], start + 6 + 2 * len(far))
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     result = results(feed(connection, [*spread, *far, *end]))[request.msg_id]
     assert result.output_dropped
     assert "were lost while reconnecting" in result.detail
@@ -856,7 +871,7 @@ def test_a_huge_jump_inside_an_execution_counts_as_lost() -> None:
     _, request = connection.execute("print lines")
     messages = numbered(lined_run(kernel, request, 2), start)
     tail = numbered(messages[3:], start + 10_000)
-    connection.notice_reconnect()
+    connection.notice_reconnect(connection.in_flight)
     result = results(feed(connection, [*messages[:3], *tail]))[request.msg_id]
     assert result.output_dropped
     assert result.detail.startswith(f"{10_000 - 3} kernel messages")

@@ -39,15 +39,17 @@ Theory of operation:
 * Loss across a reconnect is detected, not only de-duplicated (a server forgets what
   it wrote to a socket that died before it noticed): every message's ``msg_id`` goes
   to ``MessageCounters`` (``counters``), which reads jupyter_client's per-kernel message
-  counter in it. ``notice_reconnect`` marks the executions in flight; when a marked
-  one finishes (reply and idle, or ``finish_incomplete``), a missing counter inside
-  its span sets ``output_dropped`` and ``detail`` says how many messages were lost.
+  counter in it. ``notice_reconnect`` marks the executions in flight whose requests
+  went out on the old socket; when a marked one finishes (reply and idle, or
+  ``finish_incomplete``), a missing counter inside its span sets ``output_dropped``
+  and ``detail`` says how many messages were lost.
   Executions ended by ``fail`` are not checked (their status already says why).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -285,15 +287,20 @@ class KernelConnection:
         """
         return self._restart(ExecutionStatus.KERNEL_RESTARTED, reason)
 
-    def notice_reconnect(self) -> None:
+    def notice_reconnect(self, sent: Iterable[str]) -> None:
         """Record that the WebSocket was reopened: messages may have been lost meanwhile.
 
-        Every execution in flight now is checked for gaps in the kernel's message
-        counters when it finishes (see the module docstring); a gap sets
-        ``output_dropped``.
+        Args:
+            sent: The executions whose requests went out on the old socket. Each of them
+                still in flight is checked for gaps in the kernel's message counters when
+                it finishes (see the module docstring); a gap sets ``output_dropped``.
+                An execution still waiting to be sent is not: all of its messages come
+                on the new socket, and a foreign request's reply inside its span (a
+                server's nudge for the new socket) would be taken for a loss.
         """
         self._prune()
-        self._counters.mark(self._trackers)
+        trackers = self._trackers
+        self._counters.mark(msg_id for msg_id in sent if msg_id in trackers)
 
     def finish_incomplete(self, msg_id: str) -> list[Event]:
         """``ExecutionTracker.finish_incomplete`` for an in-flight execution, then unregister it.

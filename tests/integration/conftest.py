@@ -2,9 +2,10 @@
 
 Every test collected from this directory gets ``pytest.mark.integration`` (so
 ``-m "not integration"`` deselects them all). ``jupyter_server``, ``kernel_gateway``
-and ``enterprise_gateway`` are one server each for the whole session, started on first
-use; tests isolate themselves (their own kernels, their own paths under its root).
-``any_server`` runs a test once per server kind, ``any_gateway`` once per gateway.
+and ``enterprise_gateway`` are one server each for the whole session (per pytest-xdist
+worker: each worker has its own), started on first use; tests isolate themselves
+(their own kernels, their own paths under its root). ``any_server`` runs a test once
+per server kind, ``any_gateway`` once per gateway.
 
 The gateways keep their defaults where the library must cope with them: no kernel
 listing, no Contents API, a token required on every request. Kernel Gateway runs from

@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(__doc__ or "", argv)
     report = Report("core", smoke=options.smoke)
     executions, repeats = (50, 1) if options.smoke else (EXECUTIONS, REPEATS)
-    pipelines: dict[str, float] = {}
+    pipelines: dict[str, tuple[float, float]] = {}  # framing -> (messages/s, ratio to peer)
     zmq_messages = _zmq_messages(executions)
     zmq_session = Session(key=b"", session=KERNEL_SESSION)
     for name, codec in (("v1", V1Codec()), ("legacy", LegacyCodec())):
@@ -337,14 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         instructions = None if options.smoke else _instructions_per_message(name)
         if instructions is not None:
             report.figure(f"{name}.pipeline.instructions_per_message", instructions, "instr")
-        pipelines[name] = cpu
-    slowest = min(pipelines.values())
+        pipelines[name] = cpu, cpu / peer
+    slowest = min(speed for speed, _ in pipelines.values())
     report.target(
         f"6 decode+connection+tracker >= {TARGET:,} messages/s on one core, both framings",
         slowest >= TARGET,
         ", ".join(
-            f"{name} {speed:,.0f} messages/s ({1e6 / speed:.1f} us per message)"
-            for name, speed in pipelines.items()
+            f"{name} {speed:,.0f} messages/s ({1e6 / speed:.1f} us per message,"
+            f" {ratio:.2f}x jupyter_client's decoding)"
+            for name, (speed, ratio) in pipelines.items()
         ),
     )
     return 0

@@ -200,6 +200,31 @@ def test_file_stat_reads_size_mtime_and_sha256() -> None:
     assert contents.parse_file_stat(200, naive, path="x").mtime_ns == NEW_YEAR_NS
 
 
+@pytest.mark.parametrize(
+    ("stamp", "offset_ns"),
+    [
+        ("2026-01-01T00:00:00.5Z", 0),
+        ("2026-01-01t00:00:00.500z", 0),
+        ("2026-01-01T00:00:00.500000999Z", 0),  # past microseconds: cut, as 3.11+ does
+        ("2026-01-01 01:00:00.5+01:00", 0),
+        ("2025-12-31T23:00:00.500000-01:00", 0),
+        ("2026-01-01T00:00:00Z", -500_000_000),
+        ("2026-01-01T00:00:00.000001Z", -499_999_000),
+    ],
+)
+def test_times_are_read_as_rfc_3339_on_every_python(stamp: str, offset_ns: int) -> None:
+    model = {**FILE_MODEL, "last_modified": stamp}
+    assert contents.parse_file_stat(200, model, path="x").mtime_ns == NEW_YEAR_NS + offset_ns
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-13-01T00:00:00Z", "2026-01-01T25:00:00.5Z", "2026-01-01Z", "noon"]
+)
+def test_times_that_are_no_times_are_remote_protocol_errors(stamp: str) -> None:
+    with pytest.raises(RemoteProtocolError, match="is no time"):
+        contents.parse_file_stat(200, {**FILE_MODEL, "last_modified": stamp}, path="x")
+
+
 def test_file_stat_needs_a_sha256() -> None:
     old_server = {k: v for k, v in FILE_MODEL.items() if k not in ("hash", "hash_algorithm")}
     with pytest.raises(FileTransferError, match=r"2\.11"):

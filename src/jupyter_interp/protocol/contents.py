@@ -42,6 +42,7 @@ import base64
 import datetime
 import enum
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -95,6 +96,8 @@ _RANGE = frozenset({200, 206})
 _NO_CONTENT = frozenset({204})
 _MAX_QUOTE = 300
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+#: a time as RFC 3339 writes it: date and time, then an optional fraction and zone
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)?")
 #: How far a Contents model's mtime may be from ``st_mtime_ns``: the server rounds the
 #: float ``st_mtime`` (about 0.5 us apart at today's dates) to microseconds.
 MTIME_SLACK_NS = 2_000
@@ -286,9 +289,24 @@ def _checked(status: int, body: object, what: str, success: frozenset[int]) -> A
     return decoded
 
 
+def _parse_time(text: str) -> datetime.datetime:
+    """``datetime.fromisoformat`` as Python 3.11+ reads RFC 3339, on 3.10 too.
+
+    Python 3.10 refuses the ``Z`` Jupyter Server writes and fractions of other than 3 or
+    6 digits: such text is rewritten first (``+00:00``; the fraction cut or padded to 6
+    digits, as 3.11 reads it), on every version alike.
+    """
+    match = _RFC3339.fullmatch(text)
+    if match is not None:
+        base, fraction, zone = match.groups()
+        text = base + (f".{fraction[:6]:0<6}" if fraction else "")
+        text += "+00:00" if zone in ("Z", "z") else zone or ""
+    return datetime.datetime.fromisoformat(text)
+
+
 def _mtime_ns(value: object) -> int:
     try:
-        stamp = datetime.datetime.fromisoformat(str(value))
+        stamp = _parse_time(str(value))
     except ValueError as exc:
         raise RemoteProtocolError(f"a Contents model's last_modified {value!r} is no time") from exc
     if stamp.tzinfo is None:

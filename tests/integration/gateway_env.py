@@ -10,6 +10,11 @@ its ``python3`` kernelspec) from the configured package index, and returns the
 interpreter to run it with (``python -m enterprise_gateway``). Kernel Gateway 3.x is
 built on jupyter_server 2 and lives in the test venv itself, so it needs nothing here.
 
+The gateway is a separate process, so its venv need not use the tests' Python: pyzmq
+24 ships wheels up to CPython 3.11 and does not compile on 3.12+, so when the tests
+run on a newer Python the venv is built on the newest 3.11 or 3.10 found on ``PATH``
+(``python3.11``, ``python3.10``) or among pyenv's versions (``EG_PYTHONS``).
+
 Invariants:
 
 * The marker file inside the venv is written last, after ``pip`` succeeded, and holds
@@ -26,17 +31,19 @@ Invariants:
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 __all__ = [
+    "EG_PYTHONS",
     "EG_REQUIREMENTS",
+    "base_interpreter",
     "enterprise_gateway_dir",
     "ensure_enterprise_gateway",
     "main",
@@ -51,6 +58,9 @@ EG_REQUIREMENTS: tuple[str, ...] = (
     "ipykernel==6.29.5",
 )
 
+#: the Pythons ``EG_REQUIREMENTS`` install on (from binary wheels), preferred first
+EG_PYTHONS: tuple[tuple[int, int], ...] = ((3, 11), (3, 10))
+
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _MARKER_NAME = "jupyter-interp-spec.json"
 _PIP_TIMEOUT = 900.0
@@ -62,11 +72,56 @@ def enterprise_gateway_dir() -> Path:
     return _REPO_ROOT / ".venv-gateways" / "eg"
 
 
+@functools.cache
+def base_interpreter() -> tuple[str, str]:
+    """The interpreter the venv is built on and its version: ours if one of ``EG_PYTHONS``.
+
+    Raises:
+        RuntimeError: we run on another Python and none of ``EG_PYTHONS`` is found.
+    """
+    if sys.version_info[:2] in EG_PYTHONS:
+        return sys.executable, ".".join(str(part) for part in sys.version_info[:3])
+    for candidate in _candidates():
+        try:
+            version = subprocess.run(
+                [candidate, "-c", "import sys; print(*sys.version_info[:3], sep='.')"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue  # e.g. a pyenv shim for a version that is not selected
+        if tuple(int(part) for part in version.split(".")[:2]) in EG_PYTHONS:
+            return candidate, version
+    wanted = " or ".join(f"{major}.{minor}" for major, minor in EG_PYTHONS)
+    raise RuntimeError(
+        f"Enterprise Gateway's pinned stack (pyzmq 24) needs Python {wanted}; "
+        f"this is {sys.version_info.major}.{sys.version_info.minor} and neither "
+        f"python{EG_PYTHONS[0][0]}.{EG_PYTHONS[0][1]} on PATH nor a pyenv version was found"
+    )
+
+
+def _candidates() -> list[str]:
+    """``python3.X`` on PATH, then pyenv's newest patch release, for each of ``EG_PYTHONS``."""
+    pyenv_versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found: list[str] = []
+    for major, minor in EG_PYTHONS:
+        name = f"python{major}.{minor}"
+        on_path = shutil.which(name)
+        if on_path is not None:
+            found.append(on_path)
+        releases = sorted(
+            pyenv_versions.glob(f"{major}.{minor}.*/bin/{name}"),
+            key=lambda path: [int(p) for p in path.parts[-3].split(".") if p.isdigit()],
+        )
+        found.extend(str(path) for path in reversed(releases))
+    return found
+
+
 def _wanted_spec() -> dict[str, object]:
-    return {
-        "requirements": list(EG_REQUIREMENTS),
-        "python": ".".join(str(part) for part in sys.version_info[:3]),
-    }
+    return {"requirements": list(EG_REQUIREMENTS), "python": base_interpreter()[1]}
 
 
 def _python_of(venv_dir: Path) -> Path:
@@ -106,9 +161,9 @@ def ensure_enterprise_gateway(venv_dir: Path | None = None) -> Path:
 
 def _build(venv_dir: Path) -> None:
     shutil.rmtree(venv_dir, ignore_errors=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     log_path = venv_dir.parent / f"{venv_dir.name}-pip.log"
-    command = [
+    create = [base_interpreter()[0], "-m", "venv", "--clear", str(venv_dir)]
+    install = [
         str(_python_of(venv_dir)),
         "-m",
         "pip",
@@ -118,17 +173,20 @@ def _build(venv_dir: Path) -> None:
         *EG_REQUIREMENTS,
     ]
     with log_path.open("wb") as log:
-        try:
-            code = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=_PIP_TIMEOUT,
-                check=False,
-            ).returncode
-        except subprocess.TimeoutExpired:
-            code = None
+        for command in (create, install):
+            try:
+                code = subprocess.run(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=_PIP_TIMEOUT,
+                    check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:
+                code = None
+            if code != 0:
+                break
     if code != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:])
         outcome = "timed out" if code is None else f"exited with code {code}"
@@ -141,7 +199,8 @@ def main() -> int:
     started = time.monotonic()
     python = ensure_enterprise_gateway()
     elapsed = time.monotonic() - started
-    print(f"enterprise gateway: {python} ({elapsed:.1f} s)", file=sys.stdout)
+    base, version = base_interpreter()
+    print(f"enterprise gateway: {python} on Python {version} ({base}; {elapsed:.1f} s)")
     return os.EX_OK
 
 

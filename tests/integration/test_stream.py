@@ -170,8 +170,9 @@ async def test_a_stream_deadline_ends_with_a_timed_out_finish(session: Session) 
         events = await _collect(session, code, timeout=1.5)
         after = await session.execute("'stream_slept' in globals()")
 
+    # streamed before the deadline (ipykernel may send ``print``'s end as its own message)
     texts = [e.text for e in events if isinstance(e, StreamText) and e.name == "stdout"]
-    assert texts[0] == "started\n"
+    assert "".join(texts) == "started\n"
     result = _finished(events)
     assert result.status is ExecutionStatus.TIMED_OUT
     assert result.recovery is Recovery.INTERRUPTED

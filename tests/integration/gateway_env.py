@@ -11,9 +11,10 @@ interpreter to run it with (``python -m enterprise_gateway``). Kernel Gateway 3.
 built on jupyter_server 2 and lives in the test venv itself, so it needs nothing here.
 
 The gateway is a separate process, so its venv need not use the tests' Python: pyzmq
-24 ships wheels up to CPython 3.11 and does not compile on 3.12+, so when the tests
-run on a newer Python the venv is built on the newest 3.11 or 3.10 found on ``PATH``
-(``python3.11``, ``python3.10``) or among pyenv's versions (``EG_PYTHONS``).
+24 ships wheels up to CPython 3.11 and does not compile on 3.12+, so the venv is built
+on the tests' Python only when that is one of ``EG_PYTHONS`` (3.11, 3.10). Otherwise
+it takes the first of those that runs, 3.11 first: ``python3.11`` on ``PATH``, then
+pyenv's newest 3.11.x, then the same for 3.10.
 
 Invariants:
 

@@ -39,6 +39,7 @@ The process queries (``child_pids``, ``is_running``, ``pids_with_env``) read Lin
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -76,6 +77,11 @@ _MARKER_VARIABLE = "JUPYTER_INTERP_TEST_SERVER"
 _POLL_INTERVAL = 0.05
 _KILL_TIMEOUT = 5.0
 _LOG_TAIL_LINES = 30
+#: where Linux hands out ports for binds to port 0 and outgoing connections
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: the lowest port ``free_port`` picks (below: well-known and registered services)
+_LOWEST_PICK = 10_000
+_PICK_ATTEMPTS = 100
 
 
 @attrs.frozen(kw_only=True)
@@ -90,11 +96,31 @@ class RunningServer:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
+
+    The server binds it later, so another process may take it first. Everything that
+    binds port 0 (kernels' ZMQ ports, picked the same way by jupyter_client) or
+    connects out gets its port from the ephemeral range (``ip_local_port_range``), so
+    a port picked at random below it can be lost only to another explicit pick. A port
+    from the range itself, as a bind to port 0 gives, once went to a kernel of the
+    other test worker before Kernel Gateway bound it.
+    """
+    try:
+        ephemeral_low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = _LOWEST_PICK  # no such file: let the OS pick
+    for _ in range(_PICK_ATTEMPTS if ephemeral_low > _LOWEST_PICK else 0):
+        port = random.randrange(_LOWEST_PICK, ephemeral_low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def jupyter_server_command(*, port: int, root_dir: Path) -> list[str]:

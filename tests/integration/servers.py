@@ -13,13 +13,19 @@ and IPython directories under the given work directory. ``running_kernel_gateway
 and ``running_enterprise_gateway()`` do the same for the gateways (token in
 ``KG_AUTH_TOKEN`` / ``EG_AUTH_TOKEN``, kernels started in the root directory, which is
 the server's working directory); Enterprise Gateway runs from its own venv
-(``gateway_env``). With ``ipc_kernels=True``, Kernel Gateway runs its kernels over IPC
-sockets in a short runtime directory of its own: over TCP, fifty kernels started at
-once now and then lose a race for ports (a kernel's own ephemeral binds take a port the
-server picked for another kernel), and the server then waits minutes on a kernel
-restarted on new ports. Only ipykernel speaks IPC (Deno's kernel, for one, does not),
-so the shared servers keep TCP; the embedded default chooses per kernelspec
-(``jupyter_interp._embedded_kernels``).
+(``gateway_env``).
+
+Kernels and ports: over TCP, the server picks a kernel's five ports by binding port 0
+and letting go, and the kernel binds them a moment later. Any loopback socket opened
+meanwhile (another kernel's own binds, a connection from either test worker) can take
+one; that kernel dies with "Address already in use", and jupyter_client restarts it on
+the same cached ports until it gives up and drops the kernel, while the server holds the
+client's WebSocket upgrade for a minute. So Jupyter Server runs ipykernel kernels over
+IPC with the embedded default's kernel manager (``jupyter_interp._embedded_kernels``:
+other kernels, Deno's for one, keep TCP). Kernel Gateway has a kernel manager of its
+own: ``ipc_kernels=True`` puts all its kernels on IPC, which only ipykernel speaks, so
+the shared one (Deno runs there too) and Enterprise Gateway keep TCP. IPC sockets live
+in a short runtime directory of their own (a socket path must fit in ~107 bytes).
 
 Invariants of teardown (which runs whatever the test did):
 
@@ -143,6 +149,11 @@ def jupyter_server_command(*, port: int, root_dir: Path) -> list[str]:
 
 #: Kernels talk ZMQ over IPC sockets (see the module docstring).
 _IPC_KERNELS = "--KernelManager.transport=ipc"
+#: ipykernel kernels over IPC, others over TCP (see the module docstring).
+_IPC_FOR_IPYKERNEL = (
+    "--MappingKernelManager.kernel_manager_class="
+    "jupyter_interp._embedded_kernels.EmbeddedKernelManager"
+)
 
 
 @contextmanager
@@ -164,7 +175,8 @@ def _runtime_dir(workdir: Path, *, ipc_kernels: bool) -> Iterator[Path]:
 def running_jupyter_server(
     workdir: Path, *, legacy_framing: bool = False, startup_timeout: float = 60.0
 ) -> Iterator[RunningServer]:
-    """Run a Jupyter Server whose root, config, runtime dir and log live under ``workdir``.
+    """Run a Jupyter Server whose root, config and log live under ``workdir``, its
+    ipykernel kernels over IPC (see the module docstring).
 
     ``legacy_framing``: the server declines the v1 subprotocol, as servers before it did.
     """
@@ -172,24 +184,26 @@ def running_jupyter_server(
     root_dir.mkdir()
     port = free_port()
     token = secrets.token_hex(24)
-    env = {
-        "JUPYTER_TOKEN": token,
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-        "IPYTHONDIR": str(workdir / "ipython"),
-    }
-    command = jupyter_server_command(port=port, root_dir=root_dir)
+    command = [*jupyter_server_command(port=port, root_dir=root_dir), _IPC_FOR_IPYKERNEL]
     if legacy_framing:
         command.append("--ZMQChannelsWebsocketConnection.kernel_ws_protocol=")
-    with run_server(
-        command,
-        url=f"http://127.0.0.1:{port}/",
-        token=token,
-        root_dir=root_dir,
-        log_path=workdir / "jupyter_server.log",
-        env=env,
-        startup_timeout=startup_timeout,
-    ) as server:
+    with (
+        _runtime_dir(workdir, ipc_kernels=True) as runtime_dir,
+        run_server(
+            command,
+            url=f"http://127.0.0.1:{port}/",
+            token=token,
+            root_dir=root_dir,
+            log_path=workdir / "jupyter_server.log",
+            env={
+                "JUPYTER_TOKEN": token,
+                "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+                "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+                "IPYTHONDIR": str(workdir / "ipython"),
+            },
+            startup_timeout=startup_timeout,
+        ) as server,
+    ):
         yield server
 
 

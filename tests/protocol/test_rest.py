@@ -424,6 +424,18 @@ def test_error_text_ignores_non_string_fields() -> None:
     assert str(info.value) == "kernel request failed: Internal Server Error (HTTP 500)"
 
 
+@given(st.text().filter(lambda text: not text.lstrip().startswith("{")))
+def test_error_detail_never_quotes_a_body_that_is_not_a_json_object(body: str) -> None:
+    assert rest.error_detail(404, body) == "Not Found"
+    assert rest.error_detail(404, body.encode()) == "Not Found"
+
+
+def test_error_detail_quotes_message_reason_and_last_traceback_line_once() -> None:
+    body = {"message": "no kernel", "reason": "no kernel", "traceback": "a\nb\nKeyError: k"}
+    assert rest.error_detail(404, json.dumps(body)) == "no kernel; KeyError: k"
+    assert rest.error_detail(599, b"<html>") == "unexpected status"
+
+
 # --------------------------------------------------------------------------- malformed
 
 

@@ -2,12 +2,13 @@
 
 Strategy: ``handshake`` sends wsproto's upgrade ``Request`` (built and validated by
 ``build_request``) and reads until wsproto accepts or a rejection is complete; a
-rejection becomes a typed ``ServerError`` whose message carries the status and a short
-snippet of the body with every header value of ours redacted. ``read_chunk`` is the
-one place that reads the transport: it re-arms Linux ``TCP_QUICKACK`` before each read
-(the server's small writes otherwise wait out a 40 ms delayed ACK) and after it (so the
-ACK of what was read leaves before we process it), and turns EOF and broken streams
-into wsproto's ``None``.
+rejection becomes a typed ``ServerError`` whose message carries the status and what a
+JSON body says (``rest.error_detail``; other bodies, such as Jupyter Server's HTML page,
+which embeds the token, are not quoted), with every header value of ours redacted.
+``read_chunk`` is the one place that reads the transport: it re-arms Linux
+``TCP_QUICKACK`` before each read (the server's small writes otherwise wait out a 40 ms
+delayed ACK) and after it (so the ACK of what was read leaves before we process it), and
+turns EOF and broken streams into wsproto's ``None``.
 
 Invariant: no message built here contains a header value (tokens) or the request
 target (it could carry ``?token=``).
@@ -42,6 +43,7 @@ from ..errors import (
     ServerError,
     TransportTimeout,
 )
+from ..protocol.rest import error_detail
 
 __all__ = [
     "STREAM_ERRORS",
@@ -56,7 +58,6 @@ __all__ = [
 
 _READ_SIZE = 65536
 _BODY_CAPTURE = 4096
-_SNIPPET_CHARS = 200
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
 _TARGET = re.compile(r"/[\x21-\x7e]*")
@@ -113,17 +114,19 @@ def secret_values(headers: Mapping[str, str]) -> tuple[str, ...]:
 def _rejection_error(
     status: int, body: bytes | bytearray, whole: bool, host: str, secrets: Sequence[str]
 ) -> ServerError:
-    words = body.decode("utf-8", "replace").split()
-    text = " ".join(words if whole else words[:-1])  # a cut-off last word could be a secret
+    """The typed error for a refused upgrade; a cut-off body is not parsed. Secrets are
+    redacted before the body is read (its quote may be cut short) and after."""
+    text = body.decode("utf-8", "replace") if whole else ""
     for secret in secrets:
         text = text.replace(secret, "[redacted]")
-    message = f"WebSocket upgrade refused by {host}"
-    if text:
-        message += f": {text[:_SNIPPET_CHARS]}"
+    detail = error_detail(status, text)
+    for secret in secrets:
+        detail = detail.replace(secret, "[redacted]")
+    message = f"WebSocket upgrade refused by {host}: {detail}"
     if status in (401, 403):
         return AuthenticationError(message, status=status)
     if status == 404:
-        return KernelNotFound(message, status=status)
+        return KernelNotFound(f"{message} (no such kernel on the server)", status=status)
     return ServerError(message, status=status)
 
 

@@ -6,7 +6,7 @@ handshake fails) sends the HTTP/1.1 upgrade with our headers and offered subprot
 (no ``Origin``), then reads until wsproto accepts or a rejection is complete. One
 deadline covers connect and upgrade; Jupyter delays the ``101`` until the kernel
 answers, so it is long. A rejection becomes a typed ``ServerError`` with the status and
-a short snippet of the body with our header values redacted.
+what a JSON body says, our header values redacted (``_upgrade``).
 
 Invariants of an open ``WebSocket``:
 

@@ -81,6 +81,7 @@ __all__ = [
     "api_status",
     "auth_headers",
     "delete_kernel",
+    "error_detail",
     "get_kernel",
     "get_kernelspec",
     "interrupt_kernel",
@@ -323,7 +324,10 @@ def _phrase(status: int) -> str:
         return "unexpected status"
 
 
-def _server_error(status: int, body: object, route: _Route) -> ServerError:
+def error_detail(status: int, body: object) -> str:
+    """What an error answer says, fit to quote: the ``message``/``reason`` fields and the
+    last traceback line of a JSON body, else the status's phrase (other bodies, such as
+    Jupyter Server's HTML error page, which embeds the token, are never quoted)."""
     try:
         decoded = _decode(body)
     except RemoteProtocolError:
@@ -332,7 +336,11 @@ def _server_error(status: int, body: object, route: _Route) -> ServerError:
     traceback = fields.get("traceback")
     last_line = traceback.strip().rpartition("\n")[2] if isinstance(traceback, str) else None
     quoted = (_quote(fields.get("message")), _quote(fields.get("reason")), _quote(last_line))
-    detail = "; ".join(part for part in dict.fromkeys(quoted) if part) or _phrase(status)
+    return "; ".join(part for part in dict.fromkeys(quoted) if part) or _phrase(status)
+
+
+def _server_error(status: int, body: object, route: _Route) -> ServerError:
+    detail = error_detail(status, body)
     text = f"{route.value} failed: {detail}"
     found = detail.lower()
     if status == 403 and ("resource limit" in found or "max kernels" in found):

@@ -216,6 +216,16 @@ def test_ipykernel_error_strips_ansi_and_keeps_raw() -> None:
     assert result.execution_count == 3
 
 
+def test_the_first_of_two_errors_is_the_result_s_error() -> None:
+    # a kernel may publish an error and then another while handling it
+    tracker, request, kernel = start("1/0")
+    busy, executing, error, reply, idle = kernel.ipykernel_error(request, 3)
+    later = kernel.error(request, ename="OSError", evalue="later")
+    result = finished(feed(tracker, [busy, executing, error, later, reply, idle]))
+    assert result.error is not None
+    assert result.error.ename == "ZeroDivisionError"
+
+
 def test_error_from_reply_when_iopub_error_was_dropped() -> None:
     tracker, request, kernel = start("1/0")
     reply = kernel.execute_reply(

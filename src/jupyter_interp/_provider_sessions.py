@@ -34,7 +34,13 @@ from ._provider_directory import SessionDirectory, SessionMeta, kernel_id_for, s
 from ._provider_results import images_of, now_iso
 from ._provider_runtime import Runtime, SessionRecord
 from .client import Client
-from .errors import JupyterInterpError, KernelNotFound, RemoteFileNotFound, UnsupportedKernel
+from .errors import (
+    JupyterInterpError,
+    KernelDied,
+    KernelNotFound,
+    RemoteFileNotFound,
+    UnsupportedKernel,
+)
 from .protocol import rest
 from .protocol.file_replies import Deleted
 from .protocol.files import snippets_for
@@ -158,13 +164,14 @@ class SessionKeeper:
             return record
 
     async def attach(self, runtime: Runtime, session_id: str) -> SessionRecord | None:
-        """Connect to the session's running kernel; None if the server has no such kernel."""
+        """Connect to the session's running kernel; None if the server has no such kernel
+        (or it turns out dead while we connect)."""
         client = _client(runtime)
         kernel_id = self.kernel_id(session_id)
         folder = session_folder(self._settings.file_root, kernel_id)
         try:
             session = await client.attach_session(kernel_id, file_root=folder)
-        except KernelNotFound:
+        except (KernelNotFound, KernelDied):  # KernelDied: dropped while we connected
             return None
         meta = self.known.get(session_id) or SessionMeta(
             session_id=session_id,
@@ -188,7 +195,11 @@ class SessionKeeper:
         language: str | None,
         env: dict[str, str],
     ) -> SessionRecord:
-        """Start the session's kernel with its derived id and attach to it."""
+        """Start the session's kernel with its derived id and attach to it.
+
+        As ``Client.start_session`` does, a kernel that dies before it first answers is
+        deleted and started once more (same id, fresh ports).
+        """
         client = _client(runtime)
         name = await self._kernel_for(client, kernel_name, language)
         wanted = session_id if generated else kernel_id_for(session_id)
@@ -196,9 +207,22 @@ class SessionKeeper:
             name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
         )
         request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
-        model = await client.http.call(
-            request, rest.parse_start_kernel, timeout=client.config.start_timeout
-        )
+        replacements = 1
+        while True:
+            model = await client.http.call(
+                request, rest.parse_start_kernel, timeout=client.config.start_timeout
+            )
+            folder = session_folder(self._settings.file_root, model.id)
+            try:
+                session = await client.attach_session(model.id, file_root=folder)
+                break
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                    await _delete_kernel(client, model.id)
+                if not isinstance(exc, KernelDied) or replacements == 0:
+                    raise
+                replacements -= 1
+                logger.warning("%s; starting it again for session %s", exc, session_id)
         if generated:
             session_id = model.id
         elif model.id != wanted:
@@ -209,13 +233,6 @@ class SessionKeeper:
                 session_id,
             )
             self._aliases[session_id] = model.id
-        folder = session_folder(self._settings.file_root, model.id)
-        try:
-            session = await client.attach_session(model.id, file_root=folder)
-        except BaseException:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
-                await _delete_kernel(client, model.id)
-            raise
         meta = SessionMeta(
             session_id=session_id,
             kernel_id=model.id,

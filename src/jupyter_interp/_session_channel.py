@@ -15,7 +15,10 @@ Invariants:
   kernel publishes before the server's iopub subscription exists would be lost.
 * A session's first WebSocket that the server hangs up before readiness is opened
   again, a few times and only within ``handshake_timeout`` of the first opening
-  (nothing has run yet); refusals and timeouts are raised at once.
+  (nothing has run yet); refusals and timeouts are raised at once. Meanwhile the
+  kernel is looked up over REST every two seconds: one the server dropped or reports
+  dead ends the opening with ``KernelDied`` at once (the server would hold the upgrade
+  for a minute).
 * A reconnect with executions in flight succeeds once the WebSocket is open: its
   kernel_info queues behind the running cell, so readiness is then awaited past
   ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
@@ -82,6 +85,8 @@ _MAX_NUDGES = 8
 _RECONNECT_ATTEMPTS = 5
 #: how often a session's first WebSocket is opened before a drop fails ``start_session``
 _OPEN_ATTEMPTS = 3
+#: seconds between checks that the kernel still exists while the first WebSocket opens
+_OPENING_CHECK = 2.0
 #: the longest interval between kernel_info requests while a reconnect waits for a cell
 _PATIENT_RETRY_MAX = 30.0
 
@@ -155,7 +160,58 @@ class SessionChannel:
     # -- connection management (reader task only) ------------------------------------
 
     async def _open(self) -> None:
-        """First connect; a WebSocket the server hangs up before readiness is reopened.
+        """First connect, while ``_watch_opening`` checks the kernel still exists.
+
+        Errors are raised bare (not in an exception group); the watch's ``KernelDied``
+        wins over the error the cancelled connect would have raised.
+        """
+        gone: list[KernelDied] = []
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_opening, tg.cancel_scope, gone)
+            try:
+                await self._open_with_retries()
+            except Exception as exc:  # re-raised below, outside the task group
+                failure = exc
+            tg.cancel_scope.cancel()
+        if gone:
+            raise gone[0] from failure
+        if failure is not None:
+            raise failure
+
+    async def _watch_opening(self, opening: anyio.CancelScope, gone: list[KernelDied]) -> None:
+        """Every ``_OPENING_CHECK`` s, ask the server for the kernel; if it dropped the
+        kernel or reports it dead, record ``KernelDied`` and cancel ``opening``.
+
+        Why: a kernel that keeps dying at start-up (jupyter_client restarts it on the
+        same ports, so one taken port kills it for good) is dropped by the server after
+        a few restarts, but Jupyter Server holds our WebSocket upgrade for its
+        kernel_info timeout, a minute, before answering 404. Other errors of the check
+        are left to the connect.
+        """
+        while True:
+            await anyio.sleep(_OPENING_CHECK)
+            try:
+                model = await self._link.model()
+            except KernelNotFound:
+                why = "the server dropped it"
+            except JupyterInterpError:
+                continue
+            else:
+                if model.execution_state != "dead":
+                    continue
+                why = f"the server reports it dead: {model.reason or 'no reason given'}"
+            gone.append(
+                KernelDied(
+                    f"kernel {self.kernel_id} died before it answered ({why}); the "
+                    "server's log says why"
+                )
+            )
+            opening.cancel()
+            return
+
+    async def _open_with_retries(self) -> None:
+        """Connect; a WebSocket the server hangs up before readiness is reopened.
 
         A quick hang-up (a proxy or server dropping the socket) need not fail the
         start: nothing has run yet, so opening again is safe. Refusals (401, 404...) and

@@ -39,6 +39,7 @@ from ._kernel_link import KernelLink
 from .config import ClientConfig
 from .errors import (
     JupyterInterpError,
+    KernelDied,
     KernelLaunchError,
     KernelLaunchTimeout,
     KernelSpecNotFound,
@@ -266,29 +267,42 @@ class Client:
                 the Contents API cannot map (files then move through the kernel only).
             file_root: kernel-side directory that file transfers are confined to.
 
+        A kernel that dies before it first answers (the server drops a kernel whose
+        restarts keep failing, as when another socket took one of the ports picked for
+        it) is deleted and replaced once by a fresh one, which the server gives new
+        ports; a second such death raises ``KernelDied``.
+
         Raises:
-            KernelSpecNotFound, ResourceLimitError, KernelLaunchError, AuthenticationError,
-            ConnectError, TransportTimeout.
+            KernelSpecNotFound, ResourceLimitError, KernelLaunchError, KernelDied,
+            AuthenticationError, ConnectError, TransportTimeout.
         """
         name = await self.resolve_kernel_name(kernel_name, language)
+        request = rest.start_kernel(name, env=self.config.start_env(env), path=path)
+        replacements = 1
+        while True:
+            model = await self._start_kernel(request, name)
+            try:
+                session = await self._open(model.id, model.name, file_root=file_root)
+                break
+            except BaseException as exc:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                    await self._link(model.id, model.name).delete()
+                if not isinstance(exc, KernelDied) or replacements == 0:
+                    raise
+                replacements -= 1
+                logger.warning("%s; starting a fresh kernel", exc)
+        self._owned.append(session)
+        return session
+
+    async def _start_kernel(self, request: rest.HttpRequest, name: str | None) -> rest.KernelModel:
         try:
-            model = await self.http.call(
-                rest.start_kernel(name, env=self.config.start_env(env), path=path),
-                rest.parse_start_kernel,
-                timeout=self.config.start_timeout,
+            return await self.http.call(
+                request, rest.parse_start_kernel, timeout=self.config.start_timeout
             )
         except KernelLaunchError as exc:
             if name is not None and not isinstance(exc, KernelLaunchTimeout):
                 await self._check_kernel_name(name, exc)
             raise
-        try:
-            session = await self._open(model.id, model.name, file_root=file_root)
-        except BaseException:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                await self._link(model.id, model.name).delete()
-            raise
-        self._owned.append(session)
-        return session
 
     async def attach_session(self, kernel_id: str, *, file_root: str = "") -> Session:
         """Connect a Session to a running kernel (started by anyone, e.g. another replica).

@@ -1,0 +1,142 @@
+"""Kernels that die before they first answer, on Jupyter Server and Kernel Gateway.
+
+A kernel that keeps dying at start-up (for one, when another socket took a port the
+server picked for it: jupyter_client restarts it on the same ports) is dropped by the
+server after its restarts fail, while the server holds our WebSocket upgrade for its
+kernel_info timeout (60 s) before it answers 404. Each test runs a private server whose
+kernelspecs run ``_LAUNCHER``: it counts its launches in a file and exits at once for
+the first ``fails`` of them, then runs ipykernel. The servers poll their kernels every
+half second and give up after one failed restart, so a dying kernel is dropped in about
+a second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from jupyter_interp.client import Client
+from jupyter_interp.errors import KernelDied
+
+from .conftest import TEST_CLIENT_SETTINGS
+from .servers import RunningServer, running_server_variant
+from .test_provider import StandInCodeInterpreterProvider, gateway_abc, provider_on  # noqa: F401
+
+pytestmark = pytest.mark.anyio
+
+_TIMEOUT = 90
+#: how long Jupyter Server holds the upgrade for a kernel that never answers
+_SERVER_HOLD = 60.0
+_RESTARTER = ["--KernelRestarter.time_to_dead=0.5", "--KernelRestarter.restart_limit=1"]
+#: launches per dropped kernel: the first, and the one restart the servers try
+_LAUNCHES_PER_DROP = 2
+_LAUNCHER = """\
+import runpy, sys
+from pathlib import Path
+
+counter, fails = Path(sys.argv[1]), int(sys.argv[2])
+launches = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(launches))
+if launches <= fails:
+    sys.exit(3)
+sys.argv = [sys.argv[0], *sys.argv[3:]]
+runpy.run_module("ipykernel_launcher", run_name="__main__")
+"""
+
+
+class DyingKernels:
+    """A private server with kernelspecs that die at their first ``fails`` launches."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.server: RunningServer | None = None
+
+    def add_spec(self, name: str, fails: int) -> None:
+        launcher = self.workdir / "launcher.py"
+        launcher.write_text(_LAUNCHER)
+        spec_dir = self.workdir / "data" / "kernels" / name
+        spec_dir.mkdir(parents=True)
+        counter = self.counter(name)
+        argv = [sys.executable, str(launcher), str(counter), str(fails), "-f", "{connection_file}"]
+        spec = {"argv": argv, "display_name": name, "language": "python"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+
+    def counter(self, name: str) -> Path:
+        return self.workdir / f"{name}.launches"
+
+    def launches(self, name: str) -> int:
+        return int(self.counter(name).read_text())
+
+
+@pytest.fixture(params=["jupyter_server", "kernel_gateway"])
+def dying(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DyingKernels]:
+    kind = str(request.param)
+    kernels = DyingKernels(tmp_path)
+    kernels.add_spec("dropped-once", fails=_LAUNCHES_PER_DROP)
+    kernels.add_spec("always-dies", fails=1000)
+    app = "ServerApp" if kind == "jupyter_server" else "KernelGatewayApp"
+    options = [*_RESTARTER, f"--{app}.default_kernel_name=dropped-once"]
+    if kind == "kernel_gateway":
+        options.append("--JupyterWebsocketPersonality.list_kernels=True")
+    with running_server_variant(kind, tmp_path, options=options) as server:
+        kernels.server = server
+        yield kernels
+
+
+def _client(server: RunningServer) -> Client:
+    return Client(server.url, token=server.token, **TEST_CLIENT_SETTINGS)
+
+
+async def test_a_kernel_dropped_at_start_up_is_replaced_by_a_fresh_one(
+    dying: DyingKernels,
+) -> None:
+    assert dying.server is not None
+    with anyio.fail_after(_TIMEOUT):
+        async with _client(dying.server) as client, client.session("dropped-once") as session:
+            result = await session.execute("6 * 7")
+            running = [model.id for model in await client.list_kernels()]
+
+    assert result.result == "42"
+    assert dying.launches("dropped-once") == _LAUNCHES_PER_DROP + 1
+    assert running == [session.kernel_id]  # the dropped kernel is not left behind
+
+
+async def test_a_kernel_that_always_dies_fails_the_start_fast_and_typed(
+    dying: DyingKernels,
+) -> None:
+    assert dying.server is not None
+    with anyio.fail_after(_TIMEOUT):
+        async with _client(dying.server) as client:
+            started = anyio.current_time()
+            with pytest.raises(KernelDied) as caught:
+                await client.start_session("always-dies")
+            took = anyio.current_time() - started
+            left = await client.list_kernels()
+
+    assert "died before it answered" in str(caught.value)
+    assert dying.launches("always-dies") == 2 * _LAUNCHES_PER_DROP  # one replacement
+    assert took < _SERVER_HOLD  # not held until the server's kernel_info timeout
+    assert left == ()
+
+
+@pytest.mark.usefixtures("gateway_abc")  # imported above: installs the gateway's base class
+async def test_the_provider_replaces_a_kernel_dropped_at_start_up(
+    dying: DyingKernels, tmp_path: Path
+) -> None:
+    assert dying.server is not None
+    files = tmp_path / "files"
+    with anyio.fail_after(_TIMEOUT):
+        async with provider_on(
+            dying.server, files, StandInCodeInterpreterProvider, kernel_name="dropped-once"
+        ) as provider:
+            started = await provider.start_session("agent-7")
+            answer = await provider.execute(started["session_id"], "6 * 7")
+            await provider.stop_session(started["session_id"])
+
+    assert answer["result"] == "42"
+    assert dying.launches("dropped-once") == _LAUNCHES_PER_DROP + 1

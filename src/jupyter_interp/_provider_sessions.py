@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import deque
 from typing import Any
@@ -197,7 +198,7 @@ class SessionKeeper:
     ) -> SessionRecord:
         """Start the session's kernel with its derived id and attach to it.
 
-        As ``Client.start_session`` does, a kernel that dies before it first answers is
+        As in ``Client.start_session``, a kernel that dies before it first answers is
         deleted and started once more (same id, fresh ports).
         """
         client = _client(runtime)
@@ -207,42 +208,36 @@ class SessionKeeper:
             name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
         )
         request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
-        replacements = 1
-        while True:
-            model = await client.http.call(
-                request, rest.parse_start_kernel, timeout=client.config.start_timeout
-            )
-            folder = session_folder(self._settings.file_root, model.id)
-            try:
-                session = await client.attach_session(model.id, file_root=folder)
-                break
-            except BaseException as exc:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
-                    await _delete_kernel(client, model.id)
-                if not isinstance(exc, KernelDied) or replacements == 0:
-                    raise
-                replacements -= 1
-                logger.warning("%s; starting it again for session %s", exc, session_id)
+        session = await client._start_and_open(
+            request,
+            None,
+            file_root_for=functools.partial(session_folder, self._settings.file_root),
+            owned=False,
+            cleanup_timeout=_CLEANUP_TIMEOUT,
+        )
+        kernel_id, folder = session.kernel_id, session.file_root
         if generated:
-            session_id = model.id
-        elif model.id != wanted:
+            session_id = kernel_id
+        elif kernel_id != wanted:
             logger.warning(
                 "the server chose its own kernel id for session %r: only this process can "
                 "re-attach it (Jupyter Server 2, Kernel Gateway 3 and Enterprise Gateway "
                 "honour the requested id)",
                 session_id,
             )
-            self._aliases[session_id] = model.id
+            self._aliases[session_id] = kernel_id
         meta = SessionMeta(
             session_id=session_id,
-            kernel_id=model.id,
-            kernel_name=model.name,
+            kernel_id=kernel_id,
+            kernel_name=session.kernel_name,
             language=session.language or (language or ""),
             created_at=now_iso(),
         )
         meta = await self.directory(runtime).register(meta)
         self.known[session_id] = meta
-        logger.info("session %s started on kernel %s (%s)", session_id, model.id, model.name)
+        logger.info(
+            "session %s started on kernel %s (%s)", session_id, kernel_id, session.kernel_name
+        )
         return SessionRecord(meta=meta, session=session, folder=folder, started_here=True)
 
     async def _kernel_for(

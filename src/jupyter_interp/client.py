@@ -25,7 +25,7 @@ import logging
 import os
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from types import TracebackType
@@ -278,20 +278,39 @@ class Client:
         """
         name = await self.resolve_kernel_name(kernel_name, language)
         request = rest.start_kernel(name, env=self.config.start_env(env), path=path)
+        return await self._start_and_open(request, name, file_root_for=lambda _: file_root)
+
+    async def _start_and_open(
+        self,
+        request: rest.HttpRequest,
+        name: str | None,
+        *,
+        file_root_for: Callable[[str], str],
+        owned: bool = True,
+        cleanup_timeout: float = 30.0,
+    ) -> Session:
+        """Send the start ``request`` and open a Session on the kernel it started (the
+        provider's start too, with a request of its own and ``owned=False``).
+
+        A kernel that dies before it first answers is deleted and started once more; any
+        other failure to open deletes it and is raised. ``name``: the kernelspec to
+        check when the launch fails (None: no check). ``owned``: deleted when the Client
+        closes (else kept, as an attached session is).
+        """
         replacements = 1
         while True:
             model = await self._start_kernel(request, name)
             try:
-                session = await self._open(model.id, model.name, file_root=file_root)
+                session = await self._open(model.id, model.name, file_root=file_root_for(model.id))
                 break
             except BaseException as exc:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
                     await self._link(model.id, model.name).delete()
                 if not isinstance(exc, KernelDied) or replacements == 0:
                     raise
                 replacements -= 1
                 logger.warning("%s; starting a fresh kernel", exc)
-        self._owned.append(session)
+        (self._owned if owned else self._attached).append(session)
         return session
 
     async def _start_kernel(self, request: rest.HttpRequest, name: str | None) -> rest.KernelModel:

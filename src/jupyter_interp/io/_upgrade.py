@@ -116,18 +116,20 @@ def _rejection_error(
 ) -> ServerError:
     """The typed error for a refused upgrade; a cut-off body is not parsed. Secrets are
     redacted before the body is read (its quote may be cut short) and after."""
-    text = body.decode("utf-8", "replace") if whole else ""
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    detail = error_detail(status, text)
-    for secret in secrets:
-        detail = detail.replace(secret, "[redacted]")
+    text = _redacted(body.decode("utf-8", "replace") if whole else "", secrets)
+    detail = _redacted(error_detail(status, text), secrets)
     message = f"WebSocket upgrade refused by {host}: {detail}"
     if status in (401, 403):
         return AuthenticationError(message, status=status)
     if status == 404:
         return KernelNotFound(f"{message} (no such kernel on the server)", status=status)
     return ServerError(message, status=status)
+
+
+def _redacted(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def set_tcp_option(sock: socket.socket | None, option: int | None) -> None:

@@ -20,9 +20,10 @@ and letting go, and the kernel binds them a moment later. Any loopback socket op
 meanwhile (another kernel's own binds, a connection from either test worker) can take
 one; that kernel dies with "Address already in use", and jupyter_client restarts it on
 the same cached ports until it gives up and drops the kernel, while the server holds the
-client's WebSocket upgrade for a minute. So Jupyter Server runs ipykernel kernels over
-IPC with the embedded default's kernel manager (``jupyter_interp._embedded_kernels``:
-other kernels, Deno's for one, keep TCP). Kernel Gateway has a kernel manager of its
+client's WebSocket upgrade for a minute. So ``running_jupyter_server`` runs ipykernel
+kernels over IPC with the embedded default's kernel manager
+(``jupyter_interp._embedded_kernels``: other kernels, Deno's for one, keep TCP; the
+variants below keep Jupyter's default, TCP). Kernel Gateway has a kernel manager of its
 own: ``ipc_kernels=True`` puts all its kernels on IPC, which only ipykernel speaks, so
 the shared one (Deno runs there too) and Enterprise Gateway keep TCP. IPC sockets live
 in a short runtime directory of their own (a socket path must fit in ~107 bytes).
@@ -61,6 +62,8 @@ from pathlib import Path
 
 import attrs
 import httpx
+
+from jupyter_interp._launcher import _KERNEL_MANAGER as EMBEDDED_KERNEL_MANAGER
 
 __all__ = [
     "EG_REFUSED_USERNAME",
@@ -149,11 +152,9 @@ def jupyter_server_command(*, port: int, root_dir: Path) -> list[str]:
 
 #: Kernels talk ZMQ over IPC sockets (see the module docstring).
 _IPC_KERNELS = "--KernelManager.transport=ipc"
-#: ipykernel kernels over IPC, others over TCP (see the module docstring).
-_IPC_FOR_IPYKERNEL = (
-    "--MappingKernelManager.kernel_manager_class="
-    "jupyter_interp._embedded_kernels.EmbeddedKernelManager"
-)
+#: ipykernel kernels over IPC, others over TCP, as in the embedded default (see the
+#: module docstring).
+_IPC_FOR_IPYKERNEL = f"--MappingKernelManager.kernel_manager_class={EMBEDDED_KERNEL_MANAGER}"
 
 
 @contextmanager

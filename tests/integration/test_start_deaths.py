@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import attrs
 import pytest
 
 from jupyter_interp.client import Client
@@ -49,43 +50,46 @@ runpy.run_module("ipykernel_launcher", run_name="__main__")
 """
 
 
+#: the kernelspecs of each server, and how many launches of each die
+_SPECS = {"dropped-once": _LAUNCHES_PER_DROP, "always-dies": 1000}
+
+
+@attrs.frozen
 class DyingKernels:
-    """A private server with kernelspecs that die at their first ``fails`` launches."""
+    """A private server whose kernelspecs (``_SPECS``) count their launches in ``workdir``."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.server: RunningServer | None = None
-
-    def add_spec(self, name: str, fails: int) -> None:
-        launcher = self.workdir / "launcher.py"
-        launcher.write_text(_LAUNCHER)
-        spec_dir = self.workdir / "data" / "kernels" / name
-        spec_dir.mkdir(parents=True)
-        counter = self.counter(name)
-        argv = [sys.executable, str(launcher), str(counter), str(fails), "-f", "{connection_file}"]
-        spec = {"argv": argv, "display_name": name, "language": "python"}
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-
-    def counter(self, name: str) -> Path:
-        return self.workdir / f"{name}.launches"
+    server: RunningServer
+    workdir: Path
 
     def launches(self, name: str) -> int:
-        return int(self.counter(name).read_text())
+        return int(_counter(self.workdir, name).read_text())
+
+
+def _counter(workdir: Path, name: str) -> Path:
+    return workdir / f"{name}.launches"
+
+
+def _write_specs(workdir: Path) -> None:
+    """``_SPECS`` as kernelspecs in the server's data directory, all running ``_LAUNCHER``."""
+    launcher = workdir / "launcher.py"
+    launcher.write_text(_LAUNCHER)
+    for name, fails in _SPECS.items():
+        counter = _counter(workdir, name)
+        argv = [sys.executable, str(launcher), str(counter), str(fails), "-f", "{connection_file}"]
+        spec_dir = workdir / "data" / "kernels" / name
+        spec_dir.mkdir(parents=True)
+        spec = {"argv": argv, "display_name": name, "language": "python"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
 
 @pytest.fixture(params=["jupyter_server", "kernel_gateway"])
 def dying(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DyingKernels]:
-    kind = str(request.param)
-    kernels = DyingKernels(tmp_path)
-    kernels.add_spec("dropped-once", fails=_LAUNCHES_PER_DROP)
-    kernels.add_spec("always-dies", fails=1000)
-    app = "ServerApp" if kind == "jupyter_server" else "KernelGatewayApp"
-    options = [*_RESTARTER, f"--{app}.default_kernel_name=dropped-once"]
-    if kind == "kernel_gateway":
+    _write_specs(tmp_path)
+    options = list(_RESTARTER)
+    if request.param == "kernel_gateway":
         options.append("--JupyterWebsocketPersonality.list_kernels=True")
-    with running_server_variant(kind, tmp_path, options=options) as server:
-        kernels.server = server
-        yield kernels
+    with running_server_variant(str(request.param), tmp_path, options=options) as server:
+        yield DyingKernels(server=server, workdir=tmp_path)
 
 
 def _client(server: RunningServer) -> Client:
@@ -95,7 +99,6 @@ def _client(server: RunningServer) -> Client:
 async def test_a_kernel_dropped_at_start_up_is_replaced_by_a_fresh_one(
     dying: DyingKernels,
 ) -> None:
-    assert dying.server is not None
     with anyio.fail_after(_TIMEOUT):
         async with _client(dying.server) as client, client.session("dropped-once") as session:
             result = await session.execute("6 * 7")
@@ -109,7 +112,6 @@ async def test_a_kernel_dropped_at_start_up_is_replaced_by_a_fresh_one(
 async def test_a_kernel_that_always_dies_fails_the_start_fast_and_typed(
     dying: DyingKernels,
 ) -> None:
-    assert dying.server is not None
     with anyio.fail_after(_TIMEOUT):
         async with _client(dying.server) as client:
             started = anyio.current_time()
@@ -128,7 +130,6 @@ async def test_a_kernel_that_always_dies_fails_the_start_fast_and_typed(
 async def test_the_provider_replaces_a_kernel_dropped_at_start_up(
     dying: DyingKernels, tmp_path: Path
 ) -> None:
-    assert dying.server is not None
     files = tmp_path / "files"
     with anyio.fail_after(_TIMEOUT):
         async with provider_on(

@@ -10,7 +10,8 @@ Invariants:
 * Constructing a Client does no I/O and starts no task; ``async with`` does.
 * Leaving the Client shuts down the kernels it started (unless a session was
   detached) and disconnects sessions it attached to, even when the body raised or was
-  cancelled; an injected ``httpx.AsyncClient`` is never closed.
+  cancelled; an injected ``httpx.AsyncClient`` is never closed. When the body raised,
+  its error propagates and a failed shutdown (a server that is down) is only logged.
 * A Session's tasks (reader, keep-alive) are the Client's, not the caller's: once
   connected they run in a shielded scope, so cancelling the scope around the Client
   (a request timeout in a web server, say) cannot kill a reader that the shielded
@@ -160,6 +161,12 @@ class Client:
                             cleanup.start_soon(session.shutdown)
                         for session in self._attached:
                             cleanup.start_soon(session.detach)
+        except Exception as failed:
+            if exc is None:
+                raise
+            # the body's error says what went wrong (the task group's would replace it,
+            # context suppressed): a server that is down fails the deletes as well
+            logger.warning("closing the client after an error, also: %s", _describe(failed))
         finally:
             assert self._tg is not None
             for scope in self._serving:
@@ -398,6 +405,12 @@ class Client:
                 await session._run(task_status=_ShieldWhenStarted(scope, task_status))
         finally:
             self._serving.discard(scope)
+
+
+def _describe(error: BaseException) -> str:
+    """An error's message; for an exception group, its leaves' messages."""
+    group: tuple[BaseException, ...] | None = getattr(error, "exceptions", None)
+    return "; ".join(map(_describe, group)) if group else str(error)
 
 
 class _ShieldWhenStarted:

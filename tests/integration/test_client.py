@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from pathlib import Path
 
 import anyio
 import pytest
@@ -24,7 +26,8 @@ from jupyter_interp.errors import (
 from jupyter_interp.protocol.result import ExecutionResult
 from jupyter_interp.session import Session
 
-from .servers import RunningServer, free_port
+from .conftest import TEST_CLIENT_SETTINGS
+from .servers import RunningServer, free_port, running_server_variant
 
 pytestmark = pytest.mark.anyio
 
@@ -174,6 +177,31 @@ async def test_leaving_the_client_shuts_down_owned_kernels(
 
     assert kernel_id not in remaining
     assert session.closed
+
+
+async def test_a_body_error_is_not_hidden_by_a_shutdown_the_stopped_server_refuses(
+    anyio_backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BodyFailed(Exception):
+        pass
+
+    async def failing_body() -> None:
+        async with Client(server.url, token=server.token, **TEST_CLIENT_SETTINGS) as client:
+            await client.start_session()
+            await anyio.to_thread.run_sync(servers.close)  # the kernel's DELETE will fail
+            raise BodyFailed
+
+    servers = ExitStack()
+    server = servers.enter_context(running_server_variant("jupyter_server", tmp_path))
+    try:
+        with anyio.fail_after(_TIMEOUT), pytest.raises(BodyFailed):
+            await failing_body()
+    finally:
+        servers.close()
+
+    (warning,) = [r for r in caplog.records if "closing the client after" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert f"cannot connect to {server.url.split('/')[2]}" in warning.getMessage()
 
 
 async def test_cancelling_the_client_body_still_shuts_down_kernels(

@@ -118,7 +118,7 @@ def result_to_json(result: ExecutionResult, saved: Sequence[Path]) -> dict[str, 
 
 async def _run(args: argparse.Namespace, code: str, out: TextIO, err: TextIO) -> int:
     from .client import Client
-    from .local import local_server
+    from .local.server import local_server
 
     if args.url:
         client_cm: Any = Client(args.url, token=args.token)

@@ -36,7 +36,6 @@ import anyio
 import httpx
 from anyio.abc import TaskStatus
 
-from ._kernel_link import KernelLink
 from .config import ClientConfig
 from .errors import (
     JupyterInterpError,
@@ -49,7 +48,8 @@ from .errors import (
 from .io.http import HttpTransport
 from .protocol import rest
 from .protocol.message_factory import MessageFactory
-from .session import Session
+from .session.kernel_link import KernelLink
+from .session.session import Session
 
 __all__ = ["Client", "shutdown_on_exit"]
 

@@ -46,7 +46,7 @@ from .errors import JupyterInterpError, KernelNotFound, LocalProtocolError
 
 if TYPE_CHECKING:
     from .client import Client
-    from .session import Session
+    from .session.session import Session
 
 __all__ = ["KernelPool"]
 

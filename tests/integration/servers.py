@@ -22,7 +22,7 @@ one; that kernel dies with "Address already in use", and jupyter_client restarts
 the same cached ports until it gives up and drops the kernel, while the server holds the
 client's WebSocket upgrade for a minute. So ``running_jupyter_server`` runs ipykernel
 kernels over IPC with the embedded default's kernel manager
-(``jupyter_interp._embedded_kernels``: other kernels, Deno's for one, keep TCP; the
+(``jupyter_interp.local.kernels``: other kernels, Deno's for one, keep TCP; the
 variants below keep Jupyter's default, TCP). Kernel Gateway has a kernel manager of its
 own: ``ipc_kernels=True`` puts all its kernels on IPC, which only ipykernel speaks, so
 the shared one (Deno runs there too) and Enterprise Gateway keep TCP. IPC sockets live
@@ -63,7 +63,7 @@ from pathlib import Path
 import attrs
 import httpx
 
-from jupyter_interp._launcher import _KERNEL_MANAGER as EMBEDDED_KERNEL_MANAGER
+from jupyter_interp.local.launcher import _KERNEL_MANAGER as EMBEDDED_KERNEL_MANAGER
 
 __all__ = [
     "EG_REFUSED_USERNAME",

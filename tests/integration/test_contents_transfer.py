@@ -26,8 +26,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jupyter_interp._contents_transfer import ContentsTransfer
-from jupyter_interp._transfer import FileTransfer
 from jupyter_interp.client import Client
 from jupyter_interp.errors import (
     ChecksumMismatch,
@@ -36,7 +34,9 @@ from jupyter_interp.errors import (
     RemoteFileNotFound,
     UnsupportedKernel,
 )
-from jupyter_interp.protocol.file_replies import EntryKind
+from jupyter_interp.files.contents import ContentsTransfer
+from jupyter_interp.files.transfer import FileTransfer
+from jupyter_interp.protocol.files.replies import EntryKind
 from jupyter_interp.protocol.result import ExecutionStatus
 from jupyter_interp.session import Session
 

@@ -20,7 +20,6 @@ import anyio.lowlevel
 import attrs
 import pytest
 
-from jupyter_interp._transfer import FileTransfer
 from jupyter_interp.client import Client
 from jupyter_interp.errors import (
     FileTransferError,
@@ -28,8 +27,9 @@ from jupyter_interp.errors import (
     PathNotConfined,
     RemoteFileNotFound,
 )
-from jupyter_interp.protocol.file_replies import EntryKind
+from jupyter_interp.files.transfer import FileTransfer
 from jupyter_interp.protocol.files import CHUNK_SIZE
+from jupyter_interp.protocol.files.replies import EntryKind
 from jupyter_interp.protocol.messages import Message
 from jupyter_interp.session import Session
 

@@ -22,8 +22,8 @@ import pytest
 
 from jupyter_interp.client import Client
 from jupyter_interp.errors import KernelSpecNotFound, UnsupportedKernel
-from jupyter_interp.protocol.file_replies import EntryKind
 from jupyter_interp.protocol.files import CHUNK_SIZE
+from jupyter_interp.protocol.files.replies import EntryKind
 from jupyter_interp.protocol.result import ExecutionStatus, Recovery, strip_ansi
 from jupyter_interp.session import Session
 

@@ -19,11 +19,11 @@ import anyio
 import httpx
 import pytest
 
-from jupyter_interp import _launcher
-from jupyter_interp._launcher import LocalJupyterServer, launch_jupyter_server
 from jupyter_interp.client import Client
 from jupyter_interp.errors import ConnectError, MissingDependency, TransportTimeout
+from jupyter_interp.local import launcher as _launcher
 from jupyter_interp.local import local_server
+from jupyter_interp.local.launcher import LocalJupyterServer, launch_jupyter_server
 from jupyter_interp.protocol.result import ExecutionStatus
 
 from .conftest import TEST_CLIENT_SETTINGS

@@ -19,9 +19,9 @@ from typing import Any, NamedTuple
 import anyio
 import pytest
 
-from jupyter_interp._launcher import launch_jupyter_server
 from jupyter_interp.client import Client
 from jupyter_interp.errors import KernelNotFound, KernelSpecNotFound, LocalProtocolError
+from jupyter_interp.local.launcher import launch_jupyter_server
 from jupyter_interp.protocol.budget import OutputBudget
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 from jupyter_interp.session import Session

@@ -30,7 +30,7 @@ from jupyter_interp.errors import (
     UnsupportedKernel,
 )
 from jupyter_interp.protocol import contents
-from jupyter_interp.protocol.file_replies import DirEntry, EntryKind, FileStat
+from jupyter_interp.protocol.files.replies import DirEntry, EntryKind, FileStat
 from jupyter_interp.protocol.rest import HttpRequest
 
 DIGEST = hashlib.sha256(b"hello\n").hexdigest()

@@ -32,12 +32,12 @@ from traitlets.config import Config
 from jupyter_interp.errors import RemoteProtocolError
 from jupyter_interp.protocol import events
 from jupyter_interp.protocol.budget import HeadTail
-from jupyter_interp.protocol.file_replies import ChunkStored, UploadCommitted
 from jupyter_interp.protocol.files import (
     FileOperation,
     snippets_for,
 )
-from jupyter_interp.protocol.files_python import PYTHON_CALL_EXPRESSION, PythonFileSnippets
+from jupyter_interp.protocol.files.python import PYTHON_CALL_EXPRESSION, PythonFileSnippets
+from jupyter_interp.protocol.files.replies import ChunkStored, UploadCommitted
 from jupyter_interp.protocol.messages import Header, Message
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, RichOutput
 from jupyter_interp.protocol.wire import V1Codec

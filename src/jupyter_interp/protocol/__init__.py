@@ -4,6 +4,13 @@ Everything here is pure: it never awaits, sleeps, reads a clock, makes randomnes
 touches a socket; ids and clocks are injected. It imports only the standard library
 and attrs (``tests/test_boundaries.py`` proves it), so gateways with their own I/O can
 use it directly.
+
+Layout: ``messages``/``message_factory`` (values and builders), ``wire``/``wire_json``
+(frame codecs), ``events``/``result`` (what callers see), ``execution`` and its output
+parsers, ``connection`` (one kernel channel), ``rest``/``rest_models``/``contents``
+(REST requests as values) and ``files/`` (kernel-side file snippets and their replies).
+
+May import: the standard library, attrs and ``jupyter_interp.errors``; nothing else.
 """
 
 from __future__ import annotations
@@ -13,9 +20,7 @@ from . import (
     connection,
     events,
     execution,
-    file_replies,
     files,
-    files_python,
     message_factory,
     messages,
     rest,
@@ -26,9 +31,9 @@ from .budget import *  # noqa: F403
 from .connection import *  # noqa: F403
 from .events import *  # noqa: F403
 from .execution import *  # noqa: F403
-from .file_replies import *  # noqa: F403
-from .files import *  # noqa: F403
-from .files_python import *  # noqa: F403
+from .files.python import *  # noqa: F403
+from .files.replies import *  # noqa: F403
+from .files.snippets import *  # noqa: F403
 from .message_factory import *  # noqa: F403
 from .messages import *  # noqa: F403
 from .rest import HttpRequest
@@ -42,9 +47,9 @@ __all__ = [
     *result.__all__,
     *events.__all__,
     *wire.__all__,
-    *files.__all__,
-    *files_python.__all__,
-    *file_replies.__all__,
+    *files.snippets.__all__,
+    *files.python.__all__,
+    *files.replies.__all__,
     *budget.__all__,
     *execution.__all__,
     *connection.__all__,

@@ -59,8 +59,8 @@ from ..errors import (
     ServerError,
     UnsupportedKernel,
 )
-from .file_replies import DirEntry, DirListing, EntryKind, FileStat
-from .files import SHA256_HEX, confine
+from .files.replies import DirEntry, DirListing, EntryKind, FileStat
+from .files.snippets import SHA256_HEX, confine
 from .rest import HttpRequest
 
 __all__ = [

@@ -1,0 +1,52 @@
+"""The two ready-made sinks of a streaming download: all bytes in memory, or a file.
+
+Strategy: both transfer routes (kernel snippets, Contents API) stream a download into
+an async ``sink(chunk)`` that only gets verified bytes; these helpers wrap such a
+``download_to`` so every route offers the same conveniences with the same guarantees.
+
+Invariant: a local file is written to a temp name beside it and renamed onto it only
+once the download was verified; on any failure, cancellation included, the temp file
+is removed (shielded) and an existing file is left as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from ..protocol.files.replies import FileStat
+
+__all__ = ["DownloadTo", "download_bytes", "download_file"]
+
+#: ``download_to(path, sink)`` of a transfer route
+DownloadTo = Callable[[str, Callable[[bytes], Awaitable[object]]], Awaitable[FileStat]]
+
+
+async def download_bytes(download_to: DownloadTo, path: str) -> bytes:
+    """The whole file at ``path`` as bytes (verified)."""
+    parts: list[bytes] = []
+
+    async def collect(data: bytes) -> None:
+        parts.append(data)
+
+    await download_to(path, collect)
+    return b"".join(parts)
+
+
+async def download_file(
+    download_to: DownloadTo, path: str, destination: str | os.PathLike[str]
+) -> FileStat:
+    """Stream ``path`` into a local file, replaced atomically once verified."""
+    final = anyio.Path(destination)
+    partial = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+    try:
+        async with await anyio.open_file(partial, "wb") as handle:
+            stat = await download_to(path, handle.write)
+        await partial.replace(final)
+        return stat
+    finally:
+        with anyio.CancelScope(shield=True):
+            await partial.unlink(missing_ok=True)

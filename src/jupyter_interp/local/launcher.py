@@ -1,0 +1,351 @@
+"""Launch a private Jupyter Server on loopback: the process side of the embedded default.
+
+Theory of operation
+-------------------
+``launch_jupyter_server()`` is an async context manager that owns one
+``python -m jupyter_server`` subprocess and everything it spawns:
+
+* **Dependencies first.** ``jupyter_server`` and ``ipykernel`` must be importable by the
+  target interpreter (a tiny probe subprocess, with the server's environment, asks);
+  otherwise ``MissingDependency`` names the extra to install.
+* **Private directories.** A fresh private directory (mode 0700) holds the runtime dir
+  (``JUPYTER_RUNTIME_DIR``: the ``jpserver-<pid>.json`` info file, kernel connection
+  files), the token file and the server log. Unless the caller gives ``root_dir``, a
+  second fresh directory is the server's root (the kernels' working directory). Both are
+  removed on exit; a caller's ``root_dir`` is never touched.
+* **Secret.** A random token (``secrets.token_hex(24)``) reaches the server through
+  ``JUPYTER_TOKEN_FILE`` (a path in the private directory), never on the command line
+  (visible in ``ps``) nor in ``JUPYTER_TOKEN`` (inherited by kernels, so user code printing
+  its environment would leak it). The token never appears in ``repr``, errors or logs.
+* **Port.** The server binds ``127.0.0.1`` with ``--ServerApp.port=0``: it asks the OS
+  for a free port itself and reports it (and its ``base_url``) in the runtime info file,
+  so there is no pick-then-bind race between two processes.
+* **Kernels.** The server's kernel manager is ``_embedded_kernels.EmbeddedKernelManager``,
+  which runs ipykernel kernels over IPC (many kernels starting at once cannot race for
+  ports), when the server can load it (the dependency probe asks); the caller's
+  ``extra_args`` come last and override it.
+* **Readiness.** Start-up waits, bounded by ``startup_timeout``, until the info file
+  exists and ``GET /api`` answers 200 (httpx, loopback, no proxies from the environment).
+  An early exit raises ``ConnectError`` and a deadline ``TransportTimeout``, both with the
+  tail of the server log (token scrubbed).
+* **Output.** The server's stdout/stderr go to a log file, never to a pipe nobody reads.
+  It runs in the private directory, so ``-m`` cannot import stray modules from the
+  caller's working directory.
+* **Teardown** runs on normal exit, on an exception and on cancellation, shielded:
+  SIGTERM, on which Jupyter Server shuts its kernels down and exits; after
+  ``shutdown_timeout`` SIGKILL to the server's process group (it runs in its own session);
+  then a sweep (Linux ``/proc``) SIGKILLs every process whose environment still carries
+  our unique ``JUPYTER_RUNTIME_DIR`` -- kernels (which Jupyter starts in sessions of their
+  own) and their children that outlived the server. Nothing else is ever signalled, and a
+  pid is only signalled while it is known to be ours (the server before it is reaped,
+  sweep matches by the unique marker). Elsewhere than Linux, orphaned ipykernels still
+  exit on their own: they poll for their parent's death.
+
+POSIX only (sessions, process groups, signals). If the caller itself is SIGKILLed, no
+teardown runs: the server outlives it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import NoReturn
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import attrs
+import httpx
+
+from ..errors import ConnectError, MissingDependency, TransportTimeout
+
+__all__ = ["LocalJupyterServer", "launch_jupyter_server"]
+
+_REQUIRED_MODULES = ("jupyter_server", "ipykernel")
+_KERNEL_MANAGER = "jupyter_interp.local.kernels.EmbeddedKernelManager"
+# The probe's exit status when the required modules are there but not our kernel manager.
+_NO_KERNEL_MANAGER = 3
+_PROBE_INTERVAL = 0.05
+_PROBE_REQUEST_TIMEOUT = 5.0
+_SWEEP_TIMEOUT = 5.0
+_LOG_TAIL_LINES = 20
+_LOG_TAIL_BYTES = 8192
+
+
+@attrs.frozen(kw_only=True)
+class LocalJupyterServer:
+    """A running private Jupyter Server.
+
+    Attributes:
+        url: Base URL, ``http://127.0.0.1:<port>/`` (plus the server's ``base_url``).
+        token: The auth token; send it as ``Authorization: token <token>``.
+        root_dir: Absolute path of the server's root directory.
+        pid: Process id of the server.
+    """
+
+    url: str
+    token: str = attrs.field(repr=False)
+    root_dir: str
+    pid: int
+
+
+@asynccontextmanager
+async def launch_jupyter_server(
+    *,
+    root_dir: str | os.PathLike[str] | None = None,
+    startup_timeout: float = 60.0,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    python: str | None = None,
+    shutdown_timeout: float = 10.0,
+) -> AsyncIterator[LocalJupyterServer]:
+    """Start a private Jupyter Server on 127.0.0.1 and stop it, with its kernels, on exit.
+
+    Args:
+        root_dir: The server's root directory; default a fresh temporary directory that
+            is removed on exit.
+        startup_timeout: Seconds to wait for the server to answer ``GET /api``.
+        extra_args: Extra command-line arguments for ``python -m jupyter_server``.
+        env: Extra environment variables for the server and its kernels, layered over
+            ``os.environ`` (the launcher owns ``JUPYTER_RUNTIME_DIR``, ``JUPYTER_TOKEN``
+            and ``JUPYTER_TOKEN_FILE``).
+        python: Interpreter that runs the server; default ``sys.executable``.
+        shutdown_timeout: Seconds the server gets after SIGTERM before it is killed.
+
+    Yields:
+        The running server's address, token, root directory and pid.
+
+    Raises:
+        MissingDependency: ``jupyter_server`` or ``ipykernel`` is not importable.
+        ConnectError: The interpreter cannot be run or the server exited during start-up.
+        TransportTimeout: The server did not become ready within ``startup_timeout``.
+    """
+    interpreter = python or sys.executable
+    if os.sep in interpreter:  # a path: relative to the caller's directory, not the server's
+        interpreter = str(await anyio.Path(interpreter).absolute())
+    server_env = {**os.environ, **(env or {})}
+    server_env.pop("JUPYTER_TOKEN", None)
+    token = secrets.token_hex(24)
+    private_dir = Path(tempfile.mkdtemp(prefix="jupyter-interp-"))
+    runtime_dir = private_dir / "runtime"
+    log_path = private_dir / "server.log"
+    owned_root: str | None = None
+    process: anyio.abc.Process | None = None
+    try:
+        if root_dir is None:
+            owned_root = root = tempfile.mkdtemp(prefix="jupyter-interp-root-")
+        else:
+            root = str(await anyio.Path(root_dir).absolute())
+        server_env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
+        server_env["JUPYTER_TOKEN_FILE"] = _write_private_files(private_dir, runtime_dir, token)
+        command = [interpreter, "-m", "jupyter_server", *_server_args(root)]
+        try:
+            with anyio.fail_after(startup_timeout):
+                if await _require_server_modules(interpreter, server_env, private_dir):
+                    command.append(f"--MappingKernelManager.kernel_manager_class={_KERNEL_MANAGER}")
+                command.extend(extra_args)  # last, so that the caller's options win
+                process = await _spawn(command, server_env, log_path)
+                server = await _wait_until_ready(process, runtime_dir, token, log_path)
+        except TimeoutError as exc:
+            raise TransportTimeout(
+                f"Jupyter Server did not answer within {startup_timeout} s; "
+                f"log tail:\n{_log_tail(log_path, token)}"
+            ) from exc
+        yield server
+    finally:
+        with anyio.CancelScope(shield=True):
+            if process is not None:
+                await _stop(process, shutdown_timeout)
+            # Also catches a server spawned by a start-up that was cancelled mid-way.
+            await _sweep(f"JUPYTER_RUNTIME_DIR={runtime_dir}")
+            for directory in (owned_root, private_dir):
+                if directory is not None:
+                    remove = functools.partial(shutil.rmtree, directory, ignore_errors=True)
+                    await anyio.to_thread.run_sync(remove)
+
+
+def _write_private_files(private_dir: Path, runtime_dir: Path, token: str) -> str:
+    """Create the runtime dir and the token file (owner-only); return the token file's path."""
+    runtime_dir.mkdir(mode=0o700)
+    token_file = private_dir / "token"
+    token_file.touch(mode=0o600)
+    token_file.write_text(token, encoding="ascii")
+    return str(token_file)
+
+
+def _server_args(root_dir: str) -> list[str]:
+    args = [
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port=0",
+        "--ServerApp.open_browser=False",
+        "--PasswordIdentityProvider.hashed_password=",
+        f"--ServerApp.root_dir={root_dir}",
+        "--ServerApp.log_level=WARN",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Containers often run as root; the server refuses that without this flag.
+        args.append("--ServerApp.allow_root=True")
+    return args
+
+
+async def _require_server_modules(interpreter: str, env: Mapping[str, str], cwd: Path) -> bool:
+    """Raise ``MissingDependency`` unless ``interpreter`` has the server's modules; return
+    whether the server can also load our kernel manager (``_embedded_kernels``: this
+    package, and Jupyter Server 2 for the class it extends).
+
+    Asked of a subprocess with the server's environment and working directory even for
+    our own interpreter: the server imports the manager by name there, where a package
+    this process found through a ``sys.path`` of its own may be absent.
+    """
+    check = (
+        "import importlib.util, sys\n"
+        f"if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):\n"
+        "    sys.exit(1)\n"
+        "try:\n"
+        "    from importlib.metadata import version\n"
+        "    ours = int(version('jupyter_server').split('.')[0]) >= 2 and bool(\n"
+        f"        importlib.util.find_spec({_KERNEL_MANAGER.rpartition('.')[0]!r}))\n"
+        "except Exception:\n"
+        "    ours = False\n"
+        f"sys.exit(0 if ours else {_NO_KERNEL_MANAGER})\n"
+    )
+    try:
+        result = await anyio.run_process(
+            [interpreter, "-c", check],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            check=False,
+        )
+    except OSError as exc:
+        raise ConnectError(f"cannot run the Python interpreter {interpreter!r}: {exc}") from exc
+    if result.returncode not in (0, _NO_KERNEL_MANAGER):
+        _missing(interpreter)
+    return result.returncode == 0
+
+
+def _missing(interpreter: str) -> NoReturn:
+    raise MissingDependency(
+        f"launching a local Jupyter Server needs jupyter_server and ipykernel in "
+        f"{interpreter}; install them with: pip install 'jupyter-interp[local]'"
+    )
+
+
+async def _spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> anyio.abc.Process:
+    try:
+        with log_path.open("wb") as log:
+            return await anyio.open_process(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=log_path.parent,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        raise ConnectError(f"cannot start Jupyter Server with {command[0]!r}: {exc}") from exc
+
+
+async def _wait_until_ready(
+    process: anyio.abc.Process, runtime_dir: Path, token: str, log_path: Path
+) -> LocalJupyterServer:
+    info_file = anyio.Path(runtime_dir / f"jpserver-{process.pid}.json")
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(trust_env=False, timeout=_PROBE_REQUEST_TIMEOUT) as http:
+        while True:
+            if process.returncode is not None:
+                raise ConnectError(
+                    f"Jupyter Server exited with code {process.returncode} during start-up; "
+                    f"log tail:\n{_log_tail(log_path, token)}"
+                )
+            info = await _read_info(info_file)
+            if info is not None:
+                url = f"http://127.0.0.1:{info['port']}{info['base_url']}"
+                with suppress(httpx.HTTPError):
+                    response = await http.get(f"{url}api", headers=headers)
+                    if response.status_code == 200:
+                        return LocalJupyterServer(
+                            url=url, token=token, root_dir=str(info["root_dir"]), pid=process.pid
+                        )
+            await anyio.sleep(_PROBE_INTERVAL)
+
+
+async def _read_info(info_file: anyio.Path) -> dict[str, object] | None:
+    """The server's runtime info, or None while it is absent or half written."""
+    try:
+        info: dict[str, object] = json.loads(await info_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info
+
+
+async def _stop(process: anyio.abc.Process, grace: float) -> None:
+    """SIGTERM the server; after ``grace`` seconds SIGKILL its process group; reap it."""
+    if process.returncode is None:
+        with suppress(ProcessLookupError):
+            process.terminate()
+        with anyio.move_on_after(grace):
+            await process.wait()
+        if process.returncode is None:
+            # Not reaped yet, so the pid (= its process group id) is still ours.
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    await process.aclose()
+
+
+async def _sweep(marker: str) -> None:
+    """SIGKILL, until none is left, every process whose environment holds ``marker``."""
+    entry = os.fsencode(marker)
+    with anyio.move_on_after(_SWEEP_TIMEOUT):
+        while pids := await anyio.to_thread.run_sync(_processes_with_env_entry, entry):
+            for pid in pids:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            await anyio.sleep(_PROBE_INTERVAL)
+
+
+def _processes_with_env_entry(entry: bytes) -> list[int]:
+    """Pids of live processes whose environment has ``entry`` (Linux; elsewhere none).
+
+    Zombies do not match: their environment can no longer be read.
+    """
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    pids = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                entries = environ.read().split(b"\0")
+        except OSError:
+            continue
+        if entry in entries:
+            pids.append(int(name))
+    return pids
+
+
+def _log_tail(log_path: Path, token: str) -> str:
+    """The last lines of the server log, with the token scrubbed."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(max(0, log_path.stat().st_size - _LOG_TAIL_BYTES))
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"(log unavailable: {exc})"
+    lines = text.replace(token, "<token>").splitlines()[-_LOG_TAIL_LINES:]
+    return "\n".join(lines) or "(log is empty)"

@@ -1,0 +1,358 @@
+"""The provider's sessions: find, start, re-attach, prepare and stop them.
+
+Strategy: a ``SessionKeeper`` turns a session id into a live ``SessionRecord`` in the
+current ``Runtime``: one that this runtime holds, else one re-attached from the server
+(the kernel id follows from the session id, see ``_provider_directory``), else
+``SessionNotFound``. Process memory only caches: what a session is (``known``), its
+bounded history and the rare alias of a server that ignored our kernel id.
+
+Invariants:
+
+* Work on one session id (attach, start, stop) runs under that id's claim, so two
+  concurrent first calls attach once and two starts make one kernel.
+* A kernel deleted behind our back is noticed where waiting on it could hang or mislead:
+  before a file transfer or a stop (one ``GET`` of the kernel), and after an execution
+  that timed out or lost its reply (the record is dropped, ``SessionNotFound`` raised).
+* Before running user code in a Python kernel, its working directory is the session
+  folder (set once per kernel generation, so again after a restart).
+* ``stop`` always deletes the kernel (a 404 counts as deleted); removing the folder is
+  best effort and bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections import deque
+from typing import Any
+
+import anyio
+import attrs
+
+from ..client import Client
+from ..errors import (
+    JupyterInterpError,
+    KernelDied,
+    KernelNotFound,
+    RemoteFileNotFound,
+    UnsupportedKernel,
+)
+from ..protocol import rest
+from ..protocol.files.replies import Deleted
+from ..protocol.files.snippets import snippets_for
+from ..protocol.result import ExecutionResult, ExecutionStatus
+from .config import ProviderSettings
+from .directory import SessionDirectory, SessionMeta, kernel_id_for, session_folder
+from .results import images_of, now_iso
+from .runtime import Runtime, SessionRecord
+
+__all__ = ["SessionFileNotFound", "SessionKeeper", "SessionNotFound"]
+
+logger = logging.getLogger("jupyter_interp.provider")
+
+_CLEANUP_TIMEOUT = 10.0
+_MAX_IMAGES = 20
+#: outcomes after which we ask the server whether the kernel still exists
+_SUSPICIOUS = frozenset(
+    {
+        ExecutionStatus.TIMED_OUT,
+        ExecutionStatus.NO_REPLY,
+        ExecutionStatus.CONNECTION_LOST,
+        ExecutionStatus.KERNEL_DIED,
+    }
+)
+
+
+class SessionNotFound(JupyterInterpError, KeyError, ValueError):
+    """No such session: never started, stopped, or its kernel is gone.
+
+    A ``KeyError`` (the gateway answers 404 for ``get_session`` and history) and a
+    ``ValueError`` (404 for execute and files), whose ``str`` reads as a sentence.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"session {session_id!r} not found (never started, stopped or gone)")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SessionFileNotFound(RemoteFileNotFound, ValueError):
+    """The file is not in the session's folder (a ``ValueError``: the gateway's 404)."""
+
+
+def _live(runtime: Runtime, session_id: str) -> SessionRecord | None:
+    record = runtime.records.get(session_id)
+    return record if record is not None and not record.session.closed else None
+
+
+def _client(runtime: Runtime) -> Client:
+    assert runtime.client is not None, "Runtime.call() hands out running clients only"
+    return runtime.client
+
+
+class SessionKeeper:
+    """Session bookkeeping of one provider; methods take the Runtime of the call."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self._settings = settings
+        #: sessions this process has seen alive: the fallback of ``list_sessions``
+        self.known: dict[str, SessionMeta] = {}
+        self._history: dict[str, deque[dict[str, Any]]] = {}
+        self._aliases: dict[str, str] = {}
+
+    # -- bookkeeping ------------------------------------------------------------------
+
+    def kernel_id(self, session_id: str) -> str:
+        return self._aliases.get(session_id) or kernel_id_for(session_id)
+
+    def history(self, session_id: str) -> deque[dict[str, Any]]:
+        return self._history.setdefault(session_id, deque(maxlen=self._settings.history_limit))
+
+    def forget(self, session_id: str) -> None:
+        self.known.pop(session_id, None)
+        self._history.pop(session_id, None)
+        self._aliases.pop(session_id, None)
+
+    def info(self, meta: SessionMeta) -> dict[str, Any]:
+        """The gateway's session dict (``metadata`` says where the session lives)."""
+        return {
+            "session_id": meta.session_id,
+            "status": "active",
+            "language": meta.language or meta.kernel_name,
+            "created_at": meta.created_at or None,
+            "metadata": {
+                "kernel_id": meta.kernel_id,
+                "kernel_name": meta.kernel_name,
+                "working_dir": session_folder(self._settings.file_root, meta.kernel_id),
+            },
+        }
+
+    def directory(self, runtime: Runtime) -> SessionDirectory:
+        if runtime.directory is None:
+            runtime.directory = SessionDirectory(_client(runtime).http)
+        return runtime.directory
+
+    async def listing(self, runtime: Runtime) -> list[SessionMeta]:
+        """Live sessions as the server knows them, else as this process knows them."""
+        listed = await self.directory(runtime).list()
+        if listed is None:
+            return list(self.known.values())
+        by_kernel = {meta.kernel_id: meta for meta in self.known.values()}
+        return [by_kernel.get(meta.kernel_id, meta) for meta, state in listed if state != "dead"]
+
+    # -- finding and starting ---------------------------------------------------------
+
+    async def resolve(self, runtime: Runtime, session_id: str) -> SessionRecord:
+        """The live record of ``session_id``, re-attached if needed.
+
+        Raises:
+            SessionNotFound: the server has no kernel for it.
+        """
+        if not isinstance(session_id, str) or not session_id:
+            raise SessionNotFound(str(session_id))
+        record = _live(runtime, session_id)
+        if record is not None:
+            return record
+        async with runtime.claims.hold(session_id):
+            record = _live(runtime, session_id) or await self.attach(runtime, session_id)
+            if record is None:
+                self.forget(session_id)
+                raise SessionNotFound(session_id)
+            runtime.records[session_id] = record
+            return record
+
+    async def attach(self, runtime: Runtime, session_id: str) -> SessionRecord | None:
+        """Connect to the session's running kernel; None if the server has no such kernel
+        (or it turns out dead while we connect)."""
+        client = _client(runtime)
+        kernel_id = self.kernel_id(session_id)
+        folder = session_folder(self._settings.file_root, kernel_id)
+        try:
+            session = await client.attach_session(kernel_id, file_root=folder)
+        except (KernelNotFound, KernelDied):  # KernelDied: dropped while we connected
+            return None
+        meta = self.known.get(session_id) or SessionMeta(
+            session_id=session_id,
+            kernel_id=kernel_id,
+            kernel_name=session.kernel_name,
+            language=session.language,
+            created_at=now_iso(),
+        )
+        recorded = await self.directory(runtime).register(meta)
+        meta = attrs.evolve(meta, created_at=recorded.created_at)
+        self.known[session_id] = meta
+        return SessionRecord(meta=meta, session=session, folder=folder)
+
+    async def start(
+        self,
+        runtime: Runtime,
+        session_id: str,
+        *,
+        generated: bool,
+        kernel_name: str | None,
+        language: str | None,
+        env: dict[str, str],
+    ) -> SessionRecord:
+        """Start the session's kernel with its derived id and attach to it.
+
+        As in ``Client.start_session``, a kernel that dies before it first answers is
+        deleted and started once more (same id, fresh ports).
+        """
+        client = _client(runtime)
+        name = await self._kernel_for(client, kernel_name, language)
+        wanted = session_id if generated else kernel_id_for(session_id)
+        request = rest.start_kernel(
+            name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
+        )
+        request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
+        session = await client._start_and_open(
+            request,
+            None,
+            file_root_for=functools.partial(session_folder, self._settings.file_root),
+            owned=False,
+            cleanup_timeout=_CLEANUP_TIMEOUT,
+        )
+        kernel_id, folder = session.kernel_id, session.file_root
+        if generated:
+            session_id = kernel_id
+        elif kernel_id != wanted:
+            logger.warning(
+                "the server chose its own kernel id for session %r: only this process can "
+                "re-attach it (Jupyter Server 2, Kernel Gateway 3 and Enterprise Gateway "
+                "honour the requested id)",
+                session_id,
+            )
+            self._aliases[session_id] = kernel_id
+        meta = SessionMeta(
+            session_id=session_id,
+            kernel_id=kernel_id,
+            kernel_name=session.kernel_name,
+            language=session.language or (language or ""),
+            created_at=now_iso(),
+        )
+        meta = await self.directory(runtime).register(meta)
+        self.known[session_id] = meta
+        logger.info(
+            "session %s started on kernel %s (%s)", session_id, kernel_id, session.kernel_name
+        )
+        return SessionRecord(meta=meta, session=session, folder=folder, started_here=True)
+
+    async def _kernel_for(
+        self, client: Client, kernel_name: str | None, language: str | None
+    ) -> str:
+        """The kernelspec to start: the given or configured one, unless its language differs."""
+        name = kernel_name or self._settings.kernel_name
+        if kernel_name or not language:
+            return name
+        spec = (await client.kernelspecs()).specs.get(name)
+        if spec is not None and spec.language.lower() == language.strip().lower():
+            return name
+        return await client.resolve_kernel_name(None, language) or name
+
+    # -- health of a record -----------------------------------------------------------
+
+    async def exists(self, runtime: Runtime, record: SessionRecord) -> bool:
+        """Whether the server still has the record's kernel (drops the record if not)."""
+        try:
+            await _client(runtime).get_kernel(record.meta.kernel_id)
+        except KernelNotFound:
+            logger.warning("the kernel of session %s is gone", record.meta.session_id)
+            if runtime.records.get(record.meta.session_id) is record:
+                del runtime.records[record.meta.session_id]
+            with anyio.CancelScope(shield=True):
+                await record.session.detach()
+            return False
+        return True
+
+    async def check_result(
+        self, runtime: Runtime, record: SessionRecord, result: ExecutionResult
+    ) -> None:
+        """Raise ``SessionNotFound`` if ``result`` ended badly because the kernel is gone."""
+        if result.status in _SUSPICIOUS and not await self.exists(runtime, record):
+            self.forget(record.meta.session_id)
+            raise SessionNotFound(record.meta.session_id)
+
+    # -- using a record ---------------------------------------------------------------
+
+    async def prepare(self, runtime: Runtime, record: SessionRecord) -> None:
+        """Make the session folder the kernel's working directory (again after a restart)."""
+        session = record.session
+        if record.setup_generation == session.generation or session.language != "python":
+            return
+        record.setup_generation = session.generation
+        code = (
+            f"__import__('os').makedirs({record.folder!a}, exist_ok=True); "
+            f"__import__('os').chdir({record.folder!a})"
+        )
+        result = await session.execute(
+            code, timeout=self._settings.execution_timeout, store_history=False
+        )
+        await self.check_result(runtime, record, result)
+        if not result.ok:
+            logger.warning(
+                "cannot use %s as the working directory of session %s: %s",
+                record.folder, record.meta.session_id, result.describe(),
+            )  # fmt: skip
+
+    async def save_images(self, record: SessionRecord, result: ExecutionResult) -> list[str]:
+        """Save displayed images under ``outputs/`` in the session folder; their names."""
+        names: list[str] = []
+        generation = f"g{result.generation}-" if result.generation else ""
+        count = result.execution_count if result.execution_count is not None else "x"
+        for index, image in enumerate(images_of(result), start=1):
+            if index > _MAX_IMAGES:
+                logger.warning("only the first %d images of an execution are saved", _MAX_IMAGES)
+                break
+            name = f"outputs/figure-{generation}{count}-{index}.{image.extension}"
+            try:
+                await record.session.upload(name, image.data)
+            except JupyterInterpError as exc:
+                logger.warning("saving %s failed: %s", name, exc)
+                continue
+            names.append(name)
+        return names
+
+    # -- stopping ---------------------------------------------------------------------
+
+    async def stop(self, runtime: Runtime, session_id: str) -> None:
+        """Delete the folder (bounded, best effort) and the kernel; forget the session."""
+        client = _client(runtime)
+        record = _live(runtime, session_id)
+        runtime.records.pop(session_id, None)
+        if record is not None and not await self.exists(runtime, record):
+            record = None
+        elif self._settings.cleanup_files:
+            with anyio.move_on_after(_CLEANUP_TIMEOUT):
+                try:
+                    record = record or await self.attach(runtime, session_id)
+                    if record is not None:
+                        await _remove_folder(record, self._settings.file_root)
+                except JupyterInterpError as exc:
+                    logger.warning("removing the folder of session %s failed: %s", session_id, exc)
+        if record is not None:
+            await record.session.shutdown()
+        else:
+            await _delete_kernel(client, self.kernel_id(session_id))
+        self.forget(session_id)
+        logger.info("session %s stopped", session_id)
+
+
+async def _delete_kernel(client: Client, kernel_id: str) -> None:
+    with contextlib.suppress(KernelNotFound):  # already gone counts as deleted
+        await client.http.call(rest.delete_kernel(kernel_id), rest.parse_delete_kernel)
+
+
+async def _remove_folder(record: SessionRecord, file_root: str) -> None:
+    """Delete the session folder through the kernel (confined to the file root)."""
+    name = record.folder.rsplit("/", 1)[-1]
+    try:
+        snippets = snippets_for(record.session.language, root=file_root)
+    except UnsupportedKernel:
+        return  # no file operations in this language: nothing was written through us
+    code = snippets.delete(name, recursive=True)
+    result = await record.session.execute(code, timeout=_CLEANUP_TIMEOUT, store_history=False)
+    with contextlib.suppress(RemoteFileNotFound):  # nothing was ever written
+        Deleted.from_reply(result)

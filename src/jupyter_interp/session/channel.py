@@ -1,0 +1,518 @@
+"""The live link of a Session to its kernel: one WebSocket, one reader task.
+
+Strategy: ``SessionChannel`` is the base of ``Session`` and owns everything between the
+sans-I/O ``KernelConnection`` and the socket; the protocol work stays in the connection,
+this only moves frames. Exactly one reader task receives frames, feeds them to the
+connection and routes the resulting events to the execution that waits for them (its
+``Mailbox`` in ``_routes``). The reader is also the only task that (re)connects the
+WebSocket: anyone who needs a new connection (a restart, a dropped socket) asks it and
+waits for ``_ready``.
+
+Invariants:
+
+* A (re)connection is ready only when a kernel_info request got its shell reply and an
+  iopub status (asked again every quarter second, a few times): output that a fresh
+  kernel publishes before the server's iopub subscription exists would be lost.
+* A session's first WebSocket that the server hangs up before readiness is opened
+  again, a few times and only within ``handshake_timeout`` of the first opening
+  (nothing has run yet); refusals and timeouts are raised at once. Meanwhile the
+  kernel is looked up over REST every two seconds: one the server dropped or reports
+  dead ends the opening with ``KernelDied`` at once (the server would hold the upgrade
+  for a minute).
+* A reconnect with executions in flight succeeds once the WebSocket is open: its
+  kernel_info queues behind the running cell, so readiness is then awaited past
+  ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
+  kernel check). Executions in flight across a reconnect are checked for lost kernel
+  messages when they finish (``output_dropped``, see ``protocol.counters``).
+* Kernel restart or death ends the in-flight execution at once (typed status, from the
+  connection); after a restart the WebSocket is reopened with the same ``session_id``
+  so the server's ZMQ streams are fresh and any replay is de-duplicated by msg_id.
+* An ``execute_request`` is sent at most once: a failed write may have reached the
+  server, so the reconnect decides how that execution ends (replayed reply, or
+  CONNECTION_LOST), never a second send.
+* A session whose kernel is gone raises ``KernelUnavailable``/``KernelDied`` on use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from ..errors import (
+    ConnectError,
+    ConnectionClosed,
+    JupyterInterpError,
+    KernelDied,
+    KernelNotFound,
+    KernelUnavailable,
+    RemoteProtocolError,
+    TransportError,
+)
+from ..protocol.connection import KernelConnection
+from ..protocol.events import (
+    ExecutionFinished,
+    InputRequested,
+    KernelDead,
+    KernelRestarted,
+    KernelStatus,
+    ReplyReceived,
+)
+from ..protocol.kernel_output import publishes_after_idle
+from ..protocol.messages import Message
+from ..protocol.result import ExecutionStatus
+from ..protocol.wire import Codec, codec_for
+from .run import Mailbox
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
+    from ..io.websocket import WebSocket
+    from .kernel_link import KernelLink
+
+__all__ = ["SessionChannel"]
+
+logger = logging.getLogger("jupyter_interp.session")
+
+_KERNEL_INFO_RETRY = 3.0
+#: after a kernel_info reply, how long its iopub status may lag before we ask again
+_NUDGE = 0.25
+_MAX_NUDGES = 8
+_RECONNECT_ATTEMPTS = 5
+#: how often a session's first WebSocket is opened before a drop fails ``start_session``
+_OPEN_ATTEMPTS = 3
+#: seconds between checks that the kernel still exists while the first WebSocket opens
+_OPENING_CHECK = 2.0
+#: the longest interval between kernel_info requests while a reconnect waits for a cell
+_PATIENT_RETRY_MAX = 30.0
+
+
+class SessionChannel:
+    """The WebSocket, reader task, readiness and reconnects of one ``Session``.
+
+    Attributes:
+        kernel_id: the server's kernel id (stable across restarts).
+        kernel_name: the kernelspec name.
+        session_id: our client session id (WebSocket URL and message headers).
+        kernel_info: the content of the kernel's last kernel_info_reply.
+    """
+
+    def __init__(self, link: KernelLink, config: ClientConfig) -> None:
+        self._link = link
+        self._config = config
+        self.kernel_id = link.kernel_id
+        self.kernel_name = link.kernel_name
+        self.session_id = link.factory.session
+        self._conn = KernelConnection(link.factory, budget=config.output_budget)
+        self._ws: WebSocket | None = None
+        self._codec: Codec = codec_for(None)
+        self._ready = anyio.Event()
+        self._stopped = anyio.Event()
+        self._routes: dict[str, Mailbox] = {}  # msg_id -> where its events go
+        self._unusable: JupyterInterpError | None = None
+        self._reconnect_reason: str | None = None
+        self._read_scope: anyio.CancelScope | None = None
+        self._epoch = 0  # bumped on every successful (re)connect
+        self._epoch_changed = anyio.Event()
+        self._running = False
+        self._finished = anyio.Event()
+        self.kernel_info: Mapping[str, Any] = {}
+
+    # -- lifecycle (driven by Client) ------------------------------------------------
+
+    async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, handshake, then serve the reader (and pings) until stopped."""
+        self._running = True
+        try:
+            await self._open()  # outside the task group: its errors reach the caller bare
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_loop)
+                if self._config.ping_interval is not None:
+                    tg.start_soon(self._keepalive, self._config.ping_interval)
+                task_status.started()
+                await self._stopped.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close_ws()
+            self._finished.set()
+
+    async def _stop(self, reason: JupyterInterpError) -> None:
+        """Fail what is in flight, stop the tasks, wait until the socket is closed."""
+        if self._unusable is None:
+            self._unusable = reason
+        self._fail_in_flight(ExecutionStatus.CONNECTION_LOST, str(reason))
+        self._stopped.set()
+        self._ready.set()  # wake senders so they see the session is closed
+        self._bump_epoch()
+        if self._running:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await self._finished.wait()
+
+    def _check_open(self) -> None:
+        if self._unusable is not None:
+            raise self._unusable
+
+    # -- connection management (reader task only) ------------------------------------
+
+    async def _open(self) -> None:
+        """First connect, while ``_watch_opening`` checks the kernel still exists.
+
+        Errors are raised bare (not in an exception group); the watch's ``KernelDied``
+        wins over the error the cancelled connect would have raised.
+        """
+        gone: list[KernelDied] = []
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_opening, tg.cancel_scope, gone)
+            try:
+                await self._open_with_retries()
+            except Exception as exc:  # re-raised below, outside the task group
+                failure = exc
+            tg.cancel_scope.cancel()
+        if gone:
+            raise gone[0] from failure
+        if failure is not None:
+            raise failure
+
+    async def _watch_opening(self, opening: anyio.CancelScope, gone: list[KernelDied]) -> None:
+        """Every ``_OPENING_CHECK`` s, ask the server for the kernel; if it dropped the
+        kernel or reports it dead, record ``KernelDied`` and cancel ``opening``.
+
+        Why: a kernel that keeps dying at start-up (jupyter_client restarts it on the
+        same ports, so one taken port kills it for good) is dropped by the server after
+        a few restarts, but Jupyter Server holds our WebSocket upgrade for its
+        kernel_info timeout, a minute, before answering 404. Other errors of the check
+        are left to the connect.
+        """
+        while True:
+            await anyio.sleep(_OPENING_CHECK)
+            try:
+                model = await self._link.model()
+            except KernelNotFound:
+                why = "the server dropped it"
+            except JupyterInterpError:
+                continue
+            else:
+                if model.execution_state != "dead":
+                    continue
+                why = f"the server reports it dead: {model.reason or 'no reason given'}"
+            gone.append(
+                KernelDied(
+                    f"kernel {self.kernel_id} died before it answered ({why}); the "
+                    "server's log says why"
+                )
+            )
+            opening.cancel()
+            return
+
+    async def _open_with_retries(self) -> None:
+        """Connect; a WebSocket the server hangs up before readiness is reopened.
+
+        A quick hang-up (a proxy or server dropping the socket) need not fail the
+        start: nothing has run yet, so opening again is safe. Refusals (401, 404...) and
+        timeouts are not retried, and the last drop is raised. A new attempt starts
+        only within ``handshake_timeout`` of the first: a server that hangs up after a
+        long wait (a kernel that never answers) fails the start as soon as it did
+        without retries.
+        """
+        delay = 0.1
+        retry_until = anyio.current_time() + self._config.handshake_timeout
+        for attempt in range(1, _OPEN_ATTEMPTS + 1):
+            try:
+                await self._connect()
+                return
+            except (ConnectError, ConnectionClosed) as exc:
+                await self._close_ws()
+                if attempt == _OPEN_ATTEMPTS or anyio.current_time() + delay > retry_until:
+                    raise
+                logger.warning(
+                    "kernel %s: opening attempt %d failed, opening again: %s",
+                    self.kernel_id,
+                    attempt,
+                    exc,
+                )
+            await anyio.sleep(delay)
+            delay *= 2
+
+    async def _connect(self, *, patient: bool = False) -> None:
+        """Open the WebSocket; ready once a kernel_info request got its shell reply AND
+        an iopub status, so the server's iopub subscription is live (after a restart
+        Jupyter Server skips its own nudge when it last saw the kernel busy, and output
+        published before the subscription exists is lost).
+
+        ``patient`` (a reconnect with executions in flight): the kernel_info request
+        queues behind the running cell, so readiness is awaited without the handshake
+        timeout for as long as executions are in flight (their deadlines and the
+        keep-alive's kernel check bound the wait); the request is repeated with a
+        growing interval, not every few seconds.
+        """
+        ws = await self._link.open_websocket(self.session_id)
+        self._ws = ws
+        self._codec = codec_for(ws.subprotocol)
+        info: Message | None = None
+        nudges = 0
+        retry = _KERNEL_INFO_RETRY
+        timeout = self._config.handshake_timeout
+        with anyio.fail_after(None if patient else timeout) as handshake:
+            while True:
+                request = self._conn.request(self._link.factory.kernel_info_request())
+                answered = iopub_live = False
+                try:  # unanswered (timed out, dropped): its reply is no longer awaited
+                    await self._send_raw(request)
+                    with anyio.move_on_after(retry) as window:
+                        while not (answered and iopub_live):
+                            frame = await ws.receive()
+                            reply, status_seen = await self._on_frame(frame, request.msg_id)
+                            iopub_live = iopub_live or status_seen
+                            if reply is not None:
+                                info, answered = reply, True
+                                nudge_at = anyio.current_time() + _NUDGE
+                                window.deadline = min(window.deadline, nudge_at)
+                finally:
+                    self._conn.forget(request.msg_id)
+                if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
+                    if not iopub_live:  # a kernel may never send that status
+                        logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
+                    self.kernel_info = info.content
+                    self._conn.settle = publishes_after_idle(info.content)
+                    self._ready.set()
+                    self._bump_epoch()
+                    return
+                nudges += info is not None
+                if patient and info is None:
+                    retry = min(retry * 2, _PATIENT_RETRY_MAX)
+                if handshake.deadline == math.inf and not self._conn.in_flight:
+                    handshake.deadline = anyio.current_time() + timeout  # nothing to wait for
+
+    async def _on_frame(
+        self, frame: str | bytes, wanted: str | None
+    ) -> tuple[Message | None, bool]:
+        """Decode one frame and dispatch its events; returns the reply to ``wanted`` if it
+        came, and whether an iopub status for ``wanted`` came."""
+        try:
+            message = self._codec.decode(frame)
+        except RemoteProtocolError as exc:
+            logger.warning("dropping an undecodable frame from kernel %s: %s", self.kernel_id, exc)
+            return None, False
+        found: Message | None = None
+        status_seen = False
+        events = self._conn.receive(message)
+        if any(isinstance(event, KernelRestarted) for event in events):
+            # before the ended executions wake their callers: a request sent on this
+            # socket now would reach the new kernel with no iopub subscription for it
+            self._ready = anyio.Event()
+        for event in events:
+            if isinstance(event, KernelStatus):  # nobody else waits for one
+                status_seen = status_seen or (wanted is not None and event.parent_msg_id == wanted)
+            elif isinstance(event, ReplyReceived):  # only ever awaited here
+                if event.request_msg_id == wanted:
+                    found = event.message
+            else:
+                await self._dispatch(event)
+        if self._conn.settle:
+            self._poke_settling(message)
+        return found, status_seen
+
+    def _poke_settling(self, message: Message) -> None:
+        """Wake an execution whose tracker this message left settling: its late-output
+        window starts now (settling emits no event of its own)."""
+        parent = message.parent_header.get("msg_id")
+        if not isinstance(parent, str):
+            return
+        tracker = self._conn.tracker(parent)
+        route = self._routes.get(parent)
+        if tracker is not None and tracker.settling and route is not None:
+            route.poke()
+
+    async def _read_loop(self) -> None:
+        """Receive until stopped; reconnect when the socket drops or a restart asks."""
+        while True:
+            cause: Exception | None = None
+            with anyio.CancelScope() as scope:
+                self._read_scope = scope
+                try:
+                    ws = self._ws  # only this task replaces it, and not in this loop
+                    assert ws is not None
+                    while self._reconnect_reason is None:
+                        await self._on_frame(await ws.receive(), None)
+                except (ConnectionClosed, TransportError) as exc:
+                    cause = exc
+            self._read_scope = None
+            if self._stopped.is_set():
+                return
+            await self._reconnect(cause)
+
+    async def _reconnect(self, cause: Exception | None) -> None:
+        # requests registered so far went out on the old socket, unless a restart frame
+        # already stopped sending (its executions ended; later ones wait for the new one)
+        sent_before = set(self._conn.in_flight) if self._ready.is_set() else set()
+        if self._ready.is_set():
+            self._ready = anyio.Event()
+        reason, self._reconnect_reason = self._reconnect_reason, None
+        self._conn.notice_reconnect(sent_before)  # their ends get checked for lost messages
+        await self._close_ws()
+        delay = 0.1
+        for attempt in range(_RECONNECT_ATTEMPTS):
+            try:
+                await self._connect(patient=bool(self._conn.in_flight))
+                logger.info("kernel %s reconnected (%s)", self.kernel_id, reason or cause)
+                self._fail_unanswered(sent_before)
+                return
+            except KernelNotFound as exc:
+                error = KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
+                break
+            except (TransportError, TimeoutError) as exc:
+                logger.warning(
+                    "reconnect %d to kernel %s failed: %s", attempt + 1, self.kernel_id, exc
+                )
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        else:
+            error = KernelUnavailable(f"lost the connection to kernel {self.kernel_id}")
+        await self._give_up(error)
+        await anyio.sleep_forever()  # no socket to read: _run cancels the reader now
+
+    def _fail_unanswered(self, sent_before: set[str]) -> None:
+        """After a reconnect, end each execution of ``sent_before`` (in flight when the
+        socket dropped) that has neither its reply nor its idle.
+
+        The server replays what it buffered before anything else, and a kernel answers
+        shell requests in order, so the handshake's kernel_info reply comes after every
+        earlier reply: one still missing was lost with the old socket (or the request
+        itself was). Waiting on would hang an execution without a deadline; sending the
+        request again could run the code twice.
+        """
+        for msg_id in self._conn.in_flight:
+            tracker = self._conn.tracker(msg_id)
+            if msg_id not in sent_before or tracker is None or tracker.awaiting_grace:
+                continue  # sent since, or half-finished (the run's completion grace ends it)
+            detail = "the connection dropped and the end of this execution was lost with it"
+            for event in self._conn.fail(msg_id, ExecutionStatus.CONNECTION_LOST, detail=detail):
+                route = self._routes.get(getattr(event, "msg_id", ""))
+                if route is not None:
+                    route.put(event)  # type: ignore[arg-type]
+
+    async def _give_up(self, error: JupyterInterpError) -> None:
+        self._unusable = error
+        self._fail_in_flight(ExecutionStatus.CONNECTION_LOST, str(error))
+        self._stopped.set()
+        self._ready.set()
+        self._bump_epoch()
+
+    async def _close_ws(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.aclose()
+
+    async def _keepalive(self, interval: float) -> None:
+        """Ping every ``interval``; while code runs, also check the kernel still exists.
+
+        Jupyter Server keeps our WebSocket open and silent when the kernel is deleted or
+        culled elsewhere, so without this an execution with no deadline would wait
+        forever.
+        """
+        while True:
+            await anyio.sleep(interval)
+            ws = self._ws
+            if ws is not None and self._ready.is_set():
+                with contextlib.suppress(JupyterInterpError):
+                    await ws.ping()  # a dead socket is the reader's to notice
+            if self._conn.in_flight and not self._stopped.is_set():
+                try:
+                    await self._link.model()
+                except KernelNotFound as exc:
+                    await self._give_up(
+                        KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
+                    )
+                    return
+                except JupyterInterpError:
+                    pass  # unreachable server: the reader's reconnect decides
+
+    async def _request_reconnect(self, reason: str) -> None:
+        """Ask the reader for a fresh WebSocket and wait until it is connected."""
+        target = self._epoch + 1
+        self._reconnect_reason = reason
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        while self._epoch < target and not self._stopped.is_set():
+            await self._epoch_changed.wait()
+        self._check_open()
+
+    def _bump_epoch(self) -> None:
+        self._epoch += 1
+        changed, self._epoch_changed = self._epoch_changed, anyio.Event()
+        changed.set()
+
+    # -- event routing --------------------------------------------------------------
+
+    async def _dispatch(self, event: object) -> None:
+        """Deliver an execution's event to its mailbox, or act on a kernel event."""
+        msg_id = getattr(event, "msg_id", None)
+        if msg_id is not None:
+            route = self._routes.get(msg_id)
+            if route is not None and (
+                route.everything or isinstance(event, (ExecutionFinished, InputRequested))
+            ):
+                route.put(event)  # type: ignore[arg-type]
+                if route.full:  # a stream's consumer sets our pace
+                    await route.wait_for_room()
+                elif isinstance(event, ExecutionFinished):
+                    # let the woken caller go on before we re-arm the next read
+                    await anyio.lowlevel.checkpoint()
+        elif isinstance(event, KernelRestarted):
+            # the reader reconnects after this frame, as JupyterLab does: the server
+            # refreshes its ZMQ streams only for a new WebSocket
+            logger.warning("kernel %s restarted (%s)", self.kernel_id, event.reason)
+            self._reconnect_reason = f"kernel restarted: {event.reason}"
+        elif isinstance(event, KernelDead):
+            await self._give_up(KernelDied(f"kernel {self.kernel_id} died and was not restarted"))
+
+    def _fail_in_flight(self, status: ExecutionStatus, detail: str) -> None:
+        for event in self._conn.fail_all(status, detail=detail):
+            route = self._routes.get(getattr(event, "msg_id", ""))
+            if route is not None:
+                route.put(event)  # type: ignore[arg-type]
+
+    # -- sending --------------------------------------------------------------------
+
+    async def _send_raw(self, message: Message) -> None:
+        """Write one message on the current socket (none between a drop and the reconnect
+        counts as a dropped connection)."""
+        ws = self._ws
+        if ws is None:
+            raise ConnectionClosed(1006, "no WebSocket while reconnecting")
+        await ws.send(self._codec.encode(message))
+
+    async def _send(self, message: Message, *, for_execution: str | None = None) -> None:
+        """Send once connected; if the socket drops meanwhile, wait and maybe retry once.
+
+        A failed write may still have reached the server, so an ``execute_request`` is
+        never sent twice: its execution stays in flight and ends with its replayed reply,
+        or as CONNECTION_LOST once the reconnect shows the reply will not come
+        (``_fail_unanswered``). Another message is retried once, on the new socket, only
+        while ``for_execution`` (the execution it serves, if any) is still in flight.
+        The WebSocket writes whole messages under its own lock, so none is needed here.
+        """
+        for attempt in (1, 2):
+            if not self._ready.is_set():
+                await self._ready.wait()
+            self._check_open()
+            if (
+                attempt == 2
+                and for_execution is not None
+                and self._conn.tracker(for_execution) is None
+            ):
+                return  # the execution it served ended meanwhile: nothing left to answer
+            try:
+                await self._send_raw(message)
+                return
+            except TransportError:  # ConnectionClosed included
+                if attempt == 2:
+                    raise
+                if message.msg_type == "execute_request":
+                    return  # at most once: the reconnect decides how it ends

@@ -1,0 +1,245 @@
+"""Session: one kernel, one execution at a time, with deadlines and recovery.
+
+Strategy: the sans-I/O ``KernelConnection`` does all the protocol work; the WebSocket,
+the reader task, readiness and reconnects live in the base class ``SessionChannel``
+(``_session_channel``); an execution's wait, deadline and recovery in
+``ExecutionRun``. A Session runs inside its own task group, nested in its Client's.
+
+Invariants:
+
+* Executions run one at a time in call order (a fair ``anyio.Semaphore(1)``: unlike a
+  lock it is not bound to a task, so a stream abandoned without ``aclosing`` and closed
+  by the garbage collector in another task still releases it); concurrent callers
+  queue, none fails, none sees another's output.
+* Deadlines are total per execution. On expiry (or cancellation of the caller, or an
+  abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
+  stop, else restart it. The result keeps the partial output and says which happened.
+* Kernel restart or death ends the in-flight execution at once (typed status) and bumps
+  ``generation``; the channel then reopens the WebSocket (see ``_session_channel``).
+* A session whose kernel is gone raises ``KernelUnavailable``/``KernelDied`` on use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import SessionClosed
+from ..files.transfer import FileTransfer, UploadSource
+from ..protocol.events import ExecutionEvent, ExecutionFinished
+from ..protocol.files.replies import FileStat, UploadCommitted
+from ..protocol.result import ExecutionResult
+from .channel import SessionChannel
+from .run import ExecutionRun
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
+    from .kernel_link import KernelLink
+
+__all__ = ["Session"]
+
+
+class Session(SessionChannel):
+    """A live kernel. Create with ``Client.start_session`` / ``attach_session``.
+
+    Attributes:
+        kernel_id: the server's kernel id (stable across restarts).
+        kernel_name: the kernelspec name.
+        session_id: our client session id (WebSocket URL and message headers).
+    """
+
+    def __init__(self, link: KernelLink, config: ClientConfig, *, file_root: str = "") -> None:
+        super().__init__(link, config)
+        self.file_root = file_root
+        self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
+        #: every file operation (stat, list, delete, ...) confined to ``file_root``
+        self.files = FileTransfer(self)
+
+    def __repr__(self) -> str:
+        return f"<Session kernel_id={self.kernel_id!r} generation={self.generation}>"
+
+    # -- public surface -------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every kernel restart or death: state before it is lost."""
+        return self._conn.generation
+
+    @property
+    def language(self) -> str:
+        """The kernel's language, from its kernel_info_reply (e.g. ``"python"``)."""
+        info = self.kernel_info.get("language_info")
+        name = info.get("name") if isinstance(info, Mapping) else None
+        return str(name).lower() if name else ""
+
+    @property
+    def closed(self) -> bool:
+        return self._stopped.is_set()
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        timeout: float | None = None,
+        store_history: bool = True,
+        user_expressions: Mapping[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` and return the aggregated result.
+
+        Args:
+            code: source for the kernel.
+            timeout: total seconds for this execution (None: no deadline). On expiry
+                the kernel is interrupted, then restarted if it does not stop.
+            store_history: whether the kernel counts this execution.
+            user_expressions: expressions evaluated after the code; values in
+                ``result.user_expressions``.
+
+        Raises:
+            SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
+            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
+                exceed the server's WebSocket message cap (``max_send_message_size``,
+                10 MiB): upload large data as a file instead.
+        """
+        async with self._exec_lock:
+            return await self._execute_locked(
+                code,
+                timeout=timeout,
+                store_history=store_history,
+                user_expressions=user_expressions,
+            )
+
+    async def stream(
+        self, code: str, *, timeout: float | None = None, store_history: bool = True
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        """Run ``code`` and yield typed events as they arrive, ``ExecutionFinished`` last.
+
+        Leaving the iteration early counts as cancellation: the kernel is interrupted.
+        Raises what ``execute`` raises.
+        """
+        async with (
+            self._exec_lock,
+            aclosing(
+                self._run_execution(
+                    code, timeout=timeout, everything=True, store_history=store_history
+                )
+            ) as events,
+        ):
+            async for event in events:
+                yield event
+
+    async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
+        """Write ``data`` (bytes or an async iterable of bytes) to ``path`` under the file
+        root: chunked, sha256-verified by the kernel, atomically replaced."""
+        return await self.files.upload(path, data)
+
+    async def download(self, path: str) -> bytes:
+        """Read ``path`` under the file root, verified against its sha256."""
+        return await self.files.download(path)
+
+    async def download_to(
+        self, path: str, sink: Callable[[bytes], Awaitable[object]] | str | os.PathLike[str]
+    ) -> FileStat:
+        """Stream ``path`` into an async ``sink(chunk)`` or a local file path (atomic)."""
+        if isinstance(sink, (str, os.PathLike)):
+            return await self.files.download_file(path, sink)
+        return await self.files.download_to(path, sink)
+
+    async def interrupt(self) -> None:
+        """Interrupt the kernel (REST; works for every kernel and gateway)."""
+        self._check_open()
+        await self._link.interrupt()
+
+    async def restart(self) -> None:
+        """Restart the kernel; an in-flight execution ends with ``KERNEL_RESTARTED``."""
+        self._check_open()
+        await self._restart_kernel("restarted on request")
+
+    async def shutdown(self) -> None:
+        """Delete the kernel on the server and close the connection. Idempotent."""
+        if self._stopped.is_set():
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._link.delete()
+        finally:
+            await self._stop(SessionClosed("the session was shut down"))
+
+    async def detach(self) -> None:
+        """Close our connection but leave the kernel running (re-attach by kernel_id)."""
+        await self._stop(SessionClosed("the session was detached from its kernel"))
+
+    async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
+        """REST restart, then a fresh WebSocket; returns the executions it ended.
+
+        The connection is told *before* the request goes out, so output of the new
+        kernel that overtakes the REST answer is not mistaken for a second restart.
+        """
+        ended = [e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)]
+        for event in ended:
+            await self._dispatch(event)
+        await self._link.restart()
+        await self._request_reconnect(reason)
+        return ended
+
+    # -- executions -----------------------------------------------------------------
+
+    async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
+        run = self._start_execution(code, everything=False, **options)
+        try:
+            await self._send(run.request)
+            finished = await run.finished()
+        finally:
+            self._end_execution(run)
+        return finished.result
+
+    async def _run_execution(
+        self, code: str, *, everything: bool, **options: Any
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        run = self._start_execution(code, everything=everything, **options)
+        try:
+            await self._send(run.request)
+            # closed here, in this task, when our consumer leaves early: that runs
+            # the run's recovery (interrupt) before the lock is released
+            async with aclosing(run.events()) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._end_execution(run)
+
+    def _start_execution(
+        self,
+        code: str,
+        *,
+        timeout: float | None,
+        everything: bool,
+        store_history: bool = True,
+        user_expressions: Mapping[str, str] | None = None,
+        buffers: tuple[bytes, ...] = (),
+    ) -> ExecutionRun:
+        """Register an execution with the connection and route its events to a new run.
+
+        Raises:
+            SessionClosed: the session is closed.
+            LocalProtocolError: the request is not valid text, or it would exceed the
+                server's WebSocket message cap (``max_send_message_size``).
+        """
+        self._check_open()
+        self._config.check_execute_size(code, user_expressions, buffers)
+        tracker, request = self._conn.execute(
+            code,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            allow_stdin=self._config.stdin.allows_input,
+            buffers=buffers,
+        )
+        run = ExecutionRun(self, tracker, request, timeout=timeout, everything=everything)
+        self._routes[run.msg_id] = run.mailbox
+        return run
+
+    def _end_execution(self, run: ExecutionRun) -> None:
+        self._routes.pop(run.msg_id, None)
+        run.mailbox.close()

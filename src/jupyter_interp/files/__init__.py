@@ -11,6 +11,7 @@ May import: ``jupyter_interp.errors``, ``protocol`` and ``io``. It never imports
 
 from __future__ import annotations
 
-from .transfer import FileTransfer, UploadSource
+from .sources import UploadSource
+from .transfer import FileTransfer
 
 __all__ = ["FileTransfer", "UploadSource"]

@@ -48,7 +48,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import anyio
 
@@ -64,11 +64,9 @@ from ..protocol import contents
 from ..protocol.files.replies import Deleted, DirListing, FileStat, UploadCommitted
 from ..protocol.files.snippets import CHUNK_SIZE
 from ..protocol.rest import HttpRequest
+from .host import TransferHost
 from .sinks import download_bytes, download_file
-from .transfer import UploadSource, _chunks
-
-if TYPE_CHECKING:
-    from ..session.session import Session
+from .sources import UploadSource, upload_chunks
 
 __all__ = ["ContentsTransfer", "contents_fallback", "has_contents_api"]
 
@@ -103,7 +101,7 @@ class ContentsTransfer:
 
     @classmethod
     def for_session(
-        cls, session: Session, *, kernel_dir: str = "", chunk_size: int = CHUNK_SIZE
+        cls, session: TransferHost, *, kernel_dir: str = "", chunk_size: int = CHUNK_SIZE
     ) -> ContentsTransfer:
         """The backend for ``session``: its file root under ``kernel_dir``.
 
@@ -178,7 +176,7 @@ class ContentsTransfer:
         temp = contents.api_path(parent, f"{name[:32]}.{transfer_id}.part")
         digest, size, number = hashlib.sha256(), 0, 1
         try:
-            async with aclosing(_chunks(data, self._chunk_size)) as chunks:
+            async with aclosing(upload_chunks(data, self._chunk_size)) as chunks:
                 async for chunk in chunks:
                     size += len(chunk)
                     digest.update(chunk)
@@ -360,7 +358,7 @@ class _HeldBack:
             self._held = None
 
 
-async def contents_fallback(session: Session) -> ContentsTransfer | str:
+async def contents_fallback(session: TransferHost) -> ContentsTransfer | str:
     """The Contents API backend for a session whose kernel has no file snippets, or
     the reason there is none (the server has no Contents API, the file root is absolute).
 

@@ -38,15 +38,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from ..errors import ChecksumMismatch, JupyterInterpError
 from ..protocol import contents
 from ..protocol.files.replies import FileStat
 from .contents import ContentsTransfer, has_contents_api
-
-if TYPE_CHECKING:
-    from ..session.session import Session
+from .host import TransferHost
 
 __all__ = ["DirectDownloads"]
 
@@ -62,7 +59,7 @@ class DirectDownloads:
         self._proven = False
 
     @classmethod
-    async def for_session(cls, session: Session, *, chunk_size: int) -> DirectDownloads:
+    async def for_session(cls, session: TransferHost, *, chunk_size: int) -> DirectDownloads:
         """Probe the server once; without a Contents API (or an absolute file root, or
         if the probe fails) the route is off."""
         transfer = None

@@ -3,7 +3,7 @@
 Strategy: each transfer holds the Session's execution lock for its whole length, so a
 transfer is never interleaved with user code, and runs one snippet per chunk with
 ``store_history=False`` (the user's execution count is untouched). Chunks are
-pipelined (``_pipeline``): up to ``_WINDOW`` chunk executions (``_UPLOAD_WINDOW`` for
+pipelined (``pipeline``): up to ``_WINDOW`` chunk executions (``_UPLOAD_WINDOW`` for
 uploads) are in flight, settled in order, so the client, the server and the kernel work
 at the same time. On ipykernel an upload chunk's bytes travel as the execute_request's
 binary buffer, untouched by base64 or JSON, once a probe (one per Session, at its first
@@ -16,9 +16,9 @@ bounded by the window's chunks (``CHUNK_SIZE`` each) either way.
 
 Downloads of non-empty files take the server's ``files/`` route instead of
 ``read_chunk`` snippets when the server serves the file the kernel's ``stat`` snippet
-described (``_direct_downloads``: same confinement, same lock, same verification).
+described (``direct``: same confinement, same lock, same verification).
 Kernels whose language has no snippets (Deno, ...) move every file through the server's
-Contents API instead (``_contents_transfer``), where the server has one.
+Contents API instead (``contents``), where the server has one.
 
 Invariants: an upload is atomic (the target is replaced only after the kernel checked
 size and sha256; on any failure, cancellation included, the temp file is removed); a
@@ -34,23 +34,21 @@ import os
 import uuid
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterable,
     Awaitable,
     Callable,
     Mapping,
 )
 from contextlib import aclosing
-from typing import TYPE_CHECKING
 
 import anyio
 
 from ..errors import (
     FileTransferError,
     JupyterInterpError,
-    LocalProtocolError,
     UnsupportedKernel,
 )
 from ..protocol.events import ExecutionFinished
+from ..protocol.files.languages import snippets_for
 from ..protocol.files.python import PYTHON_CALL_EXPRESSION, PythonFileSnippets
 from ..protocol.files.replies import (
     ChunkStored,
@@ -66,22 +64,19 @@ from ..protocol.files.snippets import (
     CHUNK_SIZE,
     FileSnippets,
     confine,
-    snippets_for,
 )
 from ..protocol.result import ExecutionResult
+from .contents import ContentsTransfer, contents_fallback
+from .direct import DirectDownloads
+from .host import TransferHost
 from .pipeline import ChunkRequest, run_pipelined
 from .sinks import download_bytes, download_file
-
-if TYPE_CHECKING:
-    from ..session.session import Session
-    from .contents import ContentsTransfer
-    from .direct import DirectDownloads
+from .sources import UploadSource, upload_chunks
 
 __all__ = ["FileTransfer", "UploadSource"]
 
-UploadSource = bytes | bytearray | memoryview | AsyncIterable[bytes]
 _ABORT_TIMEOUT = 30.0
-#: Chunk executions in flight per transfer (see ``_pipeline``).
+#: Chunk executions in flight per transfer (see ``pipeline``).
 _WINDOW = 2
 #: Upload chunks in flight: one more than downloads, which measured ~10 % faster.
 _UPLOAD_WINDOW = 3
@@ -90,31 +85,6 @@ _UPLOAD_WINDOW = 3
 #: 1 byte (one kernel execution fewer: ~30 vs ~50 ms) to 50 MB (~6x); an empty file
 #: needs no chunk, so nothing to gain.
 DIRECT_DOWNLOAD_MIN = 1
-
-
-async def _chunks(source: UploadSource, size: int) -> AsyncGenerator[bytes, None]:
-    """Re-cut ``source`` into chunks of exactly ``size`` bytes (the last may be shorter)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        view = memoryview(source).cast("B")
-        for start in range(0, len(view), size):
-            yield bytes(view[start : start + size])
-        return
-    if not isinstance(source, AsyncIterable):
-        raise LocalProtocolError(
-            f"upload data must be bytes or an async iterable of bytes, not {type(source).__name__}"
-        )
-    pending = bytearray()
-    async for piece in source:
-        if not isinstance(piece, (bytes, bytearray, memoryview)):
-            raise LocalProtocolError(f"upload stream yielded {type(piece).__name__}, not bytes")
-        pending += piece
-        while len(pending) >= size:
-            with memoryview(pending) as view:
-                chunk = bytes(view[:size])  # one copy (slicing the bytearray would make two)
-            del pending[:size]
-            yield chunk
-    if pending:
-        yield bytes(pending)
 
 
 def _stored_check(path: str, expected: int) -> Callable[[ExecutionResult], Awaitable[None]]:
@@ -142,7 +112,7 @@ class FileTransfer:
 
     def __init__(
         self,
-        session: Session,
+        session: TransferHost,
         *,
         chunk_size: int = CHUNK_SIZE,
         direct_download_min: int = DIRECT_DOWNLOAD_MIN,
@@ -163,8 +133,6 @@ class FileTransfer:
             return None
         except UnsupportedKernel:
             if self._fallback is None:
-                from .contents import contents_fallback  # it imports this module
-
                 self._fallback = await contents_fallback(self._session)
         if isinstance(self._fallback, str):
             raise UnsupportedKernel(self._fallback)
@@ -235,7 +203,7 @@ class FileTransfer:
         async with self._session._exec_lock:
             binary = await self._binary_snippets(snippets)
             try:
-                async with aclosing(_chunks(data, self._chunk_size)) as chunks:
+                async with aclosing(upload_chunks(data, self._chunk_size)) as chunks:
 
                     async def requests() -> AsyncGenerator[ChunkRequest, None]:
                         nonlocal size
@@ -317,8 +285,6 @@ class FileTransfer:
         """Read the file ``stat`` describes over ``files/`` (``DirectDownloads``);
         False: nothing reached ``sink``, read it with snippets."""
         if self._direct is None:
-            from .direct import DirectDownloads  # it imports this module
-
             self._direct = await DirectDownloads.for_session(
                 self._session, chunk_size=self._chunk_size
             )

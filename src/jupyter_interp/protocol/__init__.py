@@ -31,6 +31,7 @@ from .budget import *  # noqa: F403
 from .connection import *  # noqa: F403
 from .events import *  # noqa: F403
 from .execution import *  # noqa: F403
+from .files.languages import *  # noqa: F403
 from .files.python import *  # noqa: F403
 from .files.replies import *  # noqa: F403
 from .files.snippets import *  # noqa: F403
@@ -48,6 +49,7 @@ __all__ = [
     *events.__all__,
     *wire.__all__,
     *files.snippets.__all__,
+    *files.languages.__all__,
     *files.python.__all__,
     *files.replies.__all__,
     *budget.__all__,

@@ -39,8 +39,8 @@ from ..errors import (
     UnsupportedKernel,
 )
 from ..protocol import rest
+from ..protocol.files.languages import snippets_for
 from ..protocol.files.replies import Deleted
-from ..protocol.files.snippets import snippets_for
 from ..protocol.result import ExecutionResult, ExecutionStatus
 from .config import ProviderSettings
 from .directory import SessionDirectory, SessionMeta, kernel_id_for, session_folder

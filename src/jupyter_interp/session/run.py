@@ -34,7 +34,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import attrs
@@ -44,11 +44,13 @@ from ..protocol.events import ExecutionEvent, ExecutionFinished, InputRequested
 from ..protocol.result import ExecutionStatus, Recovery
 
 if TYPE_CHECKING:
+    from ..config import ClientConfig
+    from ..protocol.connection import KernelConnection
     from ..protocol.execution import ExecutionTracker
     from ..protocol.messages import Message
-    from .session import Session
+    from .kernel_link import KernelLink
 
-__all__ = ["STREAM_BACKLOG", "ExecutionRun", "Mailbox"]
+__all__ = ["STREAM_BACKLOG", "ExecutionRun", "Mailbox", "RunHost"]
 
 logger = logging.getLogger("jupyter_interp.session")
 
@@ -124,12 +126,32 @@ class Mailbox:
             self._drained.set()
 
 
+class RunHost(Protocol):
+    """What a run needs of its Session (which satisfies this structurally): settings,
+    the connection, the kernel's link and identity, and the Session's own ways to send,
+    restart and give up. ``run`` never imports ``session``, which imports it."""
+
+    kernel_id: str
+    _config: ClientConfig
+    _conn: KernelConnection
+    _link: KernelLink
+
+    @property
+    def generation(self) -> int: ...
+
+    async def _send(self, message: Message, *, for_execution: str | None = None) -> None: ...
+
+    async def _give_up(self, error: JupyterInterpError) -> None: ...
+
+    async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]: ...
+
+
 class ExecutionRun:
     """Drives one registered execution to its ``ExecutionFinished``."""
 
     def __init__(
         self,
-        session: Session,
+        session: RunHost,
         tracker: ExecutionTracker,
         request: Message,
         *,

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import SessionClosed
-from ..files.transfer import FileTransfer, UploadSource
+from ..files.sources import UploadSource
+from ..files.transfer import FileTransfer
 from ..protocol.events import ExecutionEvent, ExecutionFinished
 from ..protocol.files.replies import FileStat, UploadCommitted
 from ..protocol.result import ExecutionResult

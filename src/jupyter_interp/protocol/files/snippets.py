@@ -2,19 +2,19 @@
 
 Strategy: Kernel Gateway and Enterprise Gateway have no Contents API, so files travel
 through code the kernel runs. A ``FileSnippets`` object (one per kernel language, from
-``snippets_for``) turns one file operation into the source of ONE ``execute_request``;
+``languages.snippets_for``) turns one file operation into the source of ONE ``execute_request``;
 the I/O layer runs it (``store_history=False``, so the user's execution count and
 history stay untouched) and hands the ``ExecutionResult`` to the matching parser
 (``FileStat.from_reply`` and friends). Builders take code strings in, parsers take
 results out, so another language only has to implement ``FileSnippets.render``
-(Python in ``files_python``, Bash in ``files_bash``, R in ``files_r``; ``snippets_for``
+(Python in ``python``, Bash in ``bash``, R in ``r``; ``languages.snippets_for``
 picks one by the kernel's language).
 
 Reply contract (language-neutral): the snippet publishes exactly one display output
 with the MIME type ``FILE_MIME_TYPE`` whose value is ``{"ok": true, ...fields}`` or
 ``{"ok": false, "error": kind, "message": text}`` (kernels that cannot publish a JSON
 object may send that JSON as text, or, if they can only show HTML, as the HTML data
-block ``<script type="FILE_MIME_TYPE">json</script>``; ``file_replies`` accepts all
+block ``<script type="FILE_MIME_TYPE">json</script>``; ``replies`` accepts all
 three); kinds are ``not_found``,
 ``not_confined``, ``checksum_mismatch``, ``is_directory``, ``not_a_directory``,
 ``not_a_file``, ``incomplete`` and ``os_error``. Bulk data never goes to stdout: the
@@ -58,18 +58,10 @@ import enum
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import attrs
 
-from ...errors import (
-    LocalProtocolError,
-    PathNotConfined,
-    UnsupportedKernel,
-)
-
-if TYPE_CHECKING:
-    pass
+from ...errors import LocalProtocolError, PathNotConfined
 
 __all__ = [
     "CHUNK_SIZE",
@@ -79,7 +71,6 @@ __all__ = [
     "FileSnippets",
     "confine",
     "json_string_body",
-    "snippets_for",
     "temp_file_name",
 ]
 
@@ -315,30 +306,3 @@ class FileSnippets(abc.ABC):
         if not isinstance(recursive, bool):
             raise LocalProtocolError("recursive must be a bool")
         return self.render(FileOperation.DELETE, {"path": confine(path), "recursive": recursive})
-
-
-def _languages() -> Mapping[str, type[FileSnippets]]:
-    # Imported here: those modules build on this one.
-    from .bash import BashFileSnippets
-    from .python import PythonFileSnippets
-    from .r import RFileSnippets
-
-    return {"python": PythonFileSnippets, "bash": BashFileSnippets, "r": RFileSnippets}
-
-
-def snippets_for(language: str, *, root: str) -> FileSnippets:
-    """The snippet builder for a kernel's language (its kernelspec ``language``).
-
-    Raises:
-        UnsupportedKernel: no snippets exist for ``language``; the message lists those that do.
-        LocalProtocolError: ``root`` is not a string, contains NUL or is not valid text.
-    """
-    languages = _languages()
-    implementation = languages.get(str(language).strip().lower())
-    if implementation is None:
-        supported = ", ".join(sorted(languages))
-        raise UnsupportedKernel(
-            f"file transfer is not supported for kernel language {language!r}; "
-            f"supported: {supported}"
-        )
-    return implementation(root=root)

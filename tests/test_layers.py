@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import attrs
@@ -130,7 +131,7 @@ def test_no_import_circles_at_run_time() -> None:
     def visit(module: str, path: list[str]) -> None:
         if module in path:
             circle = [*path[path.index(module) :], module]
-            circles.append(" -> ".join(str(lines[a, b]) for a, b in zip(circle, circle[1:])))
+            circles.append(" -> ".join(str(lines[a, b]) for a, b in pairwise(circle)))
             return
         if module in done:
             return

@@ -4,6 +4,11 @@ Enterprise Gateway.
 The errors and the sans-I/O ``protocol`` package load eagerly; the I/O-bound names
 (``Client``, ``Session``, ``local_server``, ...) load on first attribute access, so
 ``import jupyter_interp.protocol`` never pulls in anyio, httpx or wsproto.
+
+Layout (``docs/architecture.md``), bottom layer first: ``errors``; ``protocol``
+(sans-I/O); ``io`` and ``config``; ``files``; ``session``; ``client``; ``pool`` and
+``local``; ``provider`` and ``cli``. Each imports only the layers below it
+(``tests/test_layers.py``); this facade may name any of them.
 """
 
 from __future__ import annotations

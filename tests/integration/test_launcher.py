@@ -292,7 +292,7 @@ async def test_a_transport_the_caller_chose_wins() -> None:
 async def test_an_interpreter_without_our_kernel_manager_runs_kernels_over_tcp(
     tmp_path: Path,
 ) -> None:
-    # Another interpreter whose jupyter_interp (an older one, say) has no _embedded_kernels.
+    # Another interpreter whose jupyter_interp (an older one, say) has no embedded kernel manager.
     older = tmp_path / "older" / "jupyter_interp"
     older.mkdir(parents=True)
     (older / "__init__.py").write_text("")

@@ -222,7 +222,7 @@ async def test_twenty_concurrent_executes_on_one_session_run_in_order(
 async def parallel_server(kind: str, tmp_path: Path) -> AsyncIterator[ServerUnderTest]:
     """For Jupyter Server, the embedded default as it ships: over TCP, fifty kernels
     started at once now and then lose a race for ports, and it runs ipykernel kernels
-    over IPC to avoid it (``_embedded_kernels``). For Kernel Gateway, not ours to
+    over IPC to avoid it (``jupyter_interp.local.kernels``). For Kernel Gateway, not ours to
     configure, a private one given the same remedy by hand (``ipc_kernels``)."""
     if kind == "jupyter_server":
         async with launch_jupyter_server() as embedded:

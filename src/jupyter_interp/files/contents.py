@@ -20,7 +20,7 @@ the session's relative file root).
   are hashed as they arrive and handed to the sink in order, one range behind: the
   last range goes only once the digest matched, so a sink never holds a whole
   unverified file. ``download_matching`` does the same for a snippet kernel's stat
-  (``_direct_downloads``), and hands nothing over unless the server's model of the
+  (``direct``), and hands nothing over unless the server's model of the
   path has that stat's size and mtime.
 
 Guarantees: memory is bounded by two chunks (plus an upload chunk's base64 and JSON

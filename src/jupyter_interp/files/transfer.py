@@ -246,7 +246,7 @@ class FileTransfer:
 
         The kernel's ``stat`` snippet confines and resolves ``path`` first. A file of at
         least ``direct_download_min`` bytes is then read over the server's ``files/``
-        route if the server serves the same file there (``_direct_downloads``);
+        route if the server serves the same file there (``direct``);
         otherwise, or if that route fails before the first byte reached ``sink``,
         chunk snippets read it. Either way the execution lock is held throughout (no
         execution of this Session runs during a download), and the bytes must match

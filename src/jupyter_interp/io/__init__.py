@@ -4,6 +4,8 @@
 wsproto over an anyio byte stream. Both map every dependency exception to
 ``jupyter_interp.errors``. Import the submodules directly; this package re-exports
 nothing, so importing it loads neither httpx nor wsproto.
+
+May import: ``jupyter_interp.errors`` and ``protocol`` (and anyio, httpx, wsproto).
 """
 
 from __future__ import annotations

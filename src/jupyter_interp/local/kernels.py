@@ -1,7 +1,7 @@
 """The embedded server's kernel manager: ipykernel kernels talk to it over IPC.
 
 Loaded by name (``--MappingKernelManager.kernel_manager_class``) inside the private
-Jupyter Server that ``_launcher`` starts, never by the client: it imports jupyter_server.
+Jupyter Server that ``launcher`` starts, never by the client: it imports jupyter_server.
 
 Why: over TCP, the server picks each kernel's five ports by binding port 0 and letting
 go, and the kernel binds them a few hundred milliseconds later. Meanwhile every

@@ -20,7 +20,7 @@ Theory of operation
 * **Port.** The server binds ``127.0.0.1`` with ``--ServerApp.port=0``: it asks the OS
   for a free port itself and reports it (and its ``base_url``) in the runtime info file,
   so there is no pick-then-bind race between two processes.
-* **Kernels.** The server's kernel manager is ``_embedded_kernels.EmbeddedKernelManager``,
+* **Kernels.** The server's kernel manager is ``kernels.EmbeddedKernelManager``,
   which runs ipykernel kernels over IPC (many kernels starting at once cannot race for
   ports), when the server can load it (the dependency probe asks); the caller's
   ``extra_args`` come last and override it.
@@ -200,7 +200,7 @@ def _server_args(root_dir: str) -> list[str]:
 
 async def _require_server_modules(interpreter: str, env: Mapping[str, str], cwd: Path) -> bool:
     """Raise ``MissingDependency`` unless ``interpreter`` has the server's modules; return
-    whether the server can also load our kernel manager (``_embedded_kernels``: this
+    whether the server can also load our kernel manager (``kernels``: this
     package, and Jupyter Server 2 for the class it extends).
 
     Asked of a subprocess with the server's environment and working directory even for

@@ -1,6 +1,6 @@
 """The embedded default: a private Jupyter Server on loopback, and a Client on it.
 
-Strategy: ``local_server()`` composes the process launcher (``_launcher``) with a
+Strategy: ``local_server()`` composes the process launcher (``launcher``) with a
 ``Client``: it starts ``jupyter server`` on 127.0.0.1 with a free port and a random
 token, yields a connected Client, and on exit closes the Client (shutting down the
 kernels it started) before stopping the server and anything it spawned.

@@ -2,7 +2,7 @@
 
 Strategy: the sans-I/O ``KernelConnection`` does all the protocol work; the WebSocket,
 the reader task, readiness and reconnects live in the base class ``SessionChannel``
-(``_session_channel``); an execution's wait, deadline and recovery in
+(``channel``); an execution's wait, deadline and recovery in
 ``ExecutionRun``. A Session runs inside its own task group, nested in its Client's.
 
 Invariants:
@@ -15,7 +15,7 @@ Invariants:
   abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
   stop, else restart it. The result keeps the partial output and says which happened.
 * Kernel restart or death ends the in-flight execution at once (typed status) and bumps
-  ``generation``; the channel then reopens the WebSocket (see ``_session_channel``).
+  ``generation``; the channel then reopens the WebSocket (see ``channel``).
 * A session whose kernel is gone raises ``KernelUnavailable``/``KernelDied`` on use.
 """
 

@@ -4,7 +4,7 @@ Strategy: bash_kernel feeds code to an interactive bash through a pseudo-termina
 by line, and can publish only images, HTML and JavaScript (a program writes the content
 to a temp file and prints ``bash_kernel: saved html data to: <file>``). So the snippet
 replies with an HTML display whose whole text is one data block,
-``<script type="FILE_MIME_TYPE">{json}</script>`` (``file_replies.parse_reply`` accepts
+``<script type="FILE_MIME_TYPE">{json}</script>`` (``replies.parse_reply`` accepts
 it; a browser shows nothing), and every operation is exactly two lines:
 
 1. a prologue that saves the shell's options (``set +o`` and ``$-``) and terminal mode, then turns

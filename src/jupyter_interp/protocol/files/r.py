@@ -5,7 +5,7 @@ workspace and its value is invisible (IRkernel shows no result). It publishes it
 with ``IRdisplay::publish_mimebundle`` under ``FILE_MIME_TYPE``; because IRkernel
 serialises display data with ``jsonlite::toJSON(digits = 4)``, which would round large
 integers, the value is the reply's JSON *text*, written by the snippet's own small
-encoder (``file_replies.parse_reply`` accepts text there). jsonlite and digest are
+encoder (``replies.parse_reply`` accepts text there). jsonlite and digest are
 IRkernel's own dependencies; file types, sizes and nanosecond mtimes come from GNU
 ``stat``, directory creation and deletion from ``mkdir``/``rm`` and listings from GNU
 ``find`` (so their error texts and kinds match the Bash snippet's).

@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
-import ssl
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
@@ -47,21 +43,12 @@ from .errors import (
 )
 from .io.http import HttpTransport
 from .protocol import rest
-from .protocol.message_factory import MessageFactory
 from .session.kernel_link import KernelLink
 from .session.session import Session
 
 __all__ = ["Client", "shutdown_on_exit"]
 
 logger = logging.getLogger("jupyter_interp.client")
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _default_username() -> str | None:
@@ -355,37 +342,7 @@ class Client:
             yield session
 
     def _link(self, kernel_id: str, kernel_name: str) -> KernelLink:
-        return KernelLink(
-            http=self.http,
-            config=self.config,
-            kernel_id=kernel_id,
-            kernel_name=kernel_name,
-            factory=MessageFactory(session=_new_id(), new_id=_new_id, clock=_now),
-            ssl_context=self._ssl_context(),
-        )
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        """The WebSocket's TLS settings, built like the HTTP client's from ``verify``.
-
-        Raises:
-            LocalProtocolError: ``verify`` names no readable CA file or directory.
-        """
-        if not self.config.base_url.lower().startswith("https"):
-            return None
-        verify = self.config.verify
-        if verify is False:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            return context
-        if not isinstance(verify, str):
-            return ssl.create_default_context()
-        try:
-            if os.path.isdir(verify):
-                return ssl.create_default_context(capath=verify)
-            return ssl.create_default_context(cafile=verify)
-        except (OSError, ssl.SSLError) as exc:
-            raise LocalProtocolError(f"cannot load the CA bundle given as verify=: {exc}") from exc
+        return KernelLink.to_kernel(self.http, self.config, kernel_id, kernel_name)
 
     async def _open(self, kernel_id: str, kernel_name: str, *, file_root: str) -> Session:
         if self._tg is None:

@@ -1,7 +1,8 @@
 """Thin anyio adapters: the only code in jupyter_interp that awaits.
 
 ``http`` runs ``protocol.rest`` requests on an httpx client; ``websocket`` drives
-wsproto over an anyio byte stream. Both map every dependency exception to
+wsproto over an anyio byte stream, which ``connect`` opens; ``tls`` turns ``verify``
+into TLS settings for both. Both map every dependency exception to
 ``jupyter_interp.errors``. Import the submodules directly; this package re-exports
 nothing, so importing it loads neither httpx nor wsproto.
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import ssl
 from collections.abc import Callable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -49,6 +48,7 @@ from ..errors import (
     TransportTimeout,
 )
 from ..protocol.rest import HttpRequest, auth_headers
+from .tls import ssl_context_for
 
 __all__ = ["HttpTransport"]
 
@@ -248,12 +248,7 @@ class HttpTransport:
     def _ssl_verify(self) -> bool | ssl.SSLContext:
         if not isinstance(self._verify, str):
             return self._verify
-        try:
-            if os.path.isdir(self._verify):
-                return ssl.create_default_context(capath=self._verify)
-            return ssl.create_default_context(cafile=self._verify)
-        except (OSError, ssl.SSLError) as exc:
-            raise LocalProtocolError(f"cannot load the CA bundle given as verify=: {exc}") from exc
+        return ssl_context_for(self._verify)
 
     # ----------------------------------------------------------------------- requests
 

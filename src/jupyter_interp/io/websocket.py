@@ -1,12 +1,12 @@
 """WebSocket client adapter: wsproto driven over an anyio byte stream (TCP or TLS).
 
-Theory of operation: ``connect_websocket`` opens the stream with ``anyio.connect_tcp``
-and ``WebSocket.from_stream`` (which owns the stream from then on, closing it if the
-handshake fails) sends the HTTP/1.1 upgrade with our headers and offered subprotocols
-(no ``Origin``), then reads until wsproto accepts or a rejection is complete. One
-deadline covers connect and upgrade; Jupyter delays the ``101`` until the kernel
-answers, so it is long. A rejection becomes a typed ``ServerError`` with the status and
-what a JSON body says, our header values redacted (``_upgrade``).
+Theory of operation: ``connect.connect_websocket`` opens the stream with
+``anyio.connect_tcp`` and ``WebSocket.from_stream`` (which owns the stream from then
+on, closing it if the handshake fails) sends the HTTP/1.1 upgrade with our headers and
+offered subprotocols (no ``Origin``), then reads until wsproto accepts or a rejection
+is complete. One deadline covers connect and upgrade; Jupyter delays the ``101`` until
+the kernel answers, so it is long. A rejection becomes a typed ``ServerError`` with the
+status and what a JSON body says, our header values redacted (``_upgrade``).
 
 Invariants of an open ``WebSocket``:
 
@@ -37,9 +37,7 @@ could carry ``?token=``).
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
-import ssl
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import anyio
@@ -57,7 +55,6 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
 
 from ..errors import (
-    ConnectError,
     ConnectionClosed,
     JupyterInterpError,
     LocalProtocolError,
@@ -73,13 +70,12 @@ from ._upgrade import (
     build_request,
     handshake,
     handshake_deadline,
-    parse_url,
     read_chunk,
     secret_values,
     set_tcp_option,
 )
 
-__all__ = ["WebSocket", "connect_websocket"]
+__all__ = ["WebSocket"]
 
 #: Outgoing messages are sent as frames of at most this many bytes (characters for
 #: text): wsproto copies a frame's payload several times while masking it, so one frame
@@ -95,79 +91,6 @@ def _fragments(
     for start in range(0, max(size, 1), _FRAGMENT_SIZE):
         stop = start + _FRAGMENT_SIZE
         yield kind(data=data[start:stop], message_finished=stop >= size)  # type: ignore[arg-type]
-
-
-async def connect_websocket(
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    subprotocols: Sequence[str] = (V1_SUBPROTOCOL,),
-    ssl_context: ssl.SSLContext | None = None,
-    connect_timeout: float = 30.0,
-    handshake_timeout: float = 120.0,
-    max_message_size: int = 256 * 1024 * 1024,
-    close_timeout: float = 10.0,
-    write_timeout: float = 60.0,
-) -> WebSocket:
-    """Connect to ``url`` and complete the WebSocket upgrade.
-
-    Args:
-        url: ``ws://``/``wss://`` (or ``http://``/``https://``, converted) URL.
-        headers: Extra upgrade headers, e.g. ``Authorization``; never logged or echoed.
-        subprotocols: Offered subprotocols; empty offers none (legacy protocol).
-        ssl_context: TLS settings for ``wss``; default ``ssl.create_default_context()``.
-        connect_timeout: Bound on the TCP (and TLS) connect.
-        handshake_timeout: Bound on connect plus upgrade (Jupyter delays the ``101``
-            until the kernel answers, so keep it long).
-        max_message_size: Largest incoming message accepted, in bytes.
-        close_timeout: Bound on the closing handshake.
-        write_timeout: Bound on writing one frame.
-
-    Returns:
-        The open ``WebSocket``; ``subprotocol`` is ``None`` when the server chose legacy.
-
-    Raises:
-        LocalProtocolError: Bad URL, header or subprotocol.
-        ConnectError: Nothing listening, DNS or TLS failure, or a hang-up mid-upgrade.
-        TransportTimeout: A deadline passed.
-        AuthenticationError: The upgrade was refused with 401/403.
-        KernelNotFound: The upgrade was refused with 404.
-        ServerError: Any other refusal.
-        RemoteProtocolError: The answer was not a valid WebSocket upgrade.
-    """
-    host, port, tls, where, target = parse_url(url)
-    with handshake_deadline(handshake_timeout, where):
-        try:
-            with anyio.fail_after(connect_timeout):
-                stream: anyio.abc.ByteStream
-                if not tls:
-                    stream = await anyio.connect_tcp(host, port)
-                else:  # no TLS close_notify needed: the WebSocket close handshake suffices
-                    context = ssl_context or ssl.create_default_context()
-                    stream = await anyio.connect_tcp(
-                        host,
-                        port,
-                        ssl_context=context,
-                        tls_hostname=host,
-                        tls_standard_compatible=False,
-                    )
-        except TimeoutError as exc:
-            raise TransportTimeout(f"connecting to {where} timed out") from exc
-        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:  # TLS: EOF
-            detail = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # anyio wraps
-            message = f"cannot connect to {where}: {detail or type(exc).__name__}"
-            raise ConnectError(message) from exc
-        return await WebSocket.from_stream(
-            stream,
-            host=where,
-            target=target,
-            headers=headers,
-            subprotocols=subprotocols,
-            handshake_timeout=math.inf,  # the deadline around us covers the upgrade
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
-            write_timeout=write_timeout,
-        )
 
 
 class WebSocket:

@@ -48,7 +48,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,6 +65,7 @@ from .events import (
 from .execution import ExecutionTracker, TrackerState
 from .message_factory import MessageFactory
 from .messages import Message
+from .recent import Recent
 from .result import ExecutionStatus, Recovery
 
 __all__ = ["KernelConnection"]
@@ -74,35 +74,6 @@ _RECENT_LIMIT = 4096
 _RETIRED_LIMIT = 16
 _UNLIMITED = OutputBudget()
 _FINISHED = (TrackerState.DONE, TrackerState.ERROR)
-
-
-class _Recent:
-    """An insertion-ordered map that forgets its oldest entries past ``limit``.
-
-    The order lives in a deque, so forgetting the oldest entry is O(1) (finding the
-    first key of a plain dict scans past the holes its earlier deletions left).
-    """
-
-    __slots__ = ("_items", "_limit", "_order")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._items: dict[str, int] = {}
-        self._order: deque[str] = deque()
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def get(self, key: str) -> int | None:
-        return self._items.get(key)
-
-    def add(self, key: str, value: int = 0) -> None:
-        items = self._items
-        if key not in items:
-            self._order.append(key)
-            if len(self._order) > self._limit:
-                del items[self._order.popleft()]
-        items[key] = value  # a known key keeps its place in the order
 
 
 class KernelConnection:
@@ -123,13 +94,13 @@ class KernelConnection:
         self._budget = budget
         self._trackers: dict[str, ExecutionTracker] = {}
         self._requests: dict[str, Message] = {}
-        self._own = _Recent(_RECENT_LIMIT)  # msg_id of our requests -> generation sent in
+        self._own = Recent(_RECENT_LIMIT)  # msg_id of our requests -> generation sent in
         # processed msg_ids, the newest in ``_seen`` and the ``_RECENT_LIMIT`` before them
         # in ``_seen_before``: a full ``_seen`` replaces it (at least the last
         # ``_RECENT_LIMIT`` are always known, at most twice that)
         self._seen: set[str] = set()
         self._seen_before: set[str] = set()
-        self._retired = _Recent(_RETIRED_LIMIT)
+        self._retired = Recent(_RETIRED_LIMIT)
         self._generation = 0
         self._kernel_session: str | None = None
         self._counters = MessageCounters()

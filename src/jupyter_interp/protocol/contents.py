@@ -21,7 +21,8 @@ the file root, which must then be relative), ``api_path`` appends a caller's pat
 
 A snippet kernel's downloads may take the ``files/`` route too (6x faster): there the
 kernel's confined stat comes first, and ``same_file`` compares it with the server's
-model of the mapped path before any byte is read.
+model of the mapped path before any byte is read. The model (``ContentsModel``,
+``same_file``) lives in ``contents_model``, re-exported here.
 
 Error answers become the errors the kernel snippets raise: 404 ``RemoteFileNotFound``,
 a refused or failed file operation (400, 409, 5xx, 403 "Permission denied")
@@ -39,15 +40,10 @@ non-negative integers, digests lowercase hex sha256. This module does no I/O.
 from __future__ import annotations
 
 import base64
-import datetime
-import enum
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
-
-import attrs
 
 from ..errors import (
     AuthenticationError,
@@ -59,8 +55,9 @@ from ..errors import (
     ServerError,
     UnsupportedKernel,
 )
-from .files.replies import DirEntry, DirListing, EntryKind, FileStat
-from .files.snippets import SHA256_HEX, confine
+from .contents_model import MTIME_SLACK_NS, ContentsKind, ContentsModel, same_file
+from .files.replies import DirEntry, DirListing, FileStat
+from .files.snippets import confine
 from .rest import HttpRequest
 
 __all__ = [
@@ -95,12 +92,6 @@ _SAVED = frozenset({200, 201})
 _RANGE = frozenset({200, 206})
 _NO_CONTENT = frozenset({204})
 _MAX_QUOTE = 300
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-#: a time as RFC 3339 writes it: date and time, then an optional fraction and zone
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)?")
-#: How far a Contents model's mtime may be from ``st_mtime_ns``: the server rounds the
-#: float ``st_mtime`` (about 0.5 us apart at today's dates) to microseconds.
-MTIME_SLACK_NS = 2_000
 
 
 def contents_root(file_root: str, *, kernel_dir: str = "") -> str:
@@ -224,19 +215,6 @@ def read_range(path: str, offset: int, length: int) -> HttpRequest:
 # --------------------------------------------------------------------------- answers
 
 
-class ContentsKind(enum.Enum):
-    """A Contents model's ``type``."""
-
-    FILE = "file"
-    NOTEBOOK = "notebook"
-    DIRECTORY = "directory"
-
-    @property
-    def entry_kind(self) -> EntryKind:
-        """The matching snippet entry kind (a notebook is a regular file)."""
-        return EntryKind.DIRECTORY if self is ContentsKind.DIRECTORY else EntryKind.FILE
-
-
 def _decode(body: object) -> Any:
     if isinstance(body, (bytes, bytearray, memoryview, str)):
         try:
@@ -287,89 +265,6 @@ def _checked(status: int, body: object, what: str, success: frozenset[int]) -> A
     if not isinstance(decoded, Mapping):
         raise RemoteProtocolError(f"{what}: the Contents API sent no model object")
     return decoded
-
-
-def _parse_time(text: str) -> datetime.datetime:
-    """``datetime.fromisoformat`` as Python 3.11+ reads RFC 3339, on 3.10 too.
-
-    Python 3.10 refuses the ``Z`` Jupyter Server writes and fractions of other than 3 or
-    6 digits: such text is rewritten first (``+00:00``; the fraction cut or padded to 6
-    digits, as 3.11 reads it), on every version alike.
-    """
-    match = _RFC3339.fullmatch(text)
-    if match is not None:
-        base, fraction, zone = match.groups()
-        text = base + (f".{fraction[:6]:0<6}" if fraction else "")
-        text += "+00:00" if zone in ("Z", "z") else zone or ""
-    return datetime.datetime.fromisoformat(text)
-
-
-def _mtime_ns(value: object) -> int:
-    try:
-        stamp = _parse_time(str(value))
-    except ValueError as exc:
-        raise RemoteProtocolError(f"a Contents model's last_modified {value!r} is no time") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
-    return (stamp - _EPOCH) // datetime.timedelta(microseconds=1) * 1000
-
-
-@attrs.frozen(kw_only=True)
-class ContentsModel:
-    """The fields of a Contents model this library reads."""
-
-    name: str
-    path: str
-    kind: ContentsKind
-    size: int | None
-    mtime_ns: int
-    sha256: str | None
-
-    @classmethod
-    def from_wire(cls, model: Mapping[str, Any]) -> ContentsModel:
-        """Check and convert a decoded model.
-
-        Raises:
-            RemoteProtocolError: a field is missing or of the wrong type.
-        """
-        name, path, kind, size = (model.get(k) for k in ("name", "path", "type", "size"))
-        if not isinstance(name, str) or not isinstance(path, str):
-            raise RemoteProtocolError("a Contents model needs string 'name' and 'path'")
-        if kind not in {k.value for k in ContentsKind}:
-            raise RemoteProtocolError(f"unknown Contents model type {kind!r}")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            raise RemoteProtocolError(f"a Contents model's size {size!r} is no byte count")
-        digest, algorithm = model.get("hash"), model.get("hash_algorithm")
-        if digest is not None and (algorithm != "sha256" or not isinstance(digest, str)):
-            raise FileTransferError(
-                f"the server hashes files with {algorithm!r}; sha256 is needed "
-                "(FileContentsManager.hash_algorithm)"
-            )
-        if digest is not None and not SHA256_HEX.fullmatch(digest):
-            raise RemoteProtocolError("a Contents model's hash is not a lowercase sha256")
-        return cls(
-            name=name,
-            path=path,
-            kind=ContentsKind(kind),
-            size=size,
-            mtime_ns=_mtime_ns(model.get("last_modified")),
-            sha256=digest,
-        )
-
-
-def same_file(model: ContentsModel, stat: FileStat) -> bool:
-    """Whether ``model`` (the server's view) describes the file a kernel's ``stat``
-    describes: a regular file of the same size and mtime (within ``MTIME_SLACK_NS``).
-
-    A cheap identity check before any byte is read: another file at a wrongly mapped
-    path differs in size or mtime unless it was copied with its mtime; only the
-    sha256 of the bytes read proves them.
-    """
-    return (
-        model.kind is ContentsKind.FILE
-        and model.size == stat.size
-        and abs(model.mtime_ns - stat.mtime_ns) <= MTIME_SLACK_NS
-    )
 
 
 def parse_probe(status: int, body: bytes | object) -> bool:

@@ -15,11 +15,12 @@ Theory of operation:
   ``finish_incomplete`` (Deno publishes some output after idle). ``ExecutionFinished``
   is emitted exactly once, as the last event; later messages for our ``msg_id`` are ignored
   (background threads may still print after idle). Other parents are always ignored.
-* ``_TRANSITIONS`` lists every legal (state, input) pair. Every kernel input is listed for
-  every live state (duplicates are tolerated), so only local misuse is unlisted
-  (``finish_incomplete``/``fail`` at the wrong time, ``fail(OK)``): it raises
-  ``LocalProtocolError`` and poisons the tracker; afterwards every call raises except the
-  ``msg_id``/``state``/``done`` properties.
+* ``_TRANSITIONS`` (``execution_states``, with ``TrackerState``) lists every legal
+  (state, input) pair. Every kernel input is listed for every live state (duplicates
+  are tolerated), so only local misuse is unlisted (``finish_incomplete``/``fail`` at
+  the wrong time, ``fail(OK)``): it raises ``LocalProtocolError`` and poisons the
+  tracker; afterwards every call raises except the ``msg_id``/``state``/``done``
+  properties.
 * A field of the wrong type raises ``RemoteProtocolError`` *before* anything changes, so
   remote garbage does not poison: the caller may ``fail()`` the tracker (the connection
   does, with status ERROR and a ``detail``).
@@ -38,7 +39,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +48,19 @@ from ..errors import LocalProtocolError
 from .budget import OutputBudget
 from .events import ExecutionEvent, _execution_finished
 from .execution_output import FOLD, OutputFold
+from .execution_states import (
+    _AFTER_BUSY,
+    _AFTER_OUTPUT,
+    _DONE,
+    _ERROR,
+    _IDLE,
+    _PENDING,
+    _REPLY,
+    _SETTLING,
+    _TRANSITIONS,
+    TrackerState,
+    _Input,
+)
 from .kernel_output import OUTPUT_PARSERS, count_field, mapping_field, text_field
 from .messages import Message
 from .result import ErrorInfo, ExecutionResult, ExecutionStatus, Recovery, _execution_result
@@ -56,78 +69,7 @@ __all__ = ["ExecutionTracker", "TrackerState"]
 
 _UNLIMITED = OutputBudget()
 _NOT_CUT = ("", False)
-
-
-class TrackerState(enum.Enum):
-    """Where an ``ExecutionTracker`` stands."""
-
-    #: sent, nothing seen yet
-    PENDING = "pending"
-    #: ``busy`` or some output seen
-    RUNNING = "running"
-    #: ``execute_reply`` seen, ``idle`` missing
-    REPLY_SEEN = "reply_seen"
-    #: ``idle`` seen, ``execute_reply`` missing
-    IDLE_SEEN = "idle_seen"
-    #: reply and idle seen, but the kernel publishes some output late (Deno): output is
-    #: still taken until ``finish_incomplete``
-    SETTLING = "settling"
-    #: finished; ``result`` is available
-    DONE = "done"
-    #: poisoned by a local misuse
-    ERROR = "error"
-
-    # Identity hashing (equality is identity for enums anyway): ``Enum.__hash__`` is a
-    # Python-level call, and the transition table is looked up for every message.
-    __hash__ = object.__hash__
-
-
-class _Input(enum.Enum):
-    BUSY = "busy"
-    OUTPUT = "output"
-    REPLY = "reply"
-    IDLE = "idle"
-    FINISH_INCOMPLETE = "finish_incomplete"
-    FAIL = "fail"
-
-    __hash__ = object.__hash__  # as for TrackerState
-
-
-# A member read off its Enum class costs a metaclass attribute lookup (about 0.1 us on
-# CPython 3.11, several per message); the hot paths read these module names instead.
-_PENDING, _DONE, _ERROR = TrackerState.PENDING, TrackerState.DONE, TrackerState.ERROR
-_SETTLING = TrackerState.SETTLING
-_BUSY, _OUTPUT, _REPLY, _IDLE = _Input.BUSY, _Input.OUTPUT, _Input.REPLY, _Input.IDLE
 _OK = ExecutionStatus.OK
-
-_S, _I = TrackerState, _Input
-_TRANSITIONS: dict[tuple[TrackerState, _Input], TrackerState] = {
-    **{
-        (state, _I.FAIL): _S.DONE
-        for state in (_S.PENDING, _S.RUNNING, _S.REPLY_SEEN, _S.IDLE_SEEN, _S.SETTLING)
-    },
-    **{(state, _I.BUSY): _S.RUNNING for state in (_S.PENDING, _S.RUNNING)},
-    **{(state, _I.OUTPUT): _S.RUNNING for state in (_S.PENDING, _S.RUNNING)},
-    **{(state, _I.REPLY): _S.REPLY_SEEN for state in (_S.PENDING, _S.RUNNING)},
-    **{(state, _I.IDLE): _S.IDLE_SEEN for state in (_S.PENDING, _S.RUNNING)},
-    (_S.REPLY_SEEN, _I.BUSY): _S.REPLY_SEEN,
-    (_S.REPLY_SEEN, _I.OUTPUT): _S.REPLY_SEEN,
-    (_S.REPLY_SEEN, _I.REPLY): _S.REPLY_SEEN,  # a duplicate reply: the first one wins
-    (_S.REPLY_SEEN, _I.IDLE): _S.DONE,
-    (_S.REPLY_SEEN, _I.FINISH_INCOMPLETE): _S.DONE,
-    (_S.IDLE_SEEN, _I.BUSY): _S.IDLE_SEEN,
-    (_S.IDLE_SEEN, _I.OUTPUT): _S.IDLE_SEEN,
-    (_S.IDLE_SEEN, _I.IDLE): _S.IDLE_SEEN,
-    (_S.IDLE_SEEN, _I.REPLY): _S.DONE,
-    (_S.IDLE_SEEN, _I.FINISH_INCOMPLETE): _S.DONE,
-    # a tracker made with ``settle`` goes here instead of DONE when reply and idle are in
-    **{(_S.SETTLING, kernel): _S.SETTLING for kernel in (_I.BUSY, _I.OUTPUT, _I.REPLY, _I.IDLE)},
-    (_S.SETTLING, _I.FINISH_INCOMPLETE): _S.DONE,
-}
-#: the rows of ``_TRANSITIONS`` for the two inputs every message of a run brings (busy
-#: and output), by state: one lookup without building a key per message
-_AFTER_OUTPUT = {state: new for (state, event), new in _TRANSITIONS.items() if event is _OUTPUT}
-_AFTER_BUSY = {state: new for (state, event), new in _TRANSITIONS.items() if event is _BUSY}
 
 
 class ExecutionTracker:

@@ -1,9 +1,12 @@
 """Session: one kernel, one execution at a time, over one WebSocket.
 
 ``session`` is the public ``Session``; ``channel`` owns its WebSocket, reader task,
-readiness and reconnects; ``run`` drives one execution's wait, deadline and recovery;
-``kernel_link`` says how to reach the kernel (REST and WebSocket URLs, the message
-factory).
+readiness and reconnects, with ``opening`` (the first WebSocket: retries, kernel
+watch) and ``keepalive`` (pings, kernel checks); ``run`` drives one execution's wait,
+deadline and recovery; ``kernel_link`` says how to reach the kernel (REST and
+WebSocket URLs, TLS, the message factory). Helpers take the channel as a narrow
+``typing.Protocol`` (``RunHost``, ``OpeningHost``, ``KeepAliveHost``), never import
+``Session``.
 
 May import: ``jupyter_interp.errors``, ``config``, ``protocol``, ``io`` and ``files``
 (a Session hands ``files`` the narrow ``TransferHost`` interface, never the reverse).

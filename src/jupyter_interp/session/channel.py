@@ -13,12 +13,8 @@ Invariants:
 * A (re)connection is ready only when a kernel_info request got its shell reply and an
   iopub status (asked again every quarter second, a few times): output that a fresh
   kernel publishes before the server's iopub subscription exists would be lost.
-* A session's first WebSocket that the server hangs up before readiness is opened
-  again, a few times and only within ``handshake_timeout`` of the first opening
-  (nothing has run yet); refusals and timeouts are raised at once. Meanwhile the
-  kernel is looked up over REST every two seconds: one the server dropped or reports
-  dead ends the opening with ``KernelDied`` at once (the server would hold the upgrade
-  for a minute).
+* A session's first WebSocket is opened by ``opening.open_first``: again after a
+  hang-up before readiness, and given up at once if the kernel dies meanwhile.
 * A reconnect with executions in flight succeeds once the WebSocket is open: its
   kernel_info queues behind the running cell, so readiness is then awaited past
   ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
@@ -35,7 +31,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Mapping
@@ -45,7 +40,6 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ..errors import (
-    ConnectError,
     ConnectionClosed,
     JupyterInterpError,
     KernelDied,
@@ -67,6 +61,8 @@ from ..protocol.kernel_output import publishes_after_idle
 from ..protocol.messages import Message
 from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
+from .keepalive import keep_alive
+from .opening import open_first
 from .run import Mailbox
 
 if TYPE_CHECKING:
@@ -83,10 +79,6 @@ _KERNEL_INFO_RETRY = 3.0
 _NUDGE = 0.25
 _MAX_NUDGES = 8
 _RECONNECT_ATTEMPTS = 5
-#: how often a session's first WebSocket is opened before a drop fails ``start_session``
-_OPEN_ATTEMPTS = 3
-#: seconds between checks that the kernel still exists while the first WebSocket opens
-_OPENING_CHECK = 2.0
 #: the longest interval between kernel_info requests while a reconnect waits for a cell
 _PATIENT_RETRY_MAX = 30.0
 
@@ -128,11 +120,11 @@ class SessionChannel:
         """Connect, handshake, then serve the reader (and pings) until stopped."""
         self._running = True
         try:
-            await self._open()  # outside the task group: its errors reach the caller bare
+            await open_first(self)  # outside the task group: its errors reach the caller bare
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_loop)
                 if self._config.ping_interval is not None:
-                    tg.start_soon(self._keepalive, self._config.ping_interval)
+                    tg.start_soon(keep_alive, self, self._config.ping_interval)
                 task_status.started()
                 await self._stopped.wait()
                 tg.cancel_scope.cancel()
@@ -158,86 +150,6 @@ class SessionChannel:
             raise self._unusable
 
     # -- connection management (reader task only) ------------------------------------
-
-    async def _open(self) -> None:
-        """First connect, while ``_watch_opening`` checks the kernel still exists.
-
-        Errors are raised bare (not in an exception group); the watch's ``KernelDied``
-        wins over the error the cancelled connect would have raised.
-        """
-        gone: list[KernelDied] = []
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_opening, tg.cancel_scope, gone)
-            try:
-                await self._open_with_retries()
-            except Exception as exc:  # re-raised below, outside the task group
-                failure = exc
-            tg.cancel_scope.cancel()
-        if gone:
-            raise gone[0] from failure
-        if failure is not None:
-            raise failure
-
-    async def _watch_opening(self, opening: anyio.CancelScope, gone: list[KernelDied]) -> None:
-        """Every ``_OPENING_CHECK`` s, ask the server for the kernel; if it dropped the
-        kernel or reports it dead, record ``KernelDied`` and cancel ``opening``.
-
-        Why: a kernel that keeps dying at start-up (jupyter_client restarts it on the
-        same ports, so one taken port kills it for good) is dropped by the server after
-        a few restarts, but Jupyter Server holds our WebSocket upgrade for its
-        kernel_info timeout, a minute, before answering 404. Other errors of the check
-        are left to the connect.
-        """
-        while True:
-            await anyio.sleep(_OPENING_CHECK)
-            try:
-                model = await self._link.model()
-            except KernelNotFound:
-                why = "the server dropped it"
-            except JupyterInterpError:
-                continue
-            else:
-                if model.execution_state != "dead":
-                    continue
-                why = f"the server reports it dead: {model.reason or 'no reason given'}"
-            gone.append(
-                KernelDied(
-                    f"kernel {self.kernel_id} died before it answered ({why}); the "
-                    "server's log says why"
-                )
-            )
-            opening.cancel()
-            return
-
-    async def _open_with_retries(self) -> None:
-        """Connect; a WebSocket the server hangs up before readiness is reopened.
-
-        A quick hang-up (a proxy or server dropping the socket) need not fail the
-        start: nothing has run yet, so opening again is safe. Refusals (401, 404...) and
-        timeouts are not retried, and the last drop is raised. A new attempt starts
-        only within ``handshake_timeout`` of the first: a server that hangs up after a
-        long wait (a kernel that never answers) fails the start as soon as it did
-        without retries.
-        """
-        delay = 0.1
-        retry_until = anyio.current_time() + self._config.handshake_timeout
-        for attempt in range(1, _OPEN_ATTEMPTS + 1):
-            try:
-                await self._connect()
-                return
-            except (ConnectError, ConnectionClosed) as exc:
-                await self._close_ws()
-                if attempt == _OPEN_ATTEMPTS or anyio.current_time() + delay > retry_until:
-                    raise
-                logger.warning(
-                    "kernel %s: opening attempt %d failed, opening again: %s",
-                    self.kernel_id,
-                    attempt,
-                    exc,
-                )
-            await anyio.sleep(delay)
-            delay *= 2
 
     async def _connect(self, *, patient: bool = False) -> None:
         """Open the WebSocket; ready once a kernel_info request got its shell reply AND
@@ -408,30 +320,6 @@ class SessionChannel:
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.aclose()
-
-    async def _keepalive(self, interval: float) -> None:
-        """Ping every ``interval``; while code runs, also check the kernel still exists.
-
-        Jupyter Server keeps our WebSocket open and silent when the kernel is deleted or
-        culled elsewhere, so without this an execution with no deadline would wait
-        forever.
-        """
-        while True:
-            await anyio.sleep(interval)
-            ws = self._ws
-            if ws is not None and self._ready.is_set():
-                with contextlib.suppress(JupyterInterpError):
-                    await ws.ping()  # a dead socket is the reader's to notice
-            if self._conn.in_flight and not self._stopped.is_set():
-                try:
-                    await self._link.model()
-                except KernelNotFound as exc:
-                    await self._give_up(
-                        KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
-                    )
-                    return
-                except JupyterInterpError:
-                    pass  # unreachable server: the reader's reconnect decides
 
     async def _request_reconnect(self, reason: str) -> None:
         """Ask the reader for a fresh WebSocket and wait until it is connected."""

@@ -14,19 +14,31 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import uuid
+from datetime import datetime, timezone
 from urllib.parse import quote
 
 import attrs
 
 from ..config import ClientConfig
 from ..errors import KernelNotFound
+from ..io.connect import connect_websocket
 from ..io.http import HttpTransport
-from ..io.websocket import WebSocket, connect_websocket
+from ..io.tls import ssl_context_for
+from ..io.websocket import WebSocket
 from ..protocol import rest
 from ..protocol.message_factory import MessageFactory
 from ..protocol.wire import V1_SUBPROTOCOL
 
 __all__ = ["KernelLink"]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @attrs.frozen(kw_only=True)
@@ -39,6 +51,27 @@ class KernelLink:
     kernel_name: str
     factory: MessageFactory
     ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def to_kernel(
+        cls, http: HttpTransport, config: ClientConfig, kernel_id: str, kernel_name: str
+    ) -> KernelLink:
+        """The link to ``kernel_id`` with a fresh client session id (random uuid4 ids, UTC
+        clock) and, for ``https``, the WebSocket's TLS settings built like the HTTP
+        client's from ``config.verify``.
+
+        Raises:
+            LocalProtocolError: ``verify`` names no readable CA file or directory.
+        """
+        secure = config.base_url.lower().startswith("https")
+        return cls(
+            http=http,
+            config=config,
+            kernel_id=kernel_id,
+            kernel_name=kernel_name,
+            factory=MessageFactory(session=_new_id(), new_id=_new_id, clock=_now),
+            ssl_context=ssl_context_for(config.verify) if secure else None,
+        )
 
     async def interrupt(self) -> None:
         await self.http.call(rest.interrupt_kernel(self.kernel_id), rest.parse_interrupt_kernel)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import struct
+import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -158,9 +159,10 @@ async def shared_session(
 ) -> AsyncIterator[Session]:
     """One kernel for a whole module (per backend), its file root a fresh local directory.
 
-    A module using it must override ``anyio_backend`` with ``scope="module"`` (still
-    both backends), so the event loop lives as long as the session. Tests sharing it
-    must not depend on execution counts or on each other's names and paths.
+    A module using it imports ``shared_kernel.module_backend`` (``anyio_backend`` at
+    module scope, still both backends), so the event loop lives as long as the session.
+    Tests sharing it must not depend on execution counts or on each other's names and
+    paths.
     """
     async with module_session(jupyter_server, tmp_path_factory) as session:
         yield session
@@ -178,6 +180,12 @@ async def module_session(
     ):
         yield session
     assert session.kernel_id not in server_kernel_ids(server)
+
+
+@pytest.fixture
+def area() -> str:
+    """A fresh directory name (relative to a file root) for one test."""
+    return f"t-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="session")

@@ -39,18 +39,16 @@ Invariants of teardown (which runs whatever the test did):
   teardown, ignored SIGTERM (it is then killed with its process group) or left processes
   that survive SIGKILL.
 
-The process queries (``child_pids``, ``is_running``, ``pids_with_env``) read Linux
-``/proc``.
+The process queries (``child_pids``, ``is_running``, ``pids_with_env``: ``processes``)
+read Linux ``/proc``; ``free_port`` is ``ports``'s. Both are re-exported here.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -65,10 +63,12 @@ import httpx
 
 from jupyter_interp.local.launcher import _KERNEL_MANAGER as EMBEDDED_KERNEL_MANAGER
 
+from .ports import free_port
+from .processes import child_pids, is_running, pids_with_env
+
 __all__ = [
     "EG_REFUSED_USERNAME",
     "RunningServer",
-    "TlsFiles",
     "child_pids",
     "free_port",
     "is_running",
@@ -78,19 +78,12 @@ __all__ = [
     "running_enterprise_gateway",
     "running_jupyter_server",
     "running_kernel_gateway",
-    "running_server_at",
-    "running_server_variant",
 ]
 
 _MARKER_VARIABLE = "JUPYTER_INTERP_TEST_SERVER"
 _POLL_INTERVAL = 0.05
 _KILL_TIMEOUT = 5.0
 _LOG_TAIL_LINES = 30
-#: where Linux hands out ports for binds to port 0 and outgoing connections
-_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-#: the lowest port ``free_port`` picks (below: well-known and registered services)
-_LOWEST_PICK = 10_000
-_PICK_ATTEMPTS = 100
 
 
 @attrs.frozen(kw_only=True)
@@ -102,34 +95,6 @@ class RunningServer:
     root_dir: Path
     pid: int
     log_path: Path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
-
-    The server binds it later, so another process may take it first. Everything that
-    binds port 0 (kernels' ZMQ ports, picked the same way by jupyter_client) or
-    connects out gets its port from the ephemeral range (``ip_local_port_range``), so
-    a port picked at random below it can be lost only to another explicit pick. A port
-    from the range itself, as a bind to port 0 gives, once went to a kernel of the
-    other test worker before Kernel Gateway bound it.
-    """
-    try:
-        ephemeral_low = int(_EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral_low = _LOWEST_PICK  # no such file: let the OS pick
-    for _ in range(_PICK_ATTEMPTS if ephemeral_low > _LOWEST_PICK else 0):
-        port = random.randrange(_LOWEST_PICK, ephemeral_low)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # in use
-            return port
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        chosen: int = sock.getsockname()[1]
-        return chosen
 
 
 def jupyter_server_command(*, port: int, root_dir: Path) -> list[str]:
@@ -440,45 +405,6 @@ def _kill_all_with_env(name: str, value: str) -> set[int]:
     return pids
 
 
-def pids_with_env(name: str, value: str) -> set[int]:
-    """Pids of live (non-zombie) processes whose environment holds ``name=value``."""
-    entry = f"{name}={value}".encode()
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with suppress(OSError):  # gone, a zombie, or not ours to read
-            if entry in (proc / "environ").read_bytes().split(b"\0"):
-                pids.add(int(proc.name))
-    return pids
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state, ppid, ...), or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def is_running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def child_pids(pid: int) -> set[int]:
-    """Pids of the running direct children of ``pid``."""
-    children = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            fields = _stat_fields(int(proc.name))
-            if fields is not None and fields[1] == str(pid) and fields[0] not in ("Z", "X"):
-                children.add(int(proc.name))
-    return children
-
-
 def _log_tail(log_path: Path, token: str) -> str:
     try:
         text = log_path.read_text(errors="replace")
@@ -487,143 +413,3 @@ def _log_tail(log_path: Path, token: str) -> str:
     if token:
         text = text.replace(token, "<token>")
     return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:]) or "(log is empty)"
-
-
-# -- variants: a base path, TLS, extra options (for the URL, TLS and limit tests) ------
-
-#: Each server kind's application class (its ``--<App>.<trait>`` prefix), module and
-#: token variable; the gateways keep the same settings as their fixtures above.
-_VARIANT_APPS = {
-    "jupyter_server": ("ServerApp", "jupyter_server", "JUPYTER_TOKEN", {}),
-    "kernel_gateway": (
-        "KernelGatewayApp",
-        "kernel_gateway",
-        "KG_AUTH_TOKEN",
-        {
-            "KG_LIST_KERNELS": "False",
-            "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR",
-        },
-    ),
-    "enterprise_gateway": (
-        "EnterpriseGatewayApp",
-        "enterprise_gateway",
-        "EG_AUTH_TOKEN",
-        {
-            "EG_LIST_KERNELS": "False",
-            "EG_UNAUTHORIZED_USERS": EG_REFUSED_USERNAME,
-            "EG_INHERITED_ENVS": f"PATH,{_MARKER_VARIABLE},IPYTHONDIR",
-        },
-    ),
-}
-
-
-@attrs.frozen(kw_only=True)
-class TlsFiles:
-    """A server certificate and key, and the CA bundle that verifies them (PEM paths)."""
-
-    certfile: Path
-    keyfile: Path
-    ca_file: Path
-
-
-@contextmanager
-def running_server_variant(
-    kind: str,
-    workdir: Path,
-    *,
-    base_path: str = "/",
-    tls: TlsFiles | None = None,
-    options: Sequence[str] = (),
-    python: Path | None = None,
-    port: int | None = None,
-    token: str | None = None,
-    startup_timeout: float = 60.0,
-) -> Iterator[RunningServer]:
-    """Run a server of ``kind`` under a path prefix, optionally over TLS, under ``workdir``.
-
-    Args:
-        kind: ``jupyter_server``, ``kernel_gateway`` or ``enterprise_gateway``.
-        workdir: An empty directory for the root, config, runtime dirs and the log.
-        base_path: The server's ``base_url`` setting, starting and ending with ``/``.
-        tls: Certificate files for HTTPS (``RunningServer.url`` is then ``https://``).
-        options: More ``--<App>.<trait>=<value>`` arguments.
-        python: The interpreter to run Enterprise Gateway with (its own venv).
-        port: The port on 127.0.0.1 (default: a free one).
-        token: The auth token (default: a fresh one; passed in the environment).
-        startup_timeout: Seconds to wait for readiness.
-    """
-    if not (base_path.startswith("/") and base_path.endswith("/")):
-        raise ValueError("base_path must start and end with '/'")
-    app, module, token_variable, settings = _VARIANT_APPS[kind]
-    root_dir = workdir / "root"
-    root_dir.mkdir(parents=True)
-    port = free_port() if port is None else port
-    token = secrets.token_hex(24) if token is None else token
-    env = {
-        token_variable: token,
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-        "JUPYTER_DATA_DIR": str(workdir / "data"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
-        "IPYTHONDIR": str(workdir / "ipython"),
-        **settings,
-    }
-    if kind == "jupyter_server":
-        command, cwd = jupyter_server_command(port=port, root_dir=root_dir), None
-    else:
-        interpreter = python if kind == "enterprise_gateway" else Path(sys.executable)
-        if interpreter is None:
-            raise ValueError("Enterprise Gateway needs python= (its own venv's interpreter)")
-        command, cwd = [str(interpreter), "-m", module], root_dir
-        command += [f"--{app}.ip=127.0.0.1", f"--{app}.port={port}", f"--{app}.port_retries=0"]
-        command.append(f"--{app}.log_level=WARN")
-    command.append(f"--{app}.base_url={base_path}")
-    if tls is not None:
-        command += [f"--{app}.certfile={tls.certfile}", f"--{app}.keyfile={tls.keyfile}"]
-    command += options
-    scheme = "http" if tls is None else "https"
-    verify = True if tls is None else ssl.create_default_context(cafile=str(tls.ca_file))
-    with run_server(
-        command,
-        url=f"{scheme}://127.0.0.1:{port}{base_path}",
-        token=token,
-        root_dir=root_dir,
-        log_path=workdir / f"{kind}.log",
-        env=env,
-        cwd=cwd,
-        verify=verify,
-        startup_timeout=startup_timeout,
-    ) as server:
-        yield server
-
-
-# -- a server that can be stopped and started again on the same port (fault tests) -----
-
-
-@contextmanager
-def running_server_at(
-    kind: str,
-    workdir: Path,
-    *,
-    port: int,
-    token: str,
-    python: Path | None = None,
-    startup_timeout: float = 60.0,
-) -> Iterator[RunningServer]:
-    """Run a server of ``kind`` on a given port with a given token, under ``workdir``.
-
-    Leaving the context stops it like the fixtures do; entering again with the same
-    ``port`` and ``token`` (and another empty ``workdir``) brings "the same" server back
-    with none of the old kernels. Settings are the fixtures' ones.
-
-    Args:
-        kind: ``jupyter_server``, ``kernel_gateway`` or ``enterprise_gateway``.
-        workdir: An empty directory for the root, config, runtime dirs and the log.
-        port: The port on 127.0.0.1 (``free_port()``).
-        token: The auth token (passed in the environment, never on the command line).
-        python: The interpreter for Enterprise Gateway (its own venv).
-        startup_timeout: Seconds to wait for readiness.
-    """
-    with running_server_variant(
-        kind, workdir, port=port, token=token, python=python, startup_timeout=startup_timeout
-    ) as server:
-        yield server

@@ -27,7 +27,8 @@ from jupyter_interp.protocol.result import ExecutionResult
 from jupyter_interp.session import Session
 
 from .conftest import TEST_CLIENT_SETTINGS
-from .servers import RunningServer, free_port, running_server_variant
+from .server_variants import running_server_variant
+from .servers import RunningServer, free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,6 @@ counts relative to each other, never to absolute values.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -16,22 +15,11 @@ import pytest
 from jupyter_interp.protocol.result import ExecutionFailed, ExecutionStatus
 from jupyter_interp.session import Session
 
+from .shared_kernel import module_backend, shared_kernel  # noqa: F401 (fixtures)
+
 pytestmark = pytest.mark.anyio
 
 _TIMEOUT = 30
-
-
-@pytest.fixture(
-    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def session(shared_session: Session) -> AsyncIterator[Session]:
-    yield shared_session
-    assert shared_session.generation == 0, "a test restarted the shared kernel"
 
 
 async def test_stdout_stderr_result_and_execution_count(session: Session) -> None:

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import pytest
 
-from jupyter_interp.io.websocket import connect_websocket
+from jupyter_interp.io.connect import connect_websocket
 from jupyter_interp.session import Session
 
 from .conftest import module_session
 from .servers import RunningServer, running_jupyter_server
+from .shared_kernel import module_backend  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -31,13 +32,6 @@ _TIMEOUT = 60
 def legacy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with running_jupyter_server(tmp_path_factory.mktemp("legacy"), legacy_framing=True) as server:
         yield server
-
-
-@pytest.fixture(
-    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(scope="module")

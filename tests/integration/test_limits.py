@@ -28,6 +28,7 @@ from jupyter_interp.session import Session
 
 from .conftest import SERVER_KINDS, TEST_CLIENT_SETTINGS, ServerUnderTest
 from .servers import RunningServer, running_kernel_gateway
+from .shared_kernel import module_backend  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -49,13 +50,6 @@ _FLUSHED_LINES = (
 #: a generous bound on what the client holds while those 10 MB arrive
 _LINES_PEAK_BYTES = 4 * 1024 * 1024
 _PARALLEL_SESSIONS = 50
-
-
-@pytest.fixture(
-    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 class KindSession(NamedTuple):

@@ -24,6 +24,7 @@ from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, Rec
 from jupyter_interp.session import Session
 
 from .servers import RunningServer
+from .shared_kernel import module_backend  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -41,13 +42,6 @@ _IGNORE_SIGINT = (
     "print('deaf', flush=True)\n"
     "time.sleep(60)"
 )
-
-
-@pytest.fixture(
-    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

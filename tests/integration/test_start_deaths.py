@@ -25,7 +25,8 @@ from jupyter_interp.client import Client
 from jupyter_interp.errors import KernelDied
 
 from .conftest import TEST_CLIENT_SETTINGS
-from .servers import RunningServer, running_server_variant
+from .server_variants import running_server_variant
+from .servers import RunningServer
 from .test_provider import StandInCodeInterpreterProvider, gateway_abc, provider_on  # noqa: F401
 
 pytestmark = pytest.mark.anyio

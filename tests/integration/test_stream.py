@@ -5,7 +5,6 @@ The tests share one kernel per backend (``shared_session``); each uses names of 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -25,22 +24,11 @@ from jupyter_interp.protocol.events import (
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus, Recovery
 from jupyter_interp.session import Session
 
+from .shared_kernel import module_backend, shared_kernel  # noqa: F401 (fixtures)
+
 pytestmark = pytest.mark.anyio
 
 _TIMEOUT = 30
-
-
-@pytest.fixture(
-    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def session(shared_session: Session) -> AsyncIterator[Session]:
-    yield shared_session
-    assert shared_session.generation == 0, "a test restarted the shared kernel"
 
 
 async def _collect(session: Session, code: str, **options: float) -> list[ExecutionEvent]:

@@ -22,24 +22,19 @@ import trustme
 
 from jupyter_interp.client import Client
 from jupyter_interp.errors import ConnectError, NotFoundError, ServerError
-from jupyter_interp.io.websocket import connect_websocket
+from jupyter_interp.io.connect import connect_websocket
 from jupyter_interp.protocol.result import ExecutionStatus
 
 from .conftest import SERVER_KINDS, TEST_CLIENT_SETTINGS
 from .gateway_env import ensure_enterprise_gateway
-from .servers import RunningServer, TlsFiles, free_port, running_server_variant
+from .server_variants import TlsFiles, running_server_variant
+from .servers import RunningServer, free_port
+from .shared_kernel import module_backend  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
 _TIMEOUT = 90
 _PREFIX = "/jupyter-interp-prefix/"
-
-
-@pytest.fixture(
-    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(scope="session", params=SERVER_KINDS)

@@ -8,16 +8,19 @@
   ``jupyter.base_display_func`` (the hook IRdisplay publishes through) prints each MIME
   bundle serialised as IRkernel serialises it (``jsonlite::toJSON(auto_unbox = TRUE)``).
 
-Every runner's working directory is ``workdir`` while a snippet runs.
+Every runner's working directory is ``workdir`` while a snippet runs. ``upload`` and
+``download`` drive a whole transfer, chunk by chunk, through any ``run`` callable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Protocol
@@ -27,9 +30,22 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
+from jupyter_interp.protocol.files import CHUNK_SIZE, FileSnippets
+from jupyter_interp.protocol.files.replies import ChunkStored, FileChunk, FileStat, UploadCommitted
 from jupyter_interp.protocol.result import ErrorInfo, ExecutionResult, ExecutionStatus, RichOutput
 
-__all__ = ["BashRunner", "PythonRunner", "RRunner", "Runner", "runner_for"]
+__all__ = [
+    "SHA_OF_NOTHING",
+    "BashRunner",
+    "PythonRunner",
+    "RRunner",
+    "Runner",
+    "download",
+    "runner_for",
+    "upload",
+]
+
+SHA_OF_NOTHING = hashlib.sha256(b"").hexdigest()
 
 
 class Runner(Protocol):
@@ -73,8 +89,11 @@ class PythonRunner:
                 outcome = self.shell.run_cell(code, store_history=False, silent=False)  # type: ignore[no-untyped-call]
         finally:
             os.chdir(before)
+        assert outcome.result is None  # a snippet ends with a statement: no execute_result
         exc = outcome.error_in_exec or outcome.error_before_exec
         error = None if exc is None else ErrorInfo(ename=type(exc).__name__, evalue=str(exc))
+        if error is None:
+            assert captured.stdout == captured.stderr == ""
         outputs = [RichOutput(kind="display_data", data=_wire(o.data)) for o in captured.outputs]
         return _result(captured.stdout, outputs, error)
 
@@ -183,3 +202,37 @@ def runner_for(language: str, workdir: Path) -> Iterator[Runner]:
             process.wait(timeout=30)
             assert process.stdout is not None
             process.stdout.close()
+
+
+def upload(
+    run: Callable[[str], ExecutionResult],
+    snippets: FileSnippets,
+    path: str,
+    data: bytes,
+    chunk_size: int = CHUNK_SIZE,
+) -> UploadCommitted:
+    """Upload ``data`` to ``path`` chunk by chunk, running each snippet with ``run``."""
+    transfer_id = uuid.uuid4().hex
+    for index, start in enumerate(range(0, len(data), chunk_size)):
+        chunk = data[start : start + chunk_size]
+        code = snippets.upload_chunk(path, transfer_id, index, chunk)
+        assert ChunkStored.from_reply(run(code)).size == start + len(chunk)
+    sha = hashlib.sha256(data).hexdigest()
+    return UploadCommitted.from_reply(
+        run(snippets.upload_commit(path, transfer_id, len(data), sha))
+    )
+
+
+def download(
+    run: Callable[[str], ExecutionResult],
+    snippets: FileSnippets,
+    path: str,
+    chunk_size: int = CHUNK_SIZE,
+) -> bytes:
+    """Read ``path`` back chunk by chunk, verified against its stat."""
+    stat = FileStat.from_reply(run(snippets.stat(path)))
+    chunks = [
+        FileChunk.from_reply(run(snippets.read_chunk(path, offset, chunk_size)))
+        for offset in range(0, stat.size, chunk_size)
+    ]
+    return stat.assemble(chunks)

@@ -39,9 +39,8 @@ from jupyter_interp.protocol.files.replies import (
     UploadCommitted,
 )
 
-from .snippet_runners import Runner, runner_for
+from .snippet_runners import SHA_OF_NOTHING, Runner, download, runner_for, upload
 
-SHA_OF_NOTHING = hashlib.sha256(b"").hexdigest()
 WEIRD_NAME = "we\"ird 'name' ü 😀 \u2028 tab\t<b>&amp;.txt"
 LANGUAGES = ["python", "bash", "r"]
 
@@ -65,31 +64,6 @@ def snippets(runner: Runner, root: Path) -> FileSnippets:
     return snippets_for(runner.language, root=str(root))
 
 
-def upload(
-    runner: Runner, snippets: FileSnippets, path: str, data: bytes, chunk_size: int = CHUNK_SIZE
-) -> UploadCommitted:
-    transfer_id = uuid.uuid4().hex
-    for index, start in enumerate(range(0, len(data), chunk_size)):
-        chunk = data[start : start + chunk_size]
-        code = snippets.upload_chunk(path, transfer_id, index, chunk)
-        assert ChunkStored.from_reply(runner.run(code)).size == start + len(chunk)
-    sha = hashlib.sha256(data).hexdigest()
-    return UploadCommitted.from_reply(
-        runner.run(snippets.upload_commit(path, transfer_id, len(data), sha))
-    )
-
-
-def download(
-    runner: Runner, snippets: FileSnippets, path: str, chunk_size: int = CHUNK_SIZE
-) -> bytes:
-    stat = FileStat.from_reply(runner.run(snippets.stat(path)))
-    chunks = [
-        FileChunk.from_reply(runner.run(snippets.read_chunk(path, offset, chunk_size)))
-        for offset in range(0, stat.size, chunk_size)
-    ]
-    return stat.assemble(chunks)
-
-
 # --- round trips ---------------------------------------------------------------------------
 
 
@@ -106,18 +80,18 @@ def download(
 def test_upload_download_round_trip(
     runner: Runner, snippets: FileSnippets, root: Path, data: bytes, chunk_size: int
 ) -> None:
-    committed = upload(runner, snippets, "in/data.bin", data, chunk_size)
+    committed = upload(runner.run, snippets, "in/data.bin", data, chunk_size)
     assert committed == UploadCommitted(size=len(data), sha256=hashlib.sha256(data).hexdigest())
     assert (root / "in" / "data.bin").read_bytes() == data
-    assert download(runner, snippets, "in/data.bin", chunk_size) == data
+    assert download(runner.run, snippets, "in/data.bin", chunk_size) == data
     assert [p.name for p in (root / "in").iterdir()] == ["data.bin"]  # no temp file left
 
 
 def test_a_large_chunk_round_trips(runner: Runner, snippets: FileSnippets, root: Path) -> None:
     data = os.urandom(CHUNK_SIZE // 4) + bytes(CHUNK_SIZE // 4)
-    upload(runner, snippets, "big.bin", data, CHUNK_SIZE // 2)
+    upload(runner.run, snippets, "big.bin", data, CHUNK_SIZE // 2)
     assert (root / "big.bin").read_bytes() == data
-    assert download(runner, snippets, "big.bin") == data
+    assert download(runner.run, snippets, "big.bin") == data
 
 
 def test_empty_upload_with_an_empty_first_chunk(
@@ -130,9 +104,9 @@ def test_empty_upload_with_an_empty_first_chunk(
 
 def test_weird_names(runner: Runner, snippets: FileSnippets, root: Path) -> None:
     path = f"dir 😀/{WEIRD_NAME}"
-    upload(runner, snippets, path, b"payload")
+    upload(runner.run, snippets, path, b"payload")
     assert (root / "dir 😀" / WEIRD_NAME).read_bytes() == b"payload"
-    assert download(runner, snippets, path) == b"payload"
+    assert download(runner.run, snippets, path) == b"payload"
     listing = DirListing.from_reply(runner.run(snippets.list_dir("dir 😀")))
     assert listing.entries == (DirEntry(name=WEIRD_NAME, kind=EntryKind.FILE, size=7),)
     with pytest.raises(RemoteFileNotFound, match="<b>&amp;"):
@@ -141,7 +115,7 @@ def test_weird_names(runner: Runner, snippets: FileSnippets, root: Path) -> None
 
 def test_empty_root_means_the_working_directory(runner: Runner) -> None:
     name = f"here-{uuid.uuid4().hex}.txt"
-    upload(runner, snippets_for(runner.language, root=""), name, b"hi")
+    upload(runner.run, snippets_for(runner.language, root=""), name, b"hi")
     assert (runner.workdir / name).read_bytes() == b"hi"
 
 
@@ -154,8 +128,8 @@ def test_empty_root_means_the_working_directory(runner: Runner) -> None:
 def test_arbitrary_bytes_round_trip(runner: Runner, data: bytes, chunk_size: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         snippets = snippets_for(runner.language, root=tmp)
-        upload(runner, snippets, "f", data, max(chunk_size, len(data) // 3 + 1))
-        assert download(runner, snippets, "f", chunk_size + 64) == data
+        upload(runner.run, snippets, "f", data, max(chunk_size, len(data) // 3 + 1))
+        assert download(runner.run, snippets, "f", chunk_size + 64) == data
 
 
 names = st.text(
@@ -172,7 +146,7 @@ names = st.text(
 def test_arbitrary_names_round_trip(runner: Runner, name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         snippets = snippets_for(runner.language, root=tmp)
-        upload(runner, snippets, name, name.encode())
+        upload(runner.run, snippets, name, name.encode())
         assert (Path(tmp) / name).read_bytes() == name.encode()
         listing = DirListing.from_reply(runner.run(snippets.list_dir()))
         assert [entry.name for entry in listing.entries] == [name]
@@ -182,7 +156,7 @@ def test_arbitrary_names_round_trip(runner: Runner, name: str) -> None:
 
 
 def test_commit_is_atomic(runner: Runner, snippets: FileSnippets, root: Path) -> None:
-    upload(runner, snippets, "t.txt", b"old")
+    upload(runner.run, snippets, "t.txt", b"old")
     runner.run(snippets.upload_chunk("t.txt", "tid", 0, b"new "))
     runner.run(snippets.upload_chunk("t.txt", "tid", 1, b"content"))
     assert (root / "t.txt").read_bytes() == b"old"
@@ -194,7 +168,7 @@ def test_commit_is_atomic(runner: Runner, snippets: FileSnippets, root: Path) ->
 
 
 def test_abort_removes_the_temp_file(runner: Runner, snippets: FileSnippets, root: Path) -> None:
-    upload(runner, snippets, "t.txt", b"old")
+    upload(runner.run, snippets, "t.txt", b"old")
     runner.run(snippets.upload_chunk("t.txt", "tid", 0, b"new"))
     assert UploadAborted.from_reply(runner.run(snippets.upload_abort("t.txt", "tid"))).removed
     assert not UploadAborted.from_reply(runner.run(snippets.upload_abort("t.txt", "tid"))).removed
@@ -233,7 +207,7 @@ def test_long_names_keep_the_temp_name_short(
     runner: Runner, snippets: FileSnippets, root: Path
 ) -> None:
     name = "ü" * 120  # 240 bytes: the name itself fits, name + transfer id would not
-    upload(runner, snippets, name, b"data")
+    upload(runner.run, snippets, name, b"data")
     assert (root / name).read_bytes() == b"data"
 
 
@@ -261,7 +235,7 @@ def test_symlinks_out_of_the_root_are_refused(
         lambda: FileStat.from_reply(runner.run(snippets.stat(path))),
         lambda: FileChunk.from_reply(runner.run(snippets.read_chunk(path, 0, 10))),
         lambda: ChunkStored.from_reply(runner.run(snippets.upload_chunk(path, "t", 0, b"x"))),
-        lambda: upload(runner, snippets, path, b"overwritten"),
+        lambda: upload(runner.run, snippets, path, b"overwritten"),
         lambda: UploadAborted.from_reply(runner.run(snippets.upload_abort(path, "t"))),
     ]
     if path.startswith("out/"):
@@ -296,7 +270,7 @@ def test_list_dir_kinds_and_missing_root(
     runner: Runner, snippets: FileSnippets, root: Path
 ) -> None:
     assert DirListing.from_reply(runner.run(snippets.list_dir())).entries == ()
-    upload(runner, snippets, "d/f.txt", b"12345")
+    upload(runner.run, snippets, "d/f.txt", b"12345")
     (root / "d" / "sub").mkdir()
     (root / "d" / "ln").symlink_to("f.txt")
     os.mkfifo(root / "d" / "pipe")
@@ -324,7 +298,7 @@ def test_non_utf8_names_are_listed_escaped(
 
 
 def test_odd_file_types(runner: Runner, snippets: FileSnippets, root: Path) -> None:
-    upload(runner, snippets, "d/f", b"x")
+    upload(runner.run, snippets, "d/f", b"x")
     os.mkfifo(root / "pipe")
     for path, why in [("d", "is a directory"), ("pipe", "not a regular file")]:
         with pytest.raises(FileTransferError, match=why):
@@ -332,14 +306,14 @@ def test_odd_file_types(runner: Runner, snippets: FileSnippets, root: Path) -> N
         with pytest.raises(FileTransferError, match=why):
             FileChunk.from_reply(runner.run(snippets.read_chunk(path, 0, 1)))
     with pytest.raises(FileTransferError, match="Is a directory"):
-        upload(runner, snippets, "d", b"onto a directory")
+        upload(runner.run, snippets, "d", b"onto a directory")
     with pytest.raises(FileTransferError, match=r"File exists|Not a directory"):
-        upload(runner, snippets, "d/f/under-a-file", b"")
+        upload(runner.run, snippets, "d/f/under-a-file", b"")
     assert Deleted.from_reply(runner.run(snippets.delete("pipe"))).kind is EntryKind.OTHER
 
 
 def test_delete(runner: Runner, snippets: FileSnippets, root: Path) -> None:
-    upload(runner, snippets, "d/e/f", b"x")
+    upload(runner.run, snippets, "d/e/f", b"x")
     with pytest.raises(FileTransferError, match="recursively"):
         Deleted.from_reply(runner.run(snippets.delete("d")))
     assert Deleted.from_reply(runner.run(snippets.delete("d/e/f"))).kind is EntryKind.FILE
@@ -360,7 +334,7 @@ def test_missing_files(runner: Runner, snippets: FileSnippets) -> None:
 
 
 def test_read_past_the_end(runner: Runner, snippets: FileSnippets) -> None:
-    upload(runner, snippets, "f", b"abc")
+    upload(runner.run, snippets, "f", b"abc")
     chunk = FileChunk.from_reply(runner.run(snippets.read_chunk("f", 2, 10)))
     assert (chunk.offset, chunk.data, chunk.size) == (2, b"c", 3)
     assert FileChunk.from_reply(runner.run(snippets.read_chunk("f", 9, 10))).data == b""
@@ -370,13 +344,13 @@ def test_root_that_is_a_file_is_an_os_error(runner: Runner, tmp_path: Path) -> N
     (tmp_path / "file").write_bytes(b"")
     snippets = snippets_for(runner.language, root=str(tmp_path / "file"))
     with pytest.raises(FileTransferError, match=r"File exists|Not a directory"):
-        upload(runner, snippets, "x", b"x")
+        upload(runner.run, snippets, "x", b"x")
 
 
 def test_a_file_changing_during_download_is_detected(
     runner: Runner, snippets: FileSnippets, root: Path
 ) -> None:
-    upload(runner, snippets, "f", b"first version")
+    upload(runner.run, snippets, "f", b"first version")
     stat = FileStat.from_reply(runner.run(snippets.stat("f")))
     (root / "f").write_bytes(b"second version, longer")
     chunk = FileChunk.from_reply(runner.run(snippets.read_chunk("f", 0, 100)))

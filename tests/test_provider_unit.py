@@ -23,16 +23,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from jupyter_interp._provider_directory import (
-    SessionDirectory,
-    SessionMeta,
-    kernel_id_for,
-    new_session_id,
-    session_folder,
-)
+from jupyter_interp._provider_directory import SessionDirectory, SessionMeta
 from jupyter_interp._provider_results import execution_dict, history_entry, images_of
 from jupyter_interp._provider_runtime import Claims
 from jupyter_interp.errors import (
@@ -307,32 +299,6 @@ def test_a_health_problem_is_a_falsy_message() -> None:
         '{"code_interpreter/jupyter": "the server is down", "memory/noop": true}'
     )
     assert not all(report.values())  # what the gateway's readiness check computes
-
-
-# -- ids and folders -----------------------------------------------------------------------
-
-
-def test_kernel_ids_follow_from_session_ids() -> None:
-    generated = new_session_id()
-    upper = generated.upper()
-    version_one = str(uuid.uuid1())
-
-    assert kernel_id_for(generated) == generated
-    assert kernel_id_for(upper) != upper
-    assert kernel_id_for(version_one) != version_one
-    assert kernel_id_for("agent-run-42") == kernel_id_for("agent-run-42")
-    assert kernel_id_for("agent-run-42") != kernel_id_for("agent-run-43")
-    assert session_folder("/tmp/", KID) == f"/tmp/jupyter-interp-{KID}"
-    assert session_folder("/", KID) == f"/jupyter-interp-{KID}"
-
-
-@given(st.text(min_size=1))
-def test_every_session_id_maps_to_a_canonical_uuid4(session_id: str) -> None:
-    kernel_id = kernel_id_for(session_id)
-
-    assert str(uuid.UUID(kernel_id)) == kernel_id
-    assert uuid.UUID(kernel_id).version == 4
-    assert kernel_id_for(kernel_id) == kernel_id
 
 
 # -- execute results ------------------------------------------------------------------------

@@ -8,7 +8,8 @@ and builds the ``ClientConfig`` the provider's Client will use, so every invalid
 fails at construction (gateway start-up), never on the first request.
 
 Invariants: parsing does no I/O besides reading ``os.environ``; unknown keywords are
-reported by name only (a value may be a secret); the token is kept out of ``repr``.
+reported by name only (a value may be a secret); the token and the session secret are
+kept out of ``repr`` and error messages.
 Unlike a bare ``Client``, no ``KERNEL_USERNAME`` is sent unless ``kernel_username`` is
 set: the reference provider sends none, and Enterprise Gateway refuses ``root`` (the
 user of many gateway containers) by default, while without the variable it uses its own.
@@ -24,12 +25,13 @@ from typing import Any
 
 import attrs
 
+from ._provider_identity import MIN_SECRET_LENGTH
 from .config import DEFAULT_URL, ClientConfig, StdinPolicy
 from .errors import LocalProtocolError
 from .io.http import HttpTransport
 from .protocol.budget import OutputBudget
 
-__all__ = ["DEFAULT_OUTPUT_BYTES", "ProviderSettings"]
+__all__ = ["DEFAULT_OUTPUT_BYTES", "SECRET_ENV", "ProviderSettings"]
 
 #: Default per-stream cap of an execute result: enough for real output, small for a prompt.
 DEFAULT_OUTPUT_BYTES = 64 * 1024
@@ -103,6 +105,19 @@ def _string_map(name: str, value: object) -> dict[str, str]:
     return dict(value)
 
 
+def _secret(name: str, value: object) -> str | None:
+    """A ``session_secret``: blank means none; a short one is refused (it protects nothing)."""
+    text = _optional_text(name, value)
+    if text is None or not text.strip():
+        return None
+    if len(text) < MIN_SECRET_LENGTH:
+        raise LocalProtocolError(
+            f"{name} must have at least {MIN_SECRET_LENGTH} characters "
+            f"(it has {len(text)}); e.g. python -c 'import secrets; print(secrets.token_urlsafe())'"
+        )
+    return text
+
+
 def _verify(name: str, value: object) -> bool | str:
     if isinstance(value, bool):
         return value
@@ -126,7 +141,10 @@ _EXTRA: Mapping[str, Callable[[str, object], Any]] = {
     "history_limit": lambda name, value: _count(name, value, minimum=1),
     "cleanup_files": _flag,
     "stop_sessions_on_close": _flag,
+    "session_secret": _secret,
 }
+#: the environment variable that stands in for ``session_secret`` when it is not given
+SECRET_ENV = "JUPYTER_INTERP_SESSION_SECRET"
 #: the seed's keywords and the variables that stand in for them when they are not given
 _SEED_ENV = {
     "base_url": "JUPYTER_URL",
@@ -158,6 +176,8 @@ class ProviderSettings:
     history_limit: int = 100
     cleanup_files: bool = True
     stop_sessions_on_close: bool = False
+    #: key of the session id -> kernel id / folder derivation (``_provider_identity``)
+    session_secret: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_keywords(
@@ -188,6 +208,8 @@ class ProviderSettings:
         for name, parse in _EXTRA.items():
             if name in keywords:
                 values[name] = parse(name, keywords[name])
+        if values.get("session_secret") is None and env.get(SECRET_ENV):
+            values["session_secret"] = _secret(SECRET_ENV, env[SECRET_ENV])
         if not str(values.get("file_root", "/tmp")).strip():
             raise LocalProtocolError("file_root must name a directory on the kernel's side")
         settings = cls(**values)

@@ -36,6 +36,7 @@ __all__ = [
     "history_entry",
     "images_of",
     "now_iso",
+    "refused_dict",
 ]
 
 #: image MIME types saved as files, in order of preference within one bundle
@@ -117,7 +118,10 @@ def _error_text(result: ExecutionResult, truncated: list[str]) -> str | None:
         parts.append(f"output truncated ({', '.join(truncated)}); the middle was omitted")
     if not parts:
         return None
-    text = "; ".join(parts)
+    return _shortened("; ".join(parts))
+
+
+def _shortened(text: str) -> str:
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
 
 
@@ -163,6 +167,19 @@ def execution_dict(
     if files:
         outcome["files"] = files
     return outcome
+
+
+def refused_dict(session_id: str, reason: str) -> dict[str, Any]:
+    """The gateway's execute result for code that was not sent (``status`` "refused")."""
+    return {
+        "session_id": session_id,
+        "stdout": "",
+        "stderr": "",
+        "exit_code": 1,
+        "result": "",
+        "error": _shortened(reason),
+        "status": "refused",
+    }
 
 
 def history_entry(code: str, language: str, outcome: dict[str, Any]) -> dict[str, Any]:

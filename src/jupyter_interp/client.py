@@ -295,6 +295,7 @@ class Client:
         file_root_for: Callable[[str], str],
         owned: bool = True,
         cleanup_timeout: float = 30.0,
+        vet: Callable[[rest.KernelModel], None] | None = None,
     ) -> Session:
         """Send the start ``request`` and open a Session on the kernel it started (the
         provider's start too, with a request of its own and ``owned=False``).
@@ -302,11 +303,14 @@ class Client:
         A kernel that dies before it first answers is deleted and started once more; any
         other failure to open deletes it and is raised. ``name``: the kernelspec to
         check when the launch fails (None: no check). ``owned``: deleted when the Client
-        closes (else kept, as an attached session is).
+        closes (else kept, as an attached session is). ``vet`` sees the start's answer
+        first: what it raises propagates and the kernel is left untouched.
         """
         replacements = 1
         while True:
             model = await self._start_kernel(request, name)
+            if vet is not None:
+                vet(model)
             try:
                 session = await self._open(model.id, model.name, file_root=file_root_for(model.id))
                 break

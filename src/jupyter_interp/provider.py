@@ -15,12 +15,16 @@ Theory of operation:
   ``close()`` (``_provider_runtime``); calls borrow it. ``healthcheck()`` uses its own
   short-lived Client, because the gateway runs health checks on a fresh event loop in
   a worker thread.
-* **Sessions.** A session id determines its kernel id, its folder and its server-side
-  record (``_provider_directory``). Any provider instance on the same server re-attaches
-  a session on first use; per-id claims make concurrent start/attach/stop of one id
-  do the work once; the Session serialises executions and file transfers.
-* **Files.** Each session has a folder ``<file_root>/jupyter-interp-<kernel id>`` on
-  the kernel's side: file names are relative to it, and it is the kernel's working
+* **Sessions.** A session id and the ``session_secret`` determine its kernel id and its
+  folder (``_provider_identity``); its record lives on the server
+  (``_provider_directory``). Any provider instance with the same secret re-attaches a
+  session on first use of a call on it; ``start_session`` only ever starts a fresh
+  kernel and refuses an id in use (see *Tenancy* in ``docs/gateway.md``). Per-id claims
+  make concurrent start/attach/stop of one id do the work once; the Session serialises
+  executions and file transfers.
+* **Files.** Each session has a folder ``<file_root>/jupyter-interp-<32 hex digits>`` on
+  the kernel's side, named by a keyed hash that reveals neither the session id nor the
+  kernel id: file names are relative to it, and it is the kernel's working
   directory (set on first use and again after a kernel restart, Python kernels), so
   code opens uploaded files by name and writes files that ``download_file`` can fetch.
   ``stop_session`` deletes it (``cleanup_files``).
@@ -37,8 +41,16 @@ import anyio
 import attrs
 
 from ._provider_config import ProviderSettings
-from ._provider_directory import new_session_id
-from ._provider_results import execution_dict, history_entry
+from ._provider_identity import (
+    InvalidSessionId,
+    SessionIdentity,
+    SessionInUse,
+    SessionRefused,
+    check_session_id,
+    generated_secret,
+    new_session_id,
+)
+from ._provider_results import execution_dict, history_entry, refused_dict
 from ._provider_runtime import ClientOwner, Runtime, SessionRecord
 from ._provider_sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
 from .client import Client
@@ -54,9 +66,12 @@ from .errors import (
 
 __all__ = [
     "HealthProblem",
+    "InvalidSessionId",
     "JupyterCodeInterpreterProvider",
     "SessionFileNotFound",
+    "SessionInUse",
     "SessionNotFound",
+    "SessionRefused",
 ]
 
 logger = logging.getLogger("jupyter_interp.provider")
@@ -96,7 +111,7 @@ def _option(options: dict[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise LocalProtocolError(f"the session option {key!r} must be a string")
+        raise SessionRefused(f"the session option {key!r} must be a string")
     return value
 
 
@@ -138,7 +153,8 @@ class JupyterCodeInterpreterProvider:
             lambda: Client(config=self._client_config),
             drain_timeout=self.settings.execution_timeout + self._client_config.interrupt_grace,
         )
-        self._keeper = SessionKeeper(self.settings)
+        identity = SessionIdentity(self.settings.session_secret or generated_secret())
+        self._keeper = SessionKeeper(self.settings, identity)
         _register_with_gateway()
 
     def __repr__(self) -> str:
@@ -149,33 +165,37 @@ class JupyterCodeInterpreterProvider:
     async def start_session(
         self, session_id: str | None = None, config: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Start a session, or return the running one with this ``session_id``.
+        """Start a session on a fresh kernel; never hand out one that exists.
 
+        ``session_id`` (optional) must be one routes can address; one in use, by a
+        session here or on any replica or as the id of a running kernel, is refused.
         ``config`` may carry ``language`` (a kernelspec of that language is used when
         the configured one differs), ``kernel_name`` and ``env`` (``KERNEL_*``
         variables for Kernel/Enterprise Gateway); other keys are ignored.
+
+        Raises:
+            InvalidSessionId, SessionInUse, SessionRefused (a bad option): all
+                ``ValueError`` (the gateway's HTTP 400), raised before any kernel starts.
         """
         options = dict(config or {})
         language = _option(options, "language")
         kernel_name = _option(options, "kernel_name")
         env = options.pop("env", None) or {}
         if not isinstance(env, Mapping):
-            raise LocalProtocolError("the session option 'env' must be a mapping")
+            raise SessionRefused("the session option 'env' must be a mapping")
         if options:
             logger.debug("ignoring session options: %s", ", ".join(sorted(options)))
-        generated = not session_id
-        sid = session_id or new_session_id()
+        chosen = session_id is not None and session_id != ""
+        sid = check_session_id(session_id) if chosen else new_session_id()
         keeper = self._keeper
         async with self._owner.use() as runtime, runtime.claims.hold(sid):
-            record = runtime.records.get(sid)
-            if record is None or record.session.closed:
-                record = None if generated else await keeper.attach(runtime, sid)
-            if record is None:
-                record = await keeper.start(
-                    runtime, sid, generated=generated, kernel_name=kernel_name,
-                    language=language, env=dict(env),
-                )  # fmt: skip
-            runtime.records[record.meta.session_id] = record
+            if chosen:
+                await keeper.refuse_if_in_use(runtime, sid)
+            record = await keeper.start(
+                runtime, sid, chosen=chosen, kernel_name=kernel_name, language=language,
+                env=dict(env),
+            )  # fmt: skip
+            runtime.records[sid] = record
         return keeper.info(record.meta)
 
     async def stop_session(self, session_id: str) -> None:
@@ -211,12 +231,19 @@ class JupyterCodeInterpreterProvider:
     async def execute(self, session_id: str, code: str, language: str = "python") -> dict[str, Any]:
         """Run ``code``; a failing program is data (``exit_code``, ``error``), not an error.
 
+        Code over the server's WebSocket message cap is not sent (the server would close
+        the connection): the result says so (``status`` "refused") and the session goes on.
+
         Raises:
             SessionNotFound: no such session (a ValueError).
         """
         keeper = self._keeper
 
         async def run(runtime: Runtime, record: SessionRecord) -> dict[str, Any]:
+            try:
+                self._client_config.check_execute_size(code)
+            except LocalProtocolError as exc:  # the server would drop the connection
+                return refused_dict(record.meta.session_id, str(exc))
             await keeper.prepare(runtime, record)
             result = await record.session.execute(code, timeout=self.settings.execution_timeout)
             await keeper.check_result(runtime, record, result)

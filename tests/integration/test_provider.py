@@ -33,7 +33,9 @@ import pytest
 
 import jupyter_interp as ji
 from jupyter_interp.protocol import rest
+from jupyter_interp.provider import SessionInUse
 
+from .conftest import ServerUnderTest
 from .servers import RunningServer
 
 pytestmark = pytest.mark.anyio
@@ -138,7 +140,7 @@ async def provider_on(
             await retire(provider)
 
 
-async def kernel_exists(server: RunningServer, kernel_id: str) -> bool:
+async def kernel_exists(server: RunningServer | ServerUnderTest, kernel_id: str) -> bool:
     async with ji.Client(server.url, token=server.token) as client:
         try:
             await client.get_kernel(kernel_id)
@@ -210,7 +212,9 @@ async def test_a_second_instance_re_attaches_and_lists_the_sessions(
         # the first instance is gone (a restart, or another replica): kernels live on
         async with provider_on(jupyter_server, tmp_path, gateway_abc) as second:
             listed = {entry["session_id"]: entry for entry in await second.list_sessions()}
-            again = await second.start_session("agent-run-42")
+            with pytest.raises(ValueError, match="already in use"):
+                await second.start_session("agent-run-42")  # never handed out again
+            again = await second.get_session("agent-run-42")
             answers = [
                 await second.execute(session["session_id"], "x + 1")
                 for session in (generated, named)
@@ -221,7 +225,7 @@ async def test_a_second_instance_re_attaches_and_lists_the_sessions(
     assert listed[generated["session_id"]] == generated
     assert listed["agent-run-42"] == named
     assert named["metadata"]["kernel_id"] != "agent-run-42"
-    assert again == named  # the same kernel, not a second one
+    assert again == named  # re-attached by a call on the session, not by a start
     assert [answer["result"] for answer in answers] == ["42", "42"]
     assert not await kernel_exists(jupyter_server, named["metadata"]["kernel_id"])
 
@@ -418,13 +422,17 @@ async def test_many_sessions_and_concurrent_calls(
 ) -> None:
     starts: list[dict[str, Any]] = []
     same: list[dict[str, Any]] = []
+    refused: list[ValueError] = []
     results: dict[int, dict[str, Any]] = {}
 
     async def start() -> None:
         starts.append(await provider.start_session())
 
     async def start_same() -> None:
-        same.append(await provider.start_session("one-id"))
+        try:
+            same.append(await provider.start_session("one-id"))
+        except ValueError as exc:
+            refused.append(exc)
 
     async def run(sid: str, index: int) -> None:
         code = f"import time\ntime.sleep(0.1)\nprint({index})"
@@ -447,7 +455,8 @@ async def test_many_sessions_and_concurrent_calls(
                 await provider.stop_session(session["session_id"])
 
     assert len({session["session_id"] for session in starts}) == 3
-    assert len({session["metadata"]["kernel_id"] for session in same}) == 1
+    assert len(same) == 1  # one start won; the others were refused, not handed its kernel
+    assert [str(exc) for exc in refused] == [str(SessionInUse("one-id"))] * 2
     assert {index: result["stdout"] for index, result in results.items()} == {
         index: f"{index}\n" for index in range(5)
     }

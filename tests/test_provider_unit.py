@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from jupyter_interp._provider_directory import SessionDirectory, SessionMeta
-from jupyter_interp._provider_results import execution_dict, history_entry, images_of
+from jupyter_interp._provider_outputs import SavedOutput, output_files
+from jupyter_interp._provider_results import execution_dict, history_entry
 from jupyter_interp._provider_runtime import Claims
 from jupyter_interp.errors import (
     ConnectError,
@@ -310,7 +311,7 @@ def result(**fields: Any) -> ExecutionResult:
 
 
 def test_a_success_has_exactly_the_seed_keys_and_status() -> None:
-    outcome = execution_dict("s", result(stdout="3.14\n", result="42"), cap=100, files=[])
+    outcome = execution_dict("s", result(stdout="3.14\n", result="42"), cap=100)
 
     assert outcome == {
         "session_id": "s",
@@ -326,7 +327,7 @@ def test_a_success_has_exactly_the_seed_keys_and_status() -> None:
 def test_an_error_carries_its_traceback_in_stderr_and_a_short_error() -> None:
     error = ErrorInfo(ename="ZeroDivisionError", evalue="division by zero", traceback=("a", "b"))
     outcome = execution_dict(
-        "s", result(status=ExecutionStatus.ERROR, stderr="warning", error=error), cap=100, files=[]
+        "s", result(status=ExecutionStatus.ERROR, stderr="warning", error=error), cap=100
     )
 
     assert outcome["exit_code"] == 1
@@ -360,7 +361,7 @@ def test_an_error_carries_its_traceback_in_stderr_and_a_short_error() -> None:
 def test_failures_are_never_a_silent_zero(
     fields: dict[str, Any], exit_code: int, phrases: list[str]
 ) -> None:
-    outcome = execution_dict("s", result(**fields), cap=100, files=[])
+    outcome = execution_dict("s", result(**fields), cap=100)
 
     assert outcome["exit_code"] == exit_code
     for phrase in phrases:
@@ -369,7 +370,7 @@ def test_failures_are_never_a_silent_zero(
 
 def test_truncation_keeps_exit_zero_but_says_so() -> None:
     cut = result(stdout="head\n[... omitted ...]\ntail", stdout_truncated=True, stdout_size=10**6)
-    outcome = execution_dict("s", cut, cap=1000, files=[])
+    outcome = execution_dict("s", cut, cap=1000)
 
     assert outcome["exit_code"] == 0
     assert outcome["truncated"] is True
@@ -380,9 +381,7 @@ def test_truncation_keeps_exit_zero_but_says_so() -> None:
 
 def test_long_tracebacks_and_errors_are_capped() -> None:
     error = ErrorInfo(ename="RecursionError", evalue="x" * 5000, traceback=("frame",) * 1000)
-    outcome = execution_dict(
-        "s", result(status=ExecutionStatus.ERROR, error=error), cap=200, files=[]
-    )
+    outcome = execution_dict("s", result(status=ExecutionStatus.ERROR, error=error), cap=200)
 
     assert len(outcome["stderr"].encode()) < 300
     assert "omitted" in outcome["stderr"]
@@ -391,34 +390,74 @@ def test_long_tracebacks_and_errors_are_capped() -> None:
     assert outcome["truncated"] is True
 
 
-def test_displays_become_text_and_images_become_file_references() -> None:
+def test_displays_become_the_result_and_rich_outputs_become_file_references() -> None:
     outputs = (
         RichOutput(kind="display_data", data={"text/plain": "   a  b\n0  1  2"}),
         RichOutput(
             kind="display_data",
             data={"image/png": PNG_B64, "text/plain": "<IPython.core.display.Image object>"},
         ),
-        RichOutput(kind="display_data", data={"image/svg+xml": "<svg/>"}),
+        RichOutput(kind="display_data", data={"image/svg+xml": ["<svg>", "</svg>"]}),
         RichOutput(kind="display_data", data={"image/jpeg": "a"}),  # bad base64: skipped
-        RichOutput(kind="execute_result", data={"text/plain": "42"}),
+        RichOutput(kind="display_data", data={"text/markdown": "# Title", "text/plain": "T"}),
+        RichOutput(kind="display_data", data={"application/json": {"a": [1]}}),
+        RichOutput(kind="execute_result", data={"text/html": "<table/>", "text/plain": "df"}),
     )
-    drawn = result(outputs=outputs, result="42")
-    outcome = execution_dict("s", drawn, cap=100, files=["outputs/figure-1-1.png"])
-    images = list(images_of(drawn))
+    drawn = result(outputs=outputs, execution_count=3)
+    saved = [SavedOutput(name="output-3-1.png", mime_type="image/png", size=70)]
+    outcome = execution_dict("s", drawn, cap=100, saved=saved)
+    quiet = execution_dict("s", drawn, cap=100, saved=saved, notes=False)
+    files = list(output_files(drawn))
 
-    assert outcome["display"] == "   a  b\n0  1  2"
-    assert outcome["files"] == ["outputs/figure-1-1.png"]
+    assert outcome["display"] == "   a  b\n0  1  2\nT"
+    assert outcome["result"] == outcome["display"]  # no expression value: the displays
+    assert outcome["files"] == ["output-3-1.png"]
+    assert outcome["outputs"] == [{"file": "output-3-1.png", "mime_type": "image/png", "size": 70}]
+    assert outcome["stdout"] == (
+        "[jupyter-interp] displayed:\n   a  b\n0  1  2\nT\n"
+        "[jupyter-interp] 1 rich output saved as files in this session: output-3-1.png "
+        "(image/png, 70 bytes). Download each by name from the session's files.\n"
+    )
+    assert quiet["stdout"] == ""
     assert PNG_B64[:20] not in json.dumps(outcome)
-    assert [(image.mime_type, image.extension) for image in images] == [
+    assert [(f.mime_type, f.extension) for f in files] == [
         ("image/png", "png"),
         ("image/svg+xml", "svg"),
+        ("text/markdown", "md"),
+        ("application/json", "json"),
     ]
-    assert images[0].data.startswith(b"\x89PNG")
-    assert images[1].data == b"<svg/>"
+    assert files[0].data.startswith(b"\x89PNG")
+    assert files[1].data == b"<svg></svg>"
+    assert json.loads(files[3].data) == {"a": [1]}
+
+
+def test_an_expression_value_stays_the_result_beside_displays() -> None:
+    shown = (RichOutput(kind="display_data", data={"text/plain": "shown"}),)
+    outcome = execution_dict("s", result(outputs=shown, result="42"), cap=100)
+
+    assert outcome["result"] == "42"
+    assert outcome["display"] == "shown"
+
+
+def test_the_history_keeps_errors_where_the_gateway_keeps_them() -> None:
+    timed_out = execution_dict(
+        "s", result(status=ExecutionStatus.TIMED_OUT, stdout="begun\n"), cap=None
+    )
+    error = ErrorInfo(ename="ZeroDivisionError", evalue="division by zero", traceback=("tb",))
+    raised = execution_dict(
+        "s", result(status=ExecutionStatus.ERROR, error=error, stderr="ZeroDivisionError: "
+        "division by zero\n"), cap=None,
+    )  # fmt: skip
+
+    late = history_entry("sleep()", "python", timed_out)
+    failed = history_entry("1/0", "python", raised)
+
+    assert late["stderr"] == f"[jupyter-interp] {timed_out['error']}\n"
+    assert failed["stderr"] == raised["stderr"]  # the traceback already says it
 
 
 def test_a_history_entry_has_the_contract_keys() -> None:
-    outcome = execution_dict("s", result(stdout="1\n"), cap=None, files=[])
+    outcome = execution_dict("s", result(stdout="1\n"), cap=None)
     entry = history_entry("print(1)", "python", outcome)
 
     assert set(entry) == {

@@ -31,10 +31,13 @@ from .errors import LocalProtocolError
 from .io.http import HttpTransport
 from .protocol.budget import OutputBudget
 
-__all__ = ["DEFAULT_OUTPUT_BYTES", "SECRET_ENV", "ProviderSettings"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_OUTPUT_BYTES", "SECRET_ENV", "ProviderSettings"]
 
 #: Default per-stream cap of an execute result: enough for real output, small for a prompt.
 DEFAULT_OUTPUT_BYTES = 64 * 1024
+#: Default ``idle_timeout``: an agent that thinks or waits for a person for half an hour
+#: keeps its session; one that vanished frees its kernel soon after.
+DEFAULT_IDLE_TIMEOUT = 1800.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -83,6 +86,18 @@ def _optional_bytes(name: str, value: object) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
         return None
     return _count(name, value, minimum=0)
+
+
+def _optional_seconds(name: str, value: object) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        return None
+    return _seconds(name, value)
+
+
+def _optional_count(name: str, value: object) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        return None
+    return _count(name, value, minimum=1)
 
 
 def _optional_text(name: str, value: object) -> str | None:
@@ -141,6 +156,9 @@ _EXTRA: Mapping[str, Callable[[str, object], Any]] = {
     "history_limit": lambda name, value: _count(name, value, minimum=1),
     "cleanup_files": _flag,
     "stop_sessions_on_close": _flag,
+    "output_notes": _flag,
+    "idle_timeout": _optional_seconds,
+    "max_sessions": _optional_count,
     "session_secret": _secret,
 }
 #: the environment variable that stands in for ``session_secret`` when it is not given
@@ -176,6 +194,12 @@ class ProviderSettings:
     history_limit: int = 100
     cleanup_files: bool = True
     stop_sessions_on_close: bool = False
+    #: a marked line in stdout names the files a cell's rich outputs were saved as
+    output_notes: bool = True
+    #: seconds without a call after which a session's kernel is shut down (None: never)
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: live sessions (every replica's, where the server keeps a registry) at most
+    max_sessions: int | None = None
     #: key of the session id -> kernel id / folder derivation (``_provider_identity``)
     session_secret: str | None = attrs.field(default=None, repr=False)
 

@@ -178,6 +178,13 @@ class SessionDirectory:
                 await self._send("DELETE", f"api/sessions/{quote(stray, safe='')}")
         return meta
 
+    async def registered(self) -> list[SessionMeta] | None:
+        """Every replica's live sessions, from the registry; None without one (gateways)."""
+        if not await self.has_registry():
+            return None
+        listed = await self.list()
+        return None if listed is None else [meta for meta, state in listed if state != "dead"]
+
     async def list(self) -> list[tuple[SessionMeta, str | None]] | None:
         """Our sessions with their kernels' states; None when the server lists nothing."""
         registry = await self.has_registry()

@@ -3,8 +3,16 @@
 Strategy: the gateway's agent tool puts ``json.dumps`` of an execute result straight
 into the model's prompt, so the dict carries text only and stays bounded: stdout and
 stderr are already capped by the Client's output budget (head and tail kept around a
-marker); a traceback and the text of displayed objects get the same cap; images never
-travel inline (the provider saves them as files and lists their names).
+marker); a traceback and the text of displayed objects get the same cap; rich outputs
+never travel inline (the provider saves them as files, see ``_provider_outputs``).
+
+The gateway's REST layer keeps only ``stdout``, ``stderr``, ``exit_code``, ``result``
+and ``error`` (its history drops ``error`` too), and its client helper prints only
+stdout, stderr and error. So what a caller must see by default reaches those: the text
+of displayed objects is the ``result`` when there is no expression value; with
+``notes`` on, marked lines at the end of stdout show that text and name the files rich
+outputs became; a history entry's stderr carries the error line when the traceback
+does not.
 
 Invariants:
 
@@ -19,34 +27,21 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-import attrs
-
+from ._provider_outputs import IMAGE_TYPES, SavedOutput, output_note
 from .protocol.budget import HeadTail
 from .protocol.result import ExecutionResult, ExecutionStatus, Recovery
 
 __all__ = [
-    "ImageOutput",
     "execution_dict",
     "history_entry",
-    "images_of",
     "now_iso",
     "refused_dict",
 ]
 
-#: image MIME types saved as files, in order of preference within one bundle
-IMAGE_TYPES: dict[str, str] = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/gif": "gif",
-    "image/webp": "webp",
-    "image/svg+xml": "svg",
-}
 _MAX_ERROR_CHARS = 500
 _STATE_LOST = frozenset({ExecutionStatus.KERNEL_DIED, ExecutionStatus.KERNEL_RESTARTED})
 
@@ -54,34 +49,6 @@ _STATE_LOST = frozenset({ExecutionStatus.KERNEL_DIED, ExecutionStatus.KERNEL_RES
 def now_iso() -> str:
     """The current UTC time in ISO 8601."""
     return datetime.now(timezone.utc).isoformat()
-
-
-@attrs.frozen(kw_only=True)
-class ImageOutput:
-    """One displayed image, decoded."""
-
-    mime_type: str
-    data: bytes
-
-    @property
-    def extension(self) -> str:
-        return IMAGE_TYPES[self.mime_type]
-
-
-def images_of(result: ExecutionResult) -> Iterator[ImageOutput]:
-    """The images the execution displayed (one per output, the preferred type)."""
-    for output in result.outputs:
-        mime = next((m for m in IMAGE_TYPES if m in output.data), None)
-        value = output.data.get(mime) if mime else None
-        if mime is None or not isinstance(value, str):
-            continue
-        if mime == "image/svg+xml":
-            yield ImageOutput(mime_type=mime, data=value.encode("utf-8"))
-            continue
-        try:
-            yield ImageOutput(mime_type=mime, data=base64.b64decode(value, validate=False))
-        except (binascii.Error, ValueError):
-            continue
 
 
 def _capped(text: str, cap: int | None) -> tuple[str, bool]:
@@ -130,9 +97,10 @@ def execution_dict(
     result: ExecutionResult,
     *,
     cap: int | None,
-    files: list[str],
+    saved: Sequence[SavedOutput] = (),
+    notes: bool = True,
 ) -> dict[str, Any]:
-    """The gateway's execute result for ``result``; ``files`` are saved image names."""
+    """The gateway's execute result for ``result``; ``saved``: its rich outputs' files."""
     truncated = [
         f"{name} kept {cap} of {size} bytes"
         for name, cut, size in (
@@ -151,12 +119,15 @@ def execution_dict(
     display, cut = _capped(_display_text(result), cap)
     if cut:
         truncated.append("display")
+    stdout = result.stdout
+    if notes:
+        stdout = _with_notes(stdout, display, saved)
     outcome: dict[str, Any] = {
         "session_id": session_id,
-        "stdout": result.stdout,
+        "stdout": stdout,
         "stderr": stderr,
         "exit_code": _exit_code(result),
-        "result": result.result or "",
+        "result": result.result or display,
         "error": _error_text(result, truncated),
         "status": result.status.value,
     }
@@ -164,8 +135,9 @@ def execution_dict(
         outcome["display"] = display
     if truncated:
         outcome["truncated"] = True
-    if files:
-        outcome["files"] = files
+    if saved:
+        outcome["files"] = [out.name for out in saved]
+        outcome["outputs"] = [out.as_dict() for out in saved]
     return outcome
 
 
@@ -182,11 +154,33 @@ def refused_dict(session_id: str, reason: str) -> dict[str, Any]:
     }
 
 
+def _with_notes(stdout: str, display: str, saved: Sequence[SavedOutput]) -> str:
+    """``stdout`` followed by marked lines: the displayed text, the saved outputs' files."""
+    notes = []
+    if display:
+        notes.append(f"[jupyter-interp] displayed:\n{display}")
+    if saved:
+        notes.append(output_note(saved))
+    if not notes:
+        return stdout
+    separator = "\n" if stdout and not stdout.endswith("\n") else ""
+    return stdout + separator + "\n".join(notes) + "\n"
+
+
 def history_entry(code: str, language: str, outcome: dict[str, Any]) -> dict[str, Any]:
-    """One history record (the contract's keys, plus ``error``)."""
+    """One history record (the contract's keys, plus ``error``).
+
+    The gateway's history model drops ``error``: an error the stderr does not already
+    show (a timeout, a lost kernel, cut output) is appended to it as a marked line.
+    """
+    stderr, error = outcome["stderr"], outcome["error"]
+    if error and error not in stderr:
+        separator = "\n" if stderr and not stderr.endswith("\n") else ""
+        stderr = f"{stderr}{separator}[jupyter-interp] {error}\n"
     return {
         "timestamp": now_iso(),
         "code": code,
         "language": language,
-        **{k: outcome[k] for k in ("stdout", "stderr", "exit_code", "result", "error")},
+        "stderr": stderr,
+        **{k: outcome[k] for k in ("stdout", "exit_code", "result", "error")},
     }

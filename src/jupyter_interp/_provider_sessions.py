@@ -39,7 +39,8 @@ import attrs
 from ._provider_config import ProviderSettings
 from ._provider_directory import SessionDirectory, SessionMeta
 from ._provider_identity import SessionIdentity, SessionInUse
-from ._provider_results import images_of, now_iso
+from ._provider_outputs import SavedOutput, output_files, output_name
+from ._provider_results import now_iso
 from ._provider_runtime import Runtime, SessionRecord
 from .client import Client
 from .errors import (
@@ -61,7 +62,7 @@ __all__ = ["SessionFileNotFound", "SessionKeeper", "SessionNotFound"]
 logger = logging.getLogger("jupyter_interp.provider")
 
 _CLEANUP_TIMEOUT = 10.0
-_MAX_IMAGES = 20
+_MAX_SAVED_OUTPUTS = 20
 #: outcomes after which we ask the server whether the kernel still exists
 _SUSPICIOUS = frozenset(
     {
@@ -360,23 +361,25 @@ class SessionKeeper:
                 record.folder, record.meta.session_id, result.describe(),
             )  # fmt: skip
 
-    async def save_images(self, record: SessionRecord, result: ExecutionResult) -> list[str]:
-        """Save displayed images under ``outputs/`` in the session folder; their names."""
-        names: list[str] = []
-        generation = f"g{result.generation}-" if result.generation else ""
-        count = result.execution_count if result.execution_count is not None else "x"
-        for index, image in enumerate(images_of(result), start=1):
-            if index > _MAX_IMAGES:
-                logger.warning("only the first %d images of an execution are saved", _MAX_IMAGES)
+    async def save_outputs(
+        self, record: SessionRecord, result: ExecutionResult
+    ) -> list[SavedOutput]:
+        """Save the rich outputs of ``result`` as flat-named files in the session folder."""
+        saved: list[SavedOutput] = []
+        for index, output in enumerate(output_files(result), start=1):
+            if index > _MAX_SAVED_OUTPUTS:
+                logger.warning(
+                    "only the first %d rich outputs of an execution are saved", _MAX_SAVED_OUTPUTS
+                )
                 break
-            name = f"outputs/figure-{generation}{count}-{index}.{image.extension}"
+            name = output_name(result, index, output)
             try:
-                await record.session.upload(name, image.data)
+                committed = await record.session.upload(name, output.data)
             except JupyterInterpError as exc:
                 logger.warning("saving %s failed: %s", name, exc)
                 continue
-            names.append(name)
-        return names
+            saved.append(SavedOutput(name=name, mime_type=output.mime_type, size=committed.size))
+        return saved
 
     # -- stopping ---------------------------------------------------------------------
 

@@ -4,9 +4,10 @@ Configure it in the gateway's YAML with ``backend:
 "jupyter_interp.provider.JupyterCodeInterpreterProvider"`` and the seed's ``config``
 keys (see ``docs/gateway.md``). It keeps the contract of the gateway's own Jupyter
 provider and fixes its defects: total deadlines with interrupt/restart, kernel death
-noticed at once, rich outputs kept (images saved as files), per-session serialisation,
-token only in headers, chunked verified confined file transfer, bounded output and
-history, sessions that any replica can re-attach, and a health check gateways accept.
+noticed at once, rich outputs kept (saved as files the gateway's file route can fetch),
+per-session serialisation, token only in headers, chunked verified confined file
+transfer, bounded output and history, sessions that any replica can re-attach, and a
+health check gateways accept.
 
 Theory of operation:
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import anyio
@@ -50,6 +52,7 @@ from ._provider_identity import (
     generated_secret,
     new_session_id,
 )
+from ._provider_lifetime import SessionCap, SessionCuller, SessionLimitReached, Usage
 from ._provider_results import execution_dict, history_entry, refused_dict
 from ._provider_runtime import ClientOwner, Runtime, SessionRecord
 from ._provider_sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
@@ -70,6 +73,7 @@ __all__ = [
     "JupyterCodeInterpreterProvider",
     "SessionFileNotFound",
     "SessionInUse",
+    "SessionLimitReached",
     "SessionNotFound",
     "SessionRefused",
 ]
@@ -149,12 +153,17 @@ class JupyterCodeInterpreterProvider:
         if unknown:
             logger.warning("ignoring unknown configuration keys: %s", ", ".join(unknown))
         self._client_config = self.settings.client_config()
+        identity = SessionIdentity(self.settings.session_secret or generated_secret())
+        self._keeper = SessionKeeper(self.settings, identity)
+        self._usage = Usage()
+        idle, cap = self.settings.idle_timeout, self.settings.max_sessions
+        self._culler = SessionCuller(self._keeper, self._usage, idle) if idle else None
+        self._cap = SessionCap(self._keeper, cap) if cap else None
         self._owner = ClientOwner(
             lambda: Client(config=self._client_config),
             drain_timeout=self.settings.execution_timeout + self._client_config.interrupt_grace,
+            background=self._culler.run if self._culler else None,
         )
-        identity = SessionIdentity(self.settings.session_secret or generated_secret())
-        self._keeper = SessionKeeper(self.settings, identity)
         _register_with_gateway()
 
     def __repr__(self) -> str:
@@ -189,13 +198,17 @@ class JupyterCodeInterpreterProvider:
         sid = check_session_id(session_id) if chosen else new_session_id()
         keeper = self._keeper
         async with self._owner.use() as runtime, runtime.claims.hold(sid):
-            if chosen:
-                await keeper.refuse_if_in_use(runtime, sid)
-            record = await keeper.start(
-                runtime, sid, chosen=chosen, kernel_name=kernel_name, language=language,
-                env=dict(env),
-            )  # fmt: skip
-            runtime.records[sid] = record
+            with self._usage.using(sid):
+                if chosen:
+                    await keeper.refuse_if_in_use(runtime, sid)
+                async with self._cap.slot(runtime) if self._cap else nullcontext():
+                    record = await keeper.start(
+                        runtime, sid, chosen=chosen, kernel_name=kernel_name,
+                        language=language, env=dict(env),
+                    )  # fmt: skip
+                runtime.records[sid] = record
+                if self._cap:
+                    await self._cap.confirm(runtime, sid)
         return keeper.info(record.meta)
 
     async def stop_session(self, session_id: str) -> None:
@@ -204,6 +217,7 @@ class JupyterCodeInterpreterProvider:
             return
         async with self._owner.use() as runtime, runtime.claims.hold(session_id):
             await self._keeper.stop(runtime, session_id)
+        self._usage.forget(session_id)
 
     async def list_sessions(self, status: str | None = None) -> list[dict[str, Any]]:
         """Live sessions as the server records them (see ``_provider_directory``)."""
@@ -247,9 +261,13 @@ class JupyterCodeInterpreterProvider:
             await keeper.prepare(runtime, record)
             result = await record.session.execute(code, timeout=self.settings.execution_timeout)
             await keeper.check_result(runtime, record, result)
-            files = await keeper.save_images(record, result)
+            saved = await keeper.save_outputs(record, result)
             return execution_dict(
-                record.meta.session_id, result, cap=self.settings.max_output_bytes, files=files
+                record.meta.session_id,
+                result,
+                cap=self.settings.max_output_bytes,
+                saved=saved,
+                notes=self.settings.output_notes,
             )
 
         outcome = await self._on_session(session_id, run)
@@ -355,6 +373,12 @@ class JupyterCodeInterpreterProvider:
         self, session_id: str, operation: Callable[[Runtime, SessionRecord], Awaitable[T]]
     ) -> T:
         """Run ``operation`` on the session, re-attaching once if its connection went away."""
+        with self._usage.using(session_id):
+            return await self._on_live_session(session_id, operation)
+
+    async def _on_live_session(
+        self, session_id: str, operation: Callable[[Runtime, SessionRecord], Awaitable[T]]
+    ) -> T:
         async with self._owner.use() as runtime:
             record = await self._keeper.resolve(runtime, session_id)
             try:

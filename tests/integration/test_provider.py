@@ -361,12 +361,12 @@ async def test_images_are_saved_as_files_not_inlined(
             await provider.stop_session(sid)
 
     assert drawn["exit_code"] == 0
-    assert drawn["stdout"] == "drawn\n"
-    assert drawn["files"] == ["outputs/figure-1-1.png"]
+    assert drawn["stdout"].startswith("drawn\n[jupyter-interp] 1 rich output saved as files")
+    assert drawn["files"] == ["output-1-1.png"]
     assert saved == [PNG]
     as_text = json.dumps(drawn)
     assert base64.b64encode(PNG).decode()[:16] not in as_text
-    assert len(as_text) < 400
+    assert len(as_text) < 600
 
 
 async def test_files_live_in_the_session_folder(

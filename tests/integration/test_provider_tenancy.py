@@ -74,22 +74,23 @@ class OwnedGateway:
         self.owners.pop(session_id, None)
 
 
+def provider_for(
+    server: ServerUnderTest, file_root: Path, **settings: str
+) -> JupyterCodeInterpreterProvider:
+    """A provider on ``server`` with the tests' secret (every replica shares it)."""
+    config = {"execution_timeout": "30", "session_secret": SECRET, **settings}
+    return JupyterCodeInterpreterProvider(
+        base_url=server.url, token=server.token, file_root=str(file_root), **config
+    )
+
+
 @asynccontextmanager
 async def replicas(
     server: ServerUnderTest, file_root: Path, count: int = 2
 ) -> AsyncIterator[list[OwnedGateway]]:
     """``count`` gateway replicas (one provider each, one secret, one owner store)."""
     owners: dict[str, str] = {}
-    providers = [
-        JupyterCodeInterpreterProvider(
-            base_url=server.url,
-            token=server.token,
-            file_root=str(file_root),
-            execution_timeout="30",
-            session_secret=SECRET,
-        )
-        for _ in range(count)
-    ]
+    providers = [provider_for(server, file_root) for _ in range(count)]
     try:
         yield [OwnedGateway(provider, owners) for provider in providers]
     finally:

@@ -76,6 +76,7 @@ __all__ = [
     "list_directory",
     "make_directory",
     "parse_deleted",
+    "parse_rfc3339",
     "parse_file_stat",
     "parse_listing",
     "parse_model",
@@ -289,7 +290,7 @@ def _checked(status: int, body: object, what: str, success: frozenset[int]) -> A
     return decoded
 
 
-def _parse_time(text: str) -> datetime.datetime:
+def parse_rfc3339(text: str) -> datetime.datetime:
     """``datetime.fromisoformat`` as Python 3.11+ reads RFC 3339, on 3.10 too.
 
     Python 3.10 refuses the ``Z`` Jupyter Server writes and fractions of other than 3 or
@@ -306,7 +307,7 @@ def _parse_time(text: str) -> datetime.datetime:
 
 def _mtime_ns(value: object) -> int:
     try:
-        stamp = _parse_time(str(value))
+        stamp = parse_rfc3339(str(value))
     except ValueError as exc:
         raise RemoteProtocolError(f"a Contents model's last_modified {value!r} is no time") from exc
     if stamp.tzinfo is None:

@@ -28,15 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import telemetry
 from ._execution_run import ExecutionRun
 from ._session_channel import SessionChannel
 from ._transfer import FileTransfer, UploadSource
 from .errors import SessionClosed
+from .notebook import ExecutionHistory, save_notebook, to_notebook
 from .protocol.events import ExecutionEvent, ExecutionFinished
 from .protocol.file_replies import FileStat, UploadCommitted
 from .protocol.result import ExecutionResult
 
 if TYPE_CHECKING:
+    import nbformat
+
     from ._kernel_link import KernelLink
     from .config import ClientConfig
 
@@ -58,6 +62,8 @@ class Session(SessionChannel):
         self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
         #: every file operation (stat, list, delete, ...) confined to ``file_root``
         self.files = FileTransfer(self)
+        #: the last ``config.history_size`` user executions, for ``to_notebook``
+        self.history = ExecutionHistory(config.history_size)
 
     def __repr__(self) -> str:
         return f"<Session kernel_id={self.kernel_id!r} generation={self.generation}>"
@@ -105,12 +111,16 @@ class Session(SessionChannel):
                 10 MiB): upload large data as a file instead.
         """
         async with self._exec_lock:
-            return await self._execute_locked(
-                code,
-                timeout=timeout,
-                store_history=store_history,
-                user_expressions=user_expressions,
-            )
+            with telemetry.execution(self, code) as observe:
+                result = await self._execute_locked(
+                    code,
+                    timeout=timeout,
+                    store_history=store_history,
+                    user_expressions=user_expressions,
+                )
+                observe(result)
+        self.history.record(code, result)
+        return result
 
     async def stream(
         self, code: str, *, timeout: float | None = None, store_history: bool = True
@@ -128,25 +138,39 @@ class Session(SessionChannel):
                 )
             ) as events,
         ):
-            async for event in events:
-                yield event
+            with telemetry.execution(self, code, current=False) as observe:
+                async for event in events:
+                    if isinstance(event, ExecutionFinished):
+                        observe(event.result)
+                        self.history.record(code, event.result)
+                    yield event
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
         """Write ``data`` (bytes or an async iterable of bytes) to ``path`` under the file
         root: chunked, sha256-verified by the kernel, atomically replaced."""
-        return await self.files.upload(path, data)
+        with telemetry.transfer(self, "upload") as done:
+            committed = await self.files.upload(path, data)
+            done(committed.size, self.files.route)
+        return committed
 
     async def download(self, path: str) -> bytes:
         """Read ``path`` under the file root, verified against its sha256."""
-        return await self.files.download(path)
+        with telemetry.transfer(self, "download") as done:
+            data = await self.files.download(path)
+            done(len(data), self.files.route)
+        return data
 
     async def download_to(
         self, path: str, sink: Callable[[bytes], Awaitable[object]] | str | os.PathLike[str]
     ) -> FileStat:
         """Stream ``path`` into an async ``sink(chunk)`` or a local file path (atomic)."""
-        if isinstance(sink, (str, os.PathLike)):
-            return await self.files.download_file(path, sink)
-        return await self.files.download_to(path, sink)
+        with telemetry.transfer(self, "download") as done:
+            if isinstance(sink, (str, os.PathLike)):
+                stat = await self.files.download_file(path, sink)
+            else:
+                stat = await self.files.download_to(path, sink)
+            done(stat.size, self.files.route)
+        return stat
 
     async def interrupt(self) -> None:
         """Interrupt the kernel (REST; works for every kernel and gateway)."""
@@ -172,17 +196,42 @@ class Session(SessionChannel):
         """Close our connection but leave the kernel running (re-attach by kernel_id)."""
         await self._stop(SessionClosed("the session was detached from its kernel"))
 
+    def to_notebook(self, *, display_name: str | None = None) -> nbformat.NotebookNode:
+        """The recorded executions (``history``) as an nbformat v4 notebook.
+
+        Only the user's ``execute``/``stream`` calls appear, never file transfers.
+        ``display_name``: the kernelspec's display name (default: its name).
+
+        Raises:
+            MissingDependency: nbformat is not installed (the ``notebook`` extra).
+        """
+        return to_notebook(
+            self.history,
+            kernel_name=self.kernel_name,
+            kernel_info=self.kernel_info,
+            display_name=display_name,
+        )
+
+    def save_notebook(
+        self, path: str | os.PathLike[str], *, display_name: str | None = None
+    ) -> None:
+        """Write ``to_notebook()`` to ``path`` (validated ``.ipynb``)."""
+        save_notebook(self.to_notebook(display_name=display_name), path)
+
     async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
         """REST restart, then a fresh WebSocket; returns the executions it ended.
 
         The connection is told *before* the request goes out, so output of the new
         kernel that overtakes the REST answer is not mistaken for a second restart.
         """
-        ended = [e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)]
-        for event in ended:
-            await self._dispatch(event)
-        await self._link.restart()
-        await self._request_reconnect(reason)
+        with telemetry.kernel_event(self, "restart", reason):
+            ended = [
+                e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)
+            ]
+            for event in ended:
+                await self._dispatch(event)
+            await self._link.restart()
+            await self._request_reconnect(reason)
         return ended
 
     # -- executions -----------------------------------------------------------------

@@ -335,6 +335,9 @@ class Client(_SessionOpener):
         try:
             client.__exit__(exc_type, exc, tb)
         finally:
+            # a call abandoned half-way (Ctrl-C while a session was opening) leaves a
+            # task behind: cancel it rather than wait for it
+            self._runner.portal.call(self._runner.portal.stop, True)
             portal.__exit__(None, None, None)
 
     def api_status(self) -> rest.ApiStatus:

@@ -23,12 +23,13 @@ Invariants:
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import client as _client
@@ -195,24 +196,24 @@ class Session:
     def detach(self) -> None:
         self._runner.call(self.aio.detach)
 
-    def to_notebook(self) -> nbformat.NotebookNode:
+    def to_notebook(self, *, display_name: str | None = None) -> nbformat.NotebookNode:
         """This session's executions as an nbformat v4 notebook (see ``Session``)."""
-        return self.aio.to_notebook()
+        return self.aio.to_notebook(display_name=display_name)
 
-    def save_notebook(self, path: str | os.PathLike[str]) -> None:
-        self.aio.save_notebook(path)
+    def save_notebook(
+        self, path: str | os.PathLike[str], *, display_name: str | None = None
+    ) -> None:
+        self.aio.save_notebook(path, display_name=display_name)
 
 
-async def _anext(events: Any) -> ExecutionEvent:
+async def _anext(events: AsyncIterator[ExecutionEvent]) -> ExecutionEvent:
     """``await events.__anext__()`` as a coroutine function (what a portal calls)."""
-    event: ExecutionEvent = await events.__anext__()
-    return event
+    return await events.__anext__()
 
 
-async def _in_thread(chunks: Iterator[bytes]) -> Any:
+async def _in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
     """An async iterable over a blocking iterator, each ``next`` in a worker thread."""
-    done = object()
-    while (chunk := await anyio.to_thread.run_sync(next, chunks, done)) is not done:
+    while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
         yield chunk
 
 

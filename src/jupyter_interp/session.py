@@ -112,15 +112,13 @@ class Session(SessionChannel):
         """
         async with self._exec_lock:
             with telemetry.execution(self, code) as observe:
-                result = await self._execute_locked(
+                return await self._execute_locked(
                     code,
                     timeout=timeout,
                     store_history=store_history,
                     user_expressions=user_expressions,
+                    on_end=self._recorder(code, observe),
                 )
-                observe(result)
-        self.history.record(code, result)
-        return result
 
     async def stream(
         self, code: str, *, timeout: float | None = None, store_history: bool = True
@@ -130,20 +128,18 @@ class Session(SessionChannel):
         Leaving the iteration early counts as cancellation: the kernel is interrupted.
         Raises what ``execute`` raises.
         """
-        async with (
-            self._exec_lock,
-            aclosing(
-                self._run_execution(
-                    code, timeout=timeout, everything=True, store_history=store_history
-                )
-            ) as events,
-        ):
+        async with self._exec_lock:
             with telemetry.execution(self, code, current=False) as observe:
-                async for event in events:
-                    if isinstance(event, ExecutionFinished):
-                        observe(event.result)
-                        self.history.record(code, event.result)
-                    yield event
+                execution = self._run_execution(
+                    code,
+                    timeout=timeout,
+                    everything=True,
+                    store_history=store_history,
+                    on_end=self._recorder(code, observe),
+                )
+                async with aclosing(execution) as events:
+                    async for event in events:
+                        yield event
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
         """Write ``data`` (bytes or an async iterable of bytes) to ``path`` under the file
@@ -236,18 +232,38 @@ class Session(SessionChannel):
 
     # -- executions -----------------------------------------------------------------
 
-    async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
+    def _recorder(
+        self, code: str, observe: Callable[[ExecutionResult], None]
+    ) -> Callable[[ExecutionResult], None]:
+        """How a user execution's end is recorded: telemetry, then the history."""
+
+        def record(result: ExecutionResult) -> None:
+            observe(result)
+            self.history.record(code, result)
+
+        return record
+
+    async def _execute_locked(
+        self, code: str, *, on_end: Callable[[ExecutionResult], None] | None = None, **options: Any
+    ) -> ExecutionResult:
         run = self._start_execution(code, everything=False, **options)
         try:
             await self._send(run.request)
             finished = await run.finished()
         finally:
-            self._end_execution(run)
+            self._end_execution(run, on_end)
         return finished.result
 
     async def _run_execution(
-        self, code: str, *, everything: bool, **options: Any
+        self,
+        code: str,
+        *,
+        everything: bool,
+        on_end: Callable[[ExecutionResult], None] | None = None,
+        **options: Any,
     ) -> AsyncGenerator[ExecutionEvent, None]:
+        """The execution's events; ``on_end(result)`` once it ended, however it ended
+        (an abandoned stream's recovered result too)."""
         run = self._start_execution(code, everything=everything, **options)
         try:
             await self._send(run.request)
@@ -257,7 +273,7 @@ class Session(SessionChannel):
                 async for event in events:
                     yield event
         finally:
-            self._end_execution(run)
+            self._end_execution(run, on_end)
 
     def _start_execution(
         self,
@@ -289,6 +305,10 @@ class Session(SessionChannel):
         self._routes[run.msg_id] = run.mailbox
         return run
 
-    def _end_execution(self, run: ExecutionRun) -> None:
+    def _end_execution(
+        self, run: ExecutionRun, on_end: Callable[[ExecutionResult], None] | None = None
+    ) -> None:
         self._routes.pop(run.msg_id, None)
         run.mailbox.close()
+        if on_end is not None and run.outcome is not None:
+            on_end(run.outcome.result)

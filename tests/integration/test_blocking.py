@@ -94,6 +94,10 @@ def test_stream_yields_events_and_leaving_early_interrupts(
     reached = blocking_session.execute("blocking_i").result
     assert reached is not None
     assert int(reached) < 299
+    (left_code, left), _ = list(blocking_session.history)[-2:]
+    assert left_code == code  # the history (notebook export) keeps the abandoned stream
+    assert left.status is ExecutionStatus.CANCELLED
+    assert left.recovery is Recovery.INTERRUPTED
 
 
 def test_upload_and_download_round_trip(blocking_session: blocking.Session) -> None:

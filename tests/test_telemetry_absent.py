@@ -1,7 +1,7 @@
-"""Without the ``otel`` extra, instrumentation is inert and imports no OpenTelemetry code.
+"""Without the ``otel`` extra, or with it and no provider set, instrumentation is inert.
 
-Run in a fresh interpreter where ``import opentelemetry`` fails, as it does when the
-extra is not installed.
+Each case runs in a fresh interpreter: one where ``import opentelemetry`` fails, as it
+does when the extra is not installed, and one with the API but no provider.
 """
 
 from __future__ import annotations
@@ -25,9 +25,26 @@ print("inert")
 """
 
 
-def test_hooks_are_no_ops_without_the_api() -> None:
+_NO_PROVIDER = """
+from jupyter_interp import telemetry
+headers = {}
+telemetry.inject_trace_context(headers)
+assert headers == {} and telemetry._get() is None
+print("inert")
+"""
+
+
+def _run(program: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", _PROGRAM], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "inert\n"
+    return done.stdout
+
+
+def test_hooks_are_no_ops_without_the_api() -> None:
+    assert _run(_PROGRAM) == "inert\n"
+
+
+def test_hooks_return_at_once_without_a_provider() -> None:
+    assert _run(_NO_PROVIDER) == "inert\n"

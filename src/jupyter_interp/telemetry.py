@@ -9,8 +9,9 @@ globally configured propagator).
 Invariants:
 
 * Without the API installed every hook is a no-op that touches no OpenTelemetry code;
-  with it but no provider configured, the API's no-op tracer and meter do the work and
-  attributes are computed only for a span that is recording.
+  with it but no provider set (``set_tracer_provider``/``set_meter_provider``), the
+  hooks return at once; with one, an execution's result attributes are set only on a
+  span that is recording.
 * Spans never make themselves current across a ``yield`` (a stream is an async
   generator that may resume in another context); an execution's span is current while
   ``execute`` awaits, so the interrupt and restart requests it causes carry its context.
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 try:
     from opentelemetry import metrics, propagate, trace
+    from opentelemetry.metrics import _internal as _metrics_internal
 except ImportError:  # the ``otel`` extra is not installed
     _enabled = False
 else:
@@ -74,9 +76,23 @@ class _Instruments:
 _instruments: _Instruments | None = None
 
 
+def _configured() -> bool:
+    """Whether the application has set a tracer or meter provider.
+
+    Reads the API's module globals (a proxy's no-op spans cost microseconds per call);
+    where a version lacks them, assume a provider is set.
+    """
+    tracing = getattr(trace, "_TRACER_PROVIDER", True)
+    metering = getattr(_metrics_internal, "_METER_PROVIDER", True)
+    return tracing is not None or metering is not None
+
+
 def _get() -> _Instruments | None:
+    """The instruments, or None when there is nothing to report to."""
     global _instruments
-    if _enabled and _instruments is None:
+    if not _enabled or not _configured():
+        return None
+    if _instruments is None:
         _instruments = _Instruments()
     return _instruments
 
@@ -90,7 +106,7 @@ def _session_attributes(session: SessionChannel) -> dict[str, Any]:
 
 def inject_trace_context(headers: MutableMapping[str, str]) -> None:
     """Add the current W3C trace context (``traceparent``) to an outgoing request."""
-    if _enabled:
+    if _enabled and _configured():
         propagate.inject(headers)
 
 

@@ -150,6 +150,8 @@ class ExecutionRun:
         self._deadline = math.inf
         self._grace_until: float | None = None
         self._grace_settles = False  # whether ``_grace_until`` is the late-output window
+        #: how the execution ended, once it has (also when recovery ended it)
+        self.outcome: ExecutionFinished | None = None
 
     async def finished(self) -> ExecutionFinished:
         """Wait for the end of the execution, passing over the events in between."""
@@ -158,6 +160,7 @@ class ExecutionRun:
             while True:
                 event = await self._next()
                 if isinstance(event, ExecutionFinished):
+                    self.outcome = event
                     return event
         except BaseException:
             await self._recover_if_running()
@@ -171,8 +174,10 @@ class ExecutionRun:
                 # never yield inside a scope of ours: the consumer's code would run
                 # under our deadline
                 event = await self._next()
-                yield event
                 if isinstance(event, ExecutionFinished):
+                    self.outcome = event
+                yield event
+                if self.outcome is not None:
                     return
         except BaseException:
             await self._recover_if_running()
@@ -185,7 +190,9 @@ class ExecutionRun:
     async def _recover_if_running(self) -> None:
         if not self._tracker.done:
             with anyio.CancelScope(shield=True):
-                await self._recover(ExecutionStatus.CANCELLED, "the caller cancelled the execution")
+                self.outcome = await self._recover(
+                    ExecutionStatus.CANCELLED, "the caller cancelled the execution"
+                )
 
     async def _next(self) -> ExecutionEvent:
         """The next event to hand out; ``ExecutionFinished`` is the last one."""

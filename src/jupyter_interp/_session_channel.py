@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
+from . import telemetry
 from ._execution_run import Mailbox
 from .errors import (
     ConnectError,
@@ -359,7 +360,8 @@ class SessionChannel:
             self._read_scope = None
             if self._stopped.is_set():
                 return
-            await self._reconnect(cause)
+            with telemetry.kernel_event(self, "reconnect", str(self._reconnect_reason or cause)):
+                await self._reconnect(cause)
 
     async def _reconnect(self, cause: Exception | None) -> None:
         # requests registered so far went out on the old socket, unless a restart frame

@@ -155,6 +155,9 @@ class FileTransfer:
         self._direct_min = direct_download_min
         #: that route, once probed at the first such download
         self._direct: DirectDownloads | None = None
+        #: how the last upload or download went: "kernel" (snippets), "contents" (the
+        #: Contents API fallback) or "files" (the ``files/`` route)
+        self.route = "kernel"
 
     async def _contents(self) -> ContentsTransfer | None:
         """The Contents API backend if the kernel has no snippets (probed once)."""
@@ -227,7 +230,9 @@ class FileTransfer:
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
         """Write ``data`` to ``path`` (relative to the file root) atomically."""
+        self.route = "kernel"
         if (contents := await self._contents()) is not None:
+            self.route = "contents"
             return await contents.upload(path, data)
         snippets, target = self._snippets(), confine(path)
         transfer_id = uuid.uuid4().hex
@@ -290,12 +295,15 @@ class FileTransfer:
             ChecksumMismatch: the bytes do not match the kernel's sha256 (on the
                 ``files/`` route ``sink`` got all but the last range).
         """
+        self.route = "kernel"
         if (contents := await self._contents()) is not None:
+            self.route = "contents"
             return await contents.download_to(path, sink)
         snippets, target = self._snippets(), confine(path)
         async with self._session._exec_lock:
             stat = FileStat.from_reply(await self._run(snippets.stat(target)))
             if stat.size >= self._direct_min and await self._download_direct(path, stat, sink):
+                self.route = "files"
                 return stat
             verifier = DownloadVerifier(stat)
 

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None, help="total seconds for the code")
     run.add_argument("--output-dir", default="jupyter-interp-outputs", help="where rich outputs go")
     run.add_argument("--json", action="store_true", help="print the aggregated result as JSON")
+    run.add_argument(
+        "--notebook", default=None, help="also save the run as a notebook (.ipynb; needs nbformat)"
+    )
     run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     return parser
 
@@ -133,6 +136,8 @@ async def _run(args: argparse.Namespace, code: str, out: TextIO, err: TextIO) ->
                 sink.flush()
             elif isinstance(event, ExecutionFinished):
                 result = event.result
+        if args.notebook:
+            session.save_notebook(args.notebook)
     assert result is not None
     saved = save_outputs(result.outputs, Path(args.output_dir))
     if args.json:

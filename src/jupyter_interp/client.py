@@ -36,6 +36,7 @@ import anyio
 import httpx
 from anyio.abc import TaskStatus
 
+from . import telemetry
 from ._kernel_link import KernelLink
 from .config import ClientConfig
 from .errors import (
@@ -283,9 +284,10 @@ class Client:
             KernelSpecNotFound, ResourceLimitError, KernelLaunchError, KernelDied,
             AuthenticationError, ConnectError, TransportTimeout.
         """
-        name = await self.resolve_kernel_name(kernel_name, language)
-        request = rest.start_kernel(name, env=self.config.start_env(env), path=path)
-        return await self._start_and_open(request, name, file_root_for=lambda _: file_root)
+        with telemetry.session_start(kernel_name or language, self.config.base_url):
+            name = await self.resolve_kernel_name(kernel_name, language)
+            request = rest.start_kernel(name, env=self.config.start_env(env), path=path)
+            return await self._start_and_open(request, name, file_root_for=lambda _: file_root)
 
     async def _start_and_open(
         self,
@@ -405,7 +407,7 @@ class Client:
         scope = anyio.CancelScope()
         self._serving.add(scope)
         try:
-            with scope:
+            with scope, telemetry.live_session(session.kernel_name):
                 await session._run(task_status=_ShieldWhenStarted(scope, task_status))
         finally:
             self._serving.discard(scope)

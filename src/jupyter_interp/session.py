@@ -28,15 +28,19 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import telemetry
 from ._execution_run import ExecutionRun
 from ._session_channel import SessionChannel
 from ._transfer import FileTransfer, UploadSource
 from .errors import SessionClosed
+from .notebook import ExecutionHistory, save_notebook, to_notebook
 from .protocol.events import ExecutionEvent, ExecutionFinished
 from .protocol.file_replies import FileStat, UploadCommitted
 from .protocol.result import ExecutionResult
 
 if TYPE_CHECKING:
+    import nbformat
+
     from ._kernel_link import KernelLink
     from .config import ClientConfig
 
@@ -58,6 +62,8 @@ class Session(SessionChannel):
         self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
         #: every file operation (stat, list, delete, ...) confined to ``file_root``
         self.files = FileTransfer(self)
+        #: the last ``config.history_size`` user executions, for ``to_notebook``
+        self.history = ExecutionHistory(config.history_size)
 
     def __repr__(self) -> str:
         return f"<Session kernel_id={self.kernel_id!r} generation={self.generation}>"
@@ -105,12 +111,14 @@ class Session(SessionChannel):
                 10 MiB): upload large data as a file instead.
         """
         async with self._exec_lock:
-            return await self._execute_locked(
-                code,
-                timeout=timeout,
-                store_history=store_history,
-                user_expressions=user_expressions,
-            )
+            with telemetry.execution(self, code) as observe:
+                return await self._execute_locked(
+                    code,
+                    timeout=timeout,
+                    store_history=store_history,
+                    user_expressions=user_expressions,
+                    on_end=self._recorder(code, observe),
+                )
 
     async def stream(
         self, code: str, *, timeout: float | None = None, store_history: bool = True
@@ -120,33 +128,45 @@ class Session(SessionChannel):
         Leaving the iteration early counts as cancellation: the kernel is interrupted.
         Raises what ``execute`` raises.
         """
-        async with (
-            self._exec_lock,
-            aclosing(
-                self._run_execution(
-                    code, timeout=timeout, everything=True, store_history=store_history
+        async with self._exec_lock:
+            with telemetry.execution(self, code, current=False) as observe:
+                execution = self._run_execution(
+                    code,
+                    timeout=timeout,
+                    everything=True,
+                    store_history=store_history,
+                    on_end=self._recorder(code, observe),
                 )
-            ) as events,
-        ):
-            async for event in events:
-                yield event
+                async with aclosing(execution) as events:
+                    async for event in events:
+                        yield event
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
         """Write ``data`` (bytes or an async iterable of bytes) to ``path`` under the file
         root: chunked, sha256-verified by the kernel, atomically replaced."""
-        return await self.files.upload(path, data)
+        with telemetry.transfer(self, "upload") as done:
+            committed = await self.files.upload(path, data)
+            done(committed.size, self.files.route)
+        return committed
 
     async def download(self, path: str) -> bytes:
         """Read ``path`` under the file root, verified against its sha256."""
-        return await self.files.download(path)
+        with telemetry.transfer(self, "download") as done:
+            data = await self.files.download(path)
+            done(len(data), self.files.route)
+        return data
 
     async def download_to(
         self, path: str, sink: Callable[[bytes], Awaitable[object]] | str | os.PathLike[str]
     ) -> FileStat:
         """Stream ``path`` into an async ``sink(chunk)`` or a local file path (atomic)."""
-        if isinstance(sink, (str, os.PathLike)):
-            return await self.files.download_file(path, sink)
-        return await self.files.download_to(path, sink)
+        with telemetry.transfer(self, "download") as done:
+            if isinstance(sink, (str, os.PathLike)):
+                stat = await self.files.download_file(path, sink)
+            else:
+                stat = await self.files.download_to(path, sink)
+            done(stat.size, self.files.route)
+        return stat
 
     async def interrupt(self) -> None:
         """Interrupt the kernel (REST; works for every kernel and gateway)."""
@@ -172,33 +192,78 @@ class Session(SessionChannel):
         """Close our connection but leave the kernel running (re-attach by kernel_id)."""
         await self._stop(SessionClosed("the session was detached from its kernel"))
 
+    def to_notebook(self, *, display_name: str | None = None) -> nbformat.NotebookNode:
+        """The recorded executions (``history``) as an nbformat v4 notebook.
+
+        Only the user's ``execute``/``stream`` calls appear, never file transfers.
+        ``display_name``: the kernelspec's display name (default: its name).
+
+        Raises:
+            MissingDependency: nbformat is not installed (the ``notebook`` extra).
+        """
+        return to_notebook(
+            self.history,
+            kernel_name=self.kernel_name,
+            kernel_info=self.kernel_info,
+            display_name=display_name,
+        )
+
+    def save_notebook(
+        self, path: str | os.PathLike[str], *, display_name: str | None = None
+    ) -> None:
+        """Write ``to_notebook()`` to ``path`` (validated ``.ipynb``)."""
+        save_notebook(self.to_notebook(display_name=display_name), path)
+
     async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
         """REST restart, then a fresh WebSocket; returns the executions it ended.
 
         The connection is told *before* the request goes out, so output of the new
         kernel that overtakes the REST answer is not mistaken for a second restart.
         """
-        ended = [e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)]
-        for event in ended:
-            await self._dispatch(event)
-        await self._link.restart()
-        await self._request_reconnect(reason)
+        with telemetry.kernel_event(self, "restart", reason):
+            ended = [
+                e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)
+            ]
+            for event in ended:
+                await self._dispatch(event)
+            await self._link.restart()
+            await self._request_reconnect(reason)
         return ended
 
     # -- executions -----------------------------------------------------------------
 
-    async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
+    def _recorder(
+        self, code: str, observe: Callable[[ExecutionResult], None]
+    ) -> Callable[[ExecutionResult], None]:
+        """How a user execution's end is recorded: telemetry, then the history."""
+
+        def record(result: ExecutionResult) -> None:
+            observe(result)
+            self.history.record(code, result)
+
+        return record
+
+    async def _execute_locked(
+        self, code: str, *, on_end: Callable[[ExecutionResult], None] | None = None, **options: Any
+    ) -> ExecutionResult:
         run = self._start_execution(code, everything=False, **options)
         try:
             await self._send(run.request)
             finished = await run.finished()
         finally:
-            self._end_execution(run)
+            self._end_execution(run, on_end)
         return finished.result
 
     async def _run_execution(
-        self, code: str, *, everything: bool, **options: Any
+        self,
+        code: str,
+        *,
+        everything: bool,
+        on_end: Callable[[ExecutionResult], None] | None = None,
+        **options: Any,
     ) -> AsyncGenerator[ExecutionEvent, None]:
+        """The execution's events; ``on_end(result)`` once it ended, however it ended
+        (an abandoned stream's recovered result too)."""
         run = self._start_execution(code, everything=everything, **options)
         try:
             await self._send(run.request)
@@ -208,7 +273,7 @@ class Session(SessionChannel):
                 async for event in events:
                     yield event
         finally:
-            self._end_execution(run)
+            self._end_execution(run, on_end)
 
     def _start_execution(
         self,
@@ -240,6 +305,10 @@ class Session(SessionChannel):
         self._routes[run.msg_id] = run.mailbox
         return run
 
-    def _end_execution(self, run: ExecutionRun) -> None:
+    def _end_execution(
+        self, run: ExecutionRun, on_end: Callable[[ExecutionResult], None] | None = None
+    ) -> None:
         self._routes.pop(run.msg_id, None)
         run.mailbox.close()
+        if on_end is not None and run.outcome is not None:
+            on_end(run.outcome.result)

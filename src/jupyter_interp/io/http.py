@@ -41,6 +41,7 @@ from typing import TypeVar
 import anyio
 import httpx
 
+from .. import telemetry
 from ..errors import (
     ConnectError,
     JupyterInterpError,
@@ -302,6 +303,7 @@ class HttpTransport:
         headers = {**self._auth, "Accept": "application/json", **(request.headers or {})}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        telemetry.inject_trace_context(headers)
         outgoing = client.build_request(
             request.method,
             self._base + request.path,

@@ -33,7 +33,12 @@ from jupyter_interp._provider_directory import (
     new_session_id,
     session_folder,
 )
-from jupyter_interp._provider_results import execution_dict, history_entry, images_of
+from jupyter_interp._provider_results import (
+    execution_dict,
+    history_entry,
+    images_of,
+    language_refusal,
+)
 from jupyter_interp._provider_runtime import Claims
 from jupyter_interp.errors import (
     ConnectError,
@@ -197,6 +202,8 @@ def test_native_values_work_too() -> None:
         ("base_url", "ftp://files.example"),
         ("base_url", 8888),
         ("file_root", "   "),
+        ("verify", "maybe"),
+        ("verify", "/nope/ca.pem"),
     ],
 )
 def test_bad_values_fail_at_construction(keyword: str, value: object) -> None:
@@ -449,6 +456,63 @@ def test_displays_become_text_and_images_become_file_references() -> None:
     ]
     assert images[0].data.startswith(b"\x89PNG")
     assert images[1].data == b"<svg/>"
+
+
+def test_a_ca_bundle_that_cannot_be_loaded_is_named_at_construction(tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+
+    with pytest.raises(LocalProtocolError, match=r"/nope/ca\.pem"):
+        JupyterCodeInterpreterProvider(base_url="http://127.0.0.1:9/", verify="/nope/ca.pem")
+    with pytest.raises(LocalProtocolError, match=r"ca\.pem"):
+        JupyterCodeInterpreterProvider(verify=str(garbage))
+    assert JupyterCodeInterpreterProvider(verify=str(tmp_path)).settings.verify == str(tmp_path)
+
+
+def test_html_displays_give_the_model_their_text_not_an_object_repr() -> None:
+    html = "<h1>Sales</h1><table><tr><th>q</th><th>n</th></tr><tr><td>1</td><td>5</td></tr>"
+    outputs = (
+        RichOutput(
+            kind="display_data",
+            data={
+                "text/html": html + "<script>track()</script><style>h1 {}</style>",
+                "text/plain": "<IPython.core.display.HTML object>",
+            },
+        ),
+        RichOutput(
+            kind="display_data",
+            data={
+                "text/markdown": "**bold**",
+                "text/plain": "<IPython.core.display.Markdown object>",
+            },
+        ),
+        RichOutput(kind="display_data", data={"text/html": "<b>x</b>", "text/plain": "df"}),
+    )
+    outcome = execution_dict("s", result(outputs=outputs), cap=1000, files=[])
+
+    assert outcome["display"] == "Sales\nq n\n1 5\n**bold**\ndf"
+
+
+@pytest.mark.parametrize(
+    ("asked", "spoken", "runs"),
+    [
+        ("python", "python", True),
+        ("Python3", "python", True),
+        ("", "bash", True),
+        ("python", "bash", True),  # the contract's default: the caller named none
+        ("bash", "python", False),
+        ("r", "python", False),
+        ("bash", "", True),  # a kernel that did not say its language
+    ],
+)
+def test_code_in_another_language_is_refused_as_data(asked: str, spoken: str, runs: bool) -> None:
+    refused = language_refusal("s", asked, spoken)
+
+    assert (refused is None) is runs
+    if refused is not None:
+        assert refused["exit_code"] == 1
+        assert refused["status"] == "language_mismatch"
+        assert f"runs {spoken}, not {asked}" in refused["error"]
 
 
 def test_a_history_entry_has_the_contract_keys() -> None:

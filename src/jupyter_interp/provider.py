@@ -38,7 +38,7 @@ import attrs
 
 from ._provider_config import ProviderSettings
 from ._provider_directory import new_session_id
-from ._provider_results import execution_dict, history_entry
+from ._provider_results import execution_dict, history_entry, language_refusal
 from ._provider_runtime import ClientOwner, Runtime, SessionRecord
 from ._provider_sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
 from .client import Client
@@ -211,6 +211,10 @@ class JupyterCodeInterpreterProvider:
     async def execute(self, session_id: str, code: str, language: str = "python") -> dict[str, Any]:
         """Run ``code``; a failing program is data (``exit_code``, ``error``), not an error.
 
+        ``language`` must be the session kernel's (``"python"``, the default, always
+        passes): code in another one is not run, and the result says so
+        (``status`` ``"language_mismatch"``, ``exit_code`` 1).
+
         Raises:
             SessionNotFound: no such session (a ValueError).
         """
@@ -218,6 +222,9 @@ class JupyterCodeInterpreterProvider:
 
         async def run(runtime: Runtime, record: SessionRecord) -> dict[str, Any]:
             await keeper.prepare(runtime, record)
+            refused = language_refusal(record.meta.session_id, language, record.session.language)
+            if refused is not None:
+                return refused
             result = await record.session.execute(code, timeout=self.settings.execution_timeout)
             await keeper.check_result(runtime, record, result)
             files = await keeper.save_images(record, result)

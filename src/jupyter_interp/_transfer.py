@@ -50,6 +50,7 @@ from .errors import (
     FileTransferError,
     JupyterInterpError,
     LocalProtocolError,
+    PathNotConfined,
     UnsupportedKernel,
 )
 from .protocol.events import ExecutionFinished
@@ -226,7 +227,14 @@ class FileTransfer:
         return result
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
-        """Write ``data`` to ``path`` (relative to the file root) atomically."""
+        """Write ``data`` to ``path`` (relative to the file root) atomically.
+
+        Raises:
+            PathNotConfined: ``path`` leaves the file root, or ends with ``/`` (it
+                names a directory, not a file).
+        """
+        if isinstance(path, str) and path.endswith("/"):
+            raise PathNotConfined(f"path {path!r} ends with '/': name a file, not a directory")
         if (contents := await self._contents()) is not None:
             return await contents.upload(path, data)
         snippets, target = self._snippets(), confine(path)

@@ -31,7 +31,7 @@ import anyio
 from ._execution_run import ExecutionRun
 from ._session_channel import SessionChannel
 from ._transfer import FileTransfer, UploadSource
-from .errors import SessionClosed
+from .errors import LocalProtocolError, SessionClosed
 from .protocol.events import ExecutionEvent, ExecutionFinished
 from .protocol.file_replies import FileStat, UploadCommitted
 from .protocol.result import ExecutionResult
@@ -56,6 +56,7 @@ class Session(SessionChannel):
         super().__init__(link, config)
         self.file_root = file_root
         self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
+        self._delete_pending = True  # until shutdown deleted the kernel, or detach
         #: every file operation (stat, list, delete, ...) confined to ``file_root``
         self.files = FileTransfer(self)
 
@@ -100,9 +101,10 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
-            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
-                exceed the server's WebSocket message cap (``max_send_message_size``,
-                10 MiB): upload large data as a file instead.
+            LocalProtocolError: ``timeout`` is not a positive number (0, negative, NaN),
+                ``code`` is not valid UTF-8 text, or the request would exceed the
+                server's WebSocket message cap (``max_send_message_size``, 10 MiB):
+                upload large data as a file instead.
         """
         async with self._exec_lock:
             return await self._execute_locked(
@@ -159,17 +161,20 @@ class Session(SessionChannel):
         await self._restart_kernel("restarted on request")
 
     async def shutdown(self) -> None:
-        """Delete the kernel on the server and close the connection. Idempotent."""
-        if self._stopped.is_set():
+        """Delete the kernel on the server and close the connection. Idempotent; after
+        a failed delete (the error is raised), calling it again retries the delete."""
+        if self._stopped.is_set() and not self._delete_pending:
             return
         try:
             with anyio.CancelScope(shield=True):
                 await self._link.delete()
+            self._delete_pending = False
         finally:
             await self._stop(SessionClosed("the session was shut down"))
 
     async def detach(self) -> None:
         """Close our connection but leave the kernel running (re-attach by kernel_id)."""
+        self._delete_pending = False
         await self._stop(SessionClosed("the session was detached from its kernel"))
 
     async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
@@ -224,9 +229,12 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed: the session is closed.
-            LocalProtocolError: the request is not valid text, or it would exceed the
-                server's WebSocket message cap (``max_send_message_size``).
+            LocalProtocolError: ``timeout`` is not a positive number, the request is not
+                valid text, or it would exceed the server's WebSocket message cap
+                (``max_send_message_size``).
         """
+        if timeout is not None and not timeout > 0:  # NaN included
+            raise LocalProtocolError(f"timeout must be a positive number of seconds, got {timeout}")
         self._check_open()
         self._config.check_execute_size(code, user_expressions, buffers)
         tracker, request = self._conn.execute(

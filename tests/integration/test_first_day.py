@@ -1,0 +1,127 @@
+"""A new user's first day (issue 23): each defect found by trying the public surface.
+
+Sessions, kernels and files on the shared Jupyter Server, under asyncio and trio; most
+tests share one kernel per backend (``shared_session``).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from jupyter_interp.client import Client
+from jupyter_interp.errors import LocalProtocolError, PathNotConfined
+from jupyter_interp.protocol.result import ExecutionStatus
+from jupyter_interp.session import Session
+
+from .conftest import server_kernel_ids
+from .servers import RunningServer
+
+pytestmark = pytest.mark.anyio
+
+_TIMEOUT = 90
+
+
+@pytest.fixture(
+    scope="module", params=[pytest.param("asyncio", id="asyncio"), pytest.param("trio", id="trio")]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_a_kernel_that_dies_just_before_shutdown_is_deleted(
+    client: Client, jupyter_server: RunningServer
+) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        async with client.session() as session:
+            result = await session.execute("import os; os._exit(1)", timeout=60)
+
+    assert result.status in (ExecutionStatus.KERNEL_DIED, ExecutionStatus.KERNEL_RESTARTED)
+    assert session.kernel_id not in server_kernel_ids(jupyter_server)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, math.nan])
+async def test_a_timeout_that_is_no_positive_number_is_refused(
+    shared_session: Session, timeout: float
+) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        with pytest.raises(LocalProtocolError, match="timeout must be a positive number"):
+            await shared_session.execute("1", timeout=timeout)
+        with pytest.raises(LocalProtocolError, match="timeout must be a positive number"):
+            async for _ in shared_session.stream("1", timeout=timeout):
+                pass
+        after = await shared_session.execute("2 + 2", timeout=30)
+
+    assert after.result == "4"
+
+
+async def test_an_upload_to_a_path_ending_in_a_slash_is_refused(shared_session: Session) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    with anyio.fail_after(_TIMEOUT), pytest.raises(PathNotConfined, match="ends with '/'"):
+        await shared_session.upload(f"{name}/", b"x")
+
+    assert not (Path(shared_session.file_root) / name).exists()
+
+
+async def test_download_to_a_missing_local_directory_names_that_path(
+    shared_session: Session, tmp_path: Path
+) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}.txt"
+    destination = tmp_path / "no" / "such" / "dir" / "f.txt"
+    with anyio.fail_after(_TIMEOUT):
+        await shared_session.upload(name, b"hello")
+        with pytest.raises(FileNotFoundError) as caught:
+            await shared_session.download_to(name, destination)
+
+    assert caught.value.filename == str(destination)
+    assert ".part" not in str(caught.value)
+    assert not (tmp_path / "no").exists()
+
+
+async def test_a_client_used_after_its_block_says_so(
+    client_factory: Callable[..., Client],
+) -> None:
+    async with client_factory() as client:
+        pass
+    with anyio.fail_after(_TIMEOUT), pytest.raises(LocalProtocolError) as caught:
+        await client.kernelspecs()
+
+    assert "Client" in str(caught.value)
+    assert "closed" in str(caught.value)
+    assert "HttpTransport" not in str(caught.value)
+
+
+async def test_a_client_without_a_url_reads_the_environment(
+    jupyter_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUPYTER_URL", jupyter_server.url)
+    monkeypatch.setenv("JUPYTER_TOKEN", jupyter_server.token)
+    with anyio.fail_after(_TIMEOUT):
+        async with Client() as client:
+            specs = await client.kernelspecs()  # refused without the token
+        async with Client(token="given") as explicit:
+            pass
+
+    assert client.config.base_url == jupyter_server.url
+    assert "python3" in specs.specs
+    assert explicit.config.token == "given"  # an argument wins over the environment
+
+
+def test_the_library_prints_nothing_when_logging_is_not_configured() -> None:
+    code = (
+        "import logging, jupyter_interp.client\n"
+        "logging.getLogger('jupyter_interp.client').warning('should stay quiet')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0
+    assert done.stderr == ""

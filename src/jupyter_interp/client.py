@@ -200,8 +200,20 @@ class Client:
     # -- server information ---------------------------------------------------------
 
     async def api_status(self) -> rest.ApiStatus:
-        """``GET /api``: version information; a cheap authenticated probe on gateways."""
-        return await self.http.call(rest.api_status(), rest.parse_api_status)
+        """Version information (``GET /api``), with the credentials checked.
+
+        Jupyter Server answers ``/api`` without looking at the token, so the kernelspecs
+        are fetched as well (and cached for ``kernelspecs()``): every server checks the
+        token there.
+
+        Raises:
+            AuthenticationError: the server refused the token.
+        """
+        status = await self.http.call(rest.api_status(), rest.parse_api_status)
+        self._kernelspecs = await self.http.call(
+            rest.list_kernelspecs(), rest.parse_list_kernelspecs
+        )
+        return status
 
     async def kernelspecs(self) -> rest.KernelSpecs:
         """The kernelspecs the server offers (cached after the first call)."""

@@ -7,10 +7,10 @@ the reader task, readiness and reconnects live in the base class ``SessionChanne
 
 Invariants:
 
-* Executions run one at a time in call order (a fair ``anyio.Semaphore(1)``: unlike a
-  lock it is not bound to a task, so a stream abandoned without ``aclosing`` and closed
-  by the garbage collector in another task still releases it); concurrent callers
-  queue, none fails, none sees another's output.
+* Executions run one at a time in call order (``ExecutionGate``, see
+  ``_execution_stream``); concurrent callers queue, none fails, none sees another's
+  output. A stream its own task abandoned is closed (interrupted) when that task asks
+  for the next execution, instead of blocking it forever.
 * Deadlines are total per execution. On expiry (or cancellation of the caller, or an
   abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
   stop, else restart it. The result keeps the partial output and says which happened.
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._execution_run import ExecutionRun
+from ._execution_stream import ExecutionGate, ExecutionStream
 from ._session_channel import SessionChannel
 from ._transfer import FileTransfer, UploadSource
 from .errors import LocalProtocolError, SessionClosed
@@ -55,7 +56,7 @@ class Session(SessionChannel):
     def __init__(self, link: KernelLink, config: ClientConfig, *, file_root: str = "") -> None:
         super().__init__(link, config)
         self.file_root = file_root
-        self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
+        self._exec_lock = ExecutionGate()
         self._delete_pending = True  # until shutdown deleted the kernel, or detach
         #: every file operation (stat, list, delete, ...) confined to ``file_root``
         self.files = FileTransfer(self)
@@ -114,14 +115,26 @@ class Session(SessionChannel):
                 user_expressions=user_expressions,
             )
 
-    async def stream(
+    def stream(
         self, code: str, *, timeout: float | None = None, store_history: bool = True
-    ) -> AsyncGenerator[ExecutionEvent, None]:
+    ) -> ExecutionStream:
         """Run ``code`` and yield typed events as they arrive, ``ExecutionFinished`` last.
 
-        Leaving the iteration early counts as cancellation: the kernel is interrupted.
-        Raises what ``execute`` raises.
+        The execution starts at the first iteration; iterate with ``async for``, or
+        ``async with session.stream(code) as events:`` to close the stream on leaving the
+        block. Closing it before ``ExecutionFinished`` counts as cancellation: the kernel
+        is interrupted. A stream left early without closing is closed (interrupted) when
+        its task asks this session for anything else. Raises, when iterated, what
+        ``execute`` raises.
         """
+        return ExecutionStream(
+            self._stream_events(code, timeout=timeout, store_history=store_history),
+            self._exec_lock.open_streams,
+        )
+
+    async def _stream_events(
+        self, code: str, *, timeout: float | None, store_history: bool
+    ) -> AsyncGenerator[ExecutionEvent, None]:
         async with (
             self._exec_lock,
             aclosing(

@@ -17,8 +17,9 @@ import anyio
 import pytest
 
 from jupyter_interp.client import Client
-from jupyter_interp.errors import LocalProtocolError, PathNotConfined
-from jupyter_interp.protocol.result import ExecutionStatus
+from jupyter_interp.errors import AuthenticationError, LocalProtocolError, PathNotConfined
+from jupyter_interp.protocol.events import ExecutionEvent
+from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 from jupyter_interp.session import Session
 
 from .conftest import server_kernel_ids
@@ -45,6 +46,23 @@ async def test_a_kernel_that_dies_just_before_shutdown_is_deleted(
 
     assert result.status in (ExecutionStatus.KERNEL_DIED, ExecutionStatus.KERNEL_RESTARTED)
     assert session.kernel_id not in server_kernel_ids(jupyter_server)
+
+
+async def test_a_wrong_token_is_named_as_the_cause_and_api_status_checks_it(
+    jupyter_server: RunningServer,
+) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        async with Client(jupyter_server.url, token="wrong-token-0123456789abcdef") as client:
+            with pytest.raises(AuthenticationError) as started:
+                await client.start_session()
+            with pytest.raises(AuthenticationError):
+                await client.api_status()
+        async with Client(jupyter_server.url, token=jupyter_server.token) as client:
+            status = await client.api_status()
+
+    assert "refused our credentials" in str(started.value)
+    assert "xsrf" not in str(started.value).lower()
+    assert status.version
 
 
 @pytest.mark.parametrize("timeout", [0, -1, math.nan])
@@ -125,3 +143,36 @@ def test_the_library_prints_nothing_when_logging_is_not_configured() -> None:
 
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+async def test_a_stream_left_early_does_not_block_the_session(shared_session: Session) -> None:
+    code = "import time\nprint('begun', flush=True)\ntime.sleep(60)\nprint('finished')"
+    with anyio.fail_after(_TIMEOUT):
+        async for _ in shared_session.stream(code):
+            break  # no aclosing: the execution must not hold the session
+        after = await shared_session.execute("'free'", timeout=30)
+
+    assert after.result == "'free'"
+
+
+async def test_a_stream_as_a_context_manager_is_closed_on_leaving(
+    shared_session: Session,
+) -> None:
+    code = "import time\nprint('begun', flush=True)\ntime.sleep(60)"
+    seen: list[ExecutionEvent] = []
+    with anyio.fail_after(_TIMEOUT):
+        async with shared_session.stream(code) as events:
+            async for event in events:
+                seen.append(event)
+                break
+        # another task may run the next execution: the session is free already
+        async with anyio.create_task_group() as tg:
+            results: list[ExecutionResult] = []
+
+            async def run() -> None:
+                results.append(await shared_session.execute("'free'", timeout=30))
+
+            tg.start_soon(run)
+
+    assert seen
+    assert [r.result for r in results] == ["'free'"]

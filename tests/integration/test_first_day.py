@@ -17,7 +17,13 @@ import anyio
 import pytest
 
 from jupyter_interp.client import Client
-from jupyter_interp.errors import AuthenticationError, LocalProtocolError, PathNotConfined
+from jupyter_interp.errors import (
+    AuthenticationError,
+    KernelUnavailable,
+    LocalProtocolError,
+    PathNotConfined,
+)
+from jupyter_interp.protocol import rest
 from jupyter_interp.protocol.events import ExecutionEvent
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 from jupyter_interp.session import Session
@@ -176,3 +182,29 @@ async def test_a_stream_as_a_context_manager_is_closed_on_leaving(
 
     assert seen
     assert [r.result for r in results] == ["'free'"]
+
+
+async def test_a_kernel_deleted_from_outside_while_busy_is_gone_at_once(
+    client: Client,
+) -> None:
+    code = "import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)"
+    results: list[ExecutionResult] = []
+    with anyio.fail_after(_TIMEOUT):
+        async with client.session() as session:
+            async with anyio.create_task_group() as tg:
+
+                async def run() -> None:
+                    results.append(await session.execute(code))
+
+                tg.start_soon(run)
+                await anyio.sleep(2)
+                await client.http.call(
+                    rest.delete_kernel(session.kernel_id), rest.parse_delete_kernel
+                )
+            # typed at once: no keep-alive check (30 s) is needed to find out
+            with pytest.raises(KernelUnavailable, match="gone"):
+                await session.execute("1")
+
+    assert results[0].status is ExecutionStatus.CONNECTION_LOST  # not a kernel quirk
+    assert "is gone from the server" in results[0].detail
+    assert results[0].stdout.startswith("0\n1\n")

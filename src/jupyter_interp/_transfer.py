@@ -341,10 +341,12 @@ class FileTransfer:
         return await download_file(self.download_to, path, destination)
 
     async def stat(self, path: str) -> FileStat:
+        """The regular file's size, mtime and sha256, or a directory's ``kind`` and mtime."""
         if (contents := await self._contents()) is not None:
             return await contents.stat(path)
+        code = self._snippets().stat(confine(path), directories=True)
         async with self._session._exec_lock:
-            return FileStat.from_reply(await self._run(self._snippets().stat(confine(path))))
+            return FileStat.from_reply(await self._run(code))
 
     async def list_dir(self, path: str = "") -> DirListing:
         if (contents := await self._contents()) is not None:

@@ -19,12 +19,14 @@ import pytest
 from jupyter_interp.client import Client
 from jupyter_interp.errors import (
     AuthenticationError,
+    FileTransferError,
     KernelUnavailable,
     LocalProtocolError,
     PathNotConfined,
 )
 from jupyter_interp.protocol import rest
 from jupyter_interp.protocol.events import ExecutionEvent
+from jupyter_interp.protocol.file_replies import EntryKind
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 from jupyter_interp.session import Session
 
@@ -208,3 +210,18 @@ async def test_a_kernel_deleted_from_outside_while_busy_is_gone_at_once(
     assert results[0].status is ExecutionStatus.CONNECTION_LOST  # not a kernel quirk
     assert "is gone from the server" in results[0].detail
     assert results[0].stdout.startswith("0\n1\n")
+
+
+async def test_stat_of_a_directory_says_directory(shared_session: Session) -> None:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    with anyio.fail_after(_TIMEOUT):
+        await shared_session.upload(f"{name}/f.txt", b"abc")
+        directory = await shared_session.files.stat(name)
+        file = await shared_session.files.stat(f"{name}/f.txt")
+        with pytest.raises(FileTransferError, match="is a directory"):
+            await shared_session.download(name)
+
+    assert directory.kind is EntryKind.DIRECTORY
+    assert (directory.size, directory.sha256) == (0, "")
+    assert directory.mtime_ns == (Path(shared_session.file_root) / name).stat().st_mtime_ns
+    assert (file.kind, file.size) == (EntryKind.FILE, 3)

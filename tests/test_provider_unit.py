@@ -26,7 +26,7 @@ import pytest
 
 from jupyter_interp._provider_directory import SessionDirectory, SessionMeta
 from jupyter_interp._provider_outputs import SavedOutput, output_files
-from jupyter_interp._provider_results import execution_dict, history_entry
+from jupyter_interp._provider_results import execution_dict, history_entry, language_refusal
 from jupyter_interp._provider_runtime import Claims
 from jupyter_interp.errors import (
     ConnectError,
@@ -190,6 +190,8 @@ def test_native_values_work_too() -> None:
         ("base_url", "ftp://files.example"),
         ("base_url", 8888),
         ("file_root", "   "),
+        ("verify", "maybe"),
+        ("verify", "/nope/ca.pem"),
     ],
 )
 def test_bad_values_fail_at_construction(keyword: str, value: object) -> None:
@@ -409,12 +411,12 @@ def test_displays_become_the_result_and_rich_outputs_become_file_references() ->
     quiet = execution_dict("s", drawn, cap=100, saved=saved, notes=False)
     files = list(output_files(drawn))
 
-    assert outcome["display"] == "   a  b\n0  1  2\nT"
+    assert outcome["display"] == "   a  b\n0  1  2\n# Title"
     assert outcome["result"] == outcome["display"]  # no expression value: the displays
     assert outcome["files"] == ["output-3-1.png"]
     assert outcome["outputs"] == [{"file": "output-3-1.png", "mime_type": "image/png", "size": 70}]
     assert outcome["stdout"] == (
-        "[jupyter-interp] displayed:\n   a  b\n0  1  2\nT\n"
+        "[jupyter-interp] displayed:\n   a  b\n0  1  2\n# Title\n"
         "[jupyter-interp] 1 rich output saved as files in this session: output-3-1.png "
         "(image/png, 70 bytes). Download each by name from the session's files.\n"
     )
@@ -454,6 +456,63 @@ def test_the_history_keeps_errors_where_the_gateway_keeps_them() -> None:
 
     assert late["stderr"] == f"[jupyter-interp] {timed_out['error']}\n"
     assert failed["stderr"] == raised["stderr"]  # the traceback already says it
+
+
+def test_a_ca_bundle_that_cannot_be_loaded_is_named_at_construction(tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+
+    with pytest.raises(LocalProtocolError, match=r"/nope/ca\.pem"):
+        JupyterCodeInterpreterProvider(base_url="http://127.0.0.1:9/", verify="/nope/ca.pem")
+    with pytest.raises(LocalProtocolError, match=r"ca\.pem"):
+        JupyterCodeInterpreterProvider(verify=str(garbage))
+    assert JupyterCodeInterpreterProvider(verify=str(tmp_path)).settings.verify == str(tmp_path)
+
+
+def test_html_displays_give_the_model_their_text_not_an_object_repr() -> None:
+    html = "<h1>Sales</h1><table><tr><th>q</th><th>n</th></tr><tr><td>1</td><td>5</td></tr>"
+    outputs = (
+        RichOutput(
+            kind="display_data",
+            data={
+                "text/html": html + "<script>track()</script><style>h1 {}</style>",
+                "text/plain": "<IPython.core.display.HTML object>",
+            },
+        ),
+        RichOutput(
+            kind="display_data",
+            data={
+                "text/markdown": "**bold**",
+                "text/plain": "<IPython.core.display.Markdown object>",
+            },
+        ),
+        RichOutput(kind="display_data", data={"text/html": "<b>x</b>", "text/plain": "df"}),
+    )
+    outcome = execution_dict("s", result(outputs=outputs), cap=1000)
+
+    assert outcome["display"] == "Sales\nq n\n1 5\n**bold**\ndf"
+
+
+@pytest.mark.parametrize(
+    ("asked", "spoken", "runs"),
+    [
+        ("python", "python", True),
+        ("Python3", "python", True),
+        ("", "bash", True),
+        ("python", "bash", True),  # the contract's default: the caller named none
+        ("bash", "python", False),
+        ("r", "python", False),
+        ("bash", "", True),  # a kernel that did not say its language
+    ],
+)
+def test_code_in_another_language_is_refused_as_data(asked: str, spoken: str, runs: bool) -> None:
+    refused = language_refusal("s", asked, spoken)
+
+    assert (refused is None) is runs
+    if refused is not None:
+        assert refused["exit_code"] == 1
+        assert refused["status"] == "language_mismatch"
+        assert f"runs {spoken}, not {asked}" in refused["error"]
 
 
 def test_a_history_entry_has_the_contract_keys() -> None:

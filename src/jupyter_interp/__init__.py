@@ -8,6 +8,7 @@ The errors and the sans-I/O ``protocol`` package load eagerly; the I/O-bound nam
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -30,6 +31,10 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
     from .protocol.result import Recovery as Recovery
     from .protocol.result import RichOutput as RichOutput
     from .session import Session as Session
+
+# the library convention: records reach the application's handlers, never stderr by
+# default (Python's last-resort handler would print warnings when none is configured)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
     "Client": ".client",

@@ -20,7 +20,8 @@ what it did in ``result.recovery``. Cancellation runs the same recovery shielded
 re-raises. If the interrupt finds the kernel gone from the server (deleted by another
 client, culled: Jupyter Server keeps the WebSocket open and says nothing), the session
 gives up: the execution ends ``CONNECTION_LOST`` and later calls raise
-``KernelUnavailable``.
+``KernelUnavailable``. The same check runs when the completion grace ends with half an
+answer (idle without a reply is what a kernel deleted mid-execution sends).
 
 Latency: ``Session.execute`` awaits ``finished()`` (no generator chain) and only the
 final event (or an input request) is delivered to it, so one execution costs one
@@ -57,6 +58,8 @@ STREAM_BACKLOG = 256
 #: how long a settling execution (reply and idle in, the kernel publishes late) still
 #: takes output: Deno's late messages come well under a millisecond after idle here
 LATE_OUTPUT_WINDOW = 0.05
+#: how long the check that the kernel still exists may delay an incomplete ending
+_GONE_CHECK_TIMEOUT = 5.0
 
 
 class Mailbox:
@@ -206,6 +209,8 @@ class ExecutionRun:
                     window = LATE_OUTPUT_WINDOW if settling else self._config.completion_grace
                     self._grace_until = now + window
                 if now >= self._grace_until:
+                    if not settling and (gone := await self._kernel_missing()) is not None:
+                        return await self._kernel_gone("the kernel stopped mid-execution", gone)
                     return self._finalize(self._finish_incomplete())
             if now >= self._deadline:
                 return await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
@@ -295,6 +300,23 @@ class ExecutionRun:
         else:
             result = attrs.evolve(result, recovery=recovery)
         return ExecutionFinished(msg_id=finished.msg_id, result=result)
+
+    async def _kernel_missing(self) -> KernelNotFound | None:
+        """Whether the server has dropped the kernel (asked when half an answer came).
+
+        Why: a kernel deleted from outside goes idle without its execute_reply while
+        Jupyter Server keeps our WebSocket open and silent; without asking, the
+        execution would end as a kernel quirk (``NO_REPLY``) and the next one would
+        wait for the keep-alive's check.
+        """
+        with anyio.move_on_after(_GONE_CHECK_TIMEOUT):
+            try:
+                await self._session._link.model()
+            except KernelNotFound as exc:
+                return exc
+            except JupyterInterpError:
+                pass  # unreachable server: the reader's reconnect decides
+        return None
 
     async def _kernel_gone(self, detail: str, exc: KernelNotFound) -> ExecutionFinished:
         """The server no longer knows the kernel: end the session, then this execution."""

@@ -28,7 +28,7 @@ import attrs
 from ._provider_identity import MIN_SECRET_LENGTH
 from .config import DEFAULT_URL, ClientConfig, StdinPolicy
 from .errors import LocalProtocolError
-from .io.http import HttpTransport
+from .io.http import HttpTransport, ca_context
 from .protocol.budget import OutputBudget
 
 __all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_OUTPUT_BYTES", "SECRET_ENV", "ProviderSettings"]
@@ -139,7 +139,13 @@ def _verify(name: str, value: object) -> bool | str:
     text = _text(name, value).strip()
     if text.lower() in _TRUE | _FALSE:
         return text.lower() in _TRUE
-    return text  # a CA bundle path
+    if not os.path.exists(text):  # refused now, not on every call to come
+        raise LocalProtocolError(
+            f"{name} must be true, false or the path of a CA bundle (file or directory); "
+            f"{text!r} is neither a flag nor an existing path"
+        )
+    ca_context(text)
+    return text
 
 
 #: keyword -> parser, for every keyword besides the five of the seed

@@ -27,8 +27,10 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from typing import Any
 
 from ._provider_outputs import IMAGE_TYPES, SavedOutput, output_note
@@ -38,11 +40,16 @@ from .protocol.result import ExecutionResult, ExecutionStatus, Recovery
 __all__ = [
     "execution_dict",
     "history_entry",
+    "language_refusal",
     "now_iso",
     "refused_dict",
 ]
 
 _MAX_ERROR_CHARS = 500
+#: a repr that says only what the object is (``<IPython.core.display.HTML object>``)
+_BARE_REPR = re.compile(r"<[\w.]+ object(?: at 0x[0-9a-fA-F]+)?>\Z")
+_HIDDEN_TAGS = frozenset({"script", "style", "head", "title"})
+_BREAK_TAGS = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "table"})
 _STATE_LOST = frozenset({ExecutionStatus.KERNEL_DIED, ExecutionStatus.KERNEL_RESTARTED})
 
 
@@ -57,16 +64,60 @@ def _capped(text: str, cap: int | None) -> tuple[str, bool]:
     return kept.render()
 
 
+class _HtmlText(HTMLParser):
+    """The visible text of an HTML fragment (scripts and styles left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._hidden += tag in _HIDDEN_TAGS
+        if tag in _BREAK_TAGS:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._hidden -= tag in _HIDDEN_TAGS and self._hidden > 0
+        if tag in _BREAK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def _html_text(html: str) -> str:
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _output_text(data: Mapping[str, Any]) -> str | None:
+    """The most useful text of one display: markdown, then text/plain unless it is a
+    bare object repr (``<IPython.core.display.HTML object>``), then the HTML's text."""
+    plain = data.get("text/plain")
+    useful_plain = plain is not None and not _BARE_REPR.match(str(plain))
+    for mime in ("text/markdown", *(("text/plain",) if useful_plain else ())):
+        if isinstance(data.get(mime), str):
+            return str(data[mime])
+    html = data.get("text/html")
+    text = _html_text(html) if isinstance(html, str) else ""
+    return text or (None if plain is None else str(plain))
+
+
 def _display_text(result: ExecutionResult) -> str:
-    """text/plain of displayed objects that are not images (``display(df)`` and such)."""
+    """The text of displayed objects that are not images (``display(df)`` and such)."""
     texts = [
-        str(output.data["text/plain"])
+        _output_text(output.data)
         for output in result.outputs
-        if output.kind == "display_data"
-        and "text/plain" in output.data
-        and not any(m in output.data for m in IMAGE_TYPES)
+        if output.kind == "display_data" and not any(m in output.data for m in IMAGE_TYPES)
     ]
-    return "\n".join(texts)
+    return "\n".join(text for text in texts if text)
 
 
 def _exit_code(result: ExecutionResult) -> int:
@@ -141,8 +192,8 @@ def execution_dict(
     return outcome
 
 
-def refused_dict(session_id: str, reason: str) -> dict[str, Any]:
-    """The gateway's execute result for code that was not sent (``status`` "refused")."""
+def refused_dict(session_id: str, reason: str, *, status: str = "refused") -> dict[str, Any]:
+    """The gateway's execute result for code that was not sent."""
     return {
         "session_id": session_id,
         "stdout": "",
@@ -150,8 +201,26 @@ def refused_dict(session_id: str, reason: str) -> dict[str, Any]:
         "exit_code": 1,
         "result": "",
         "error": _shortened(reason),
-        "status": "refused",
+        "status": status,
     }
+
+
+def _language_key(language: str) -> str:
+    return language.strip().lower().rstrip("0123456789")  # python3 is python
+
+
+def language_refusal(session_id: str, asked: str | None, spoken: str) -> dict[str, Any] | None:
+    """The execute result that refuses code in ``asked`` for a kernel that speaks
+    ``spoken``; None when it may run. No language, an unknown kernel language, and the
+    contract's default ``"python"`` (the gateway sends it when its caller names none)
+    always run."""
+    if not asked or not spoken or _language_key(asked) in (_language_key(spoken), "python"):
+        return None
+    reason = (
+        f"not run: this session's kernel runs {spoken}, not {asked.strip()}; start a "
+        f"session with config={{'language': {asked.strip()!r}}} for {asked.strip()} code"
+    )
+    return refused_dict(session_id, reason, status="language_mismatch")
 
 
 def _with_notes(stdout: str, display: str, saved: Sequence[SavedOutput]) -> str:

@@ -50,6 +50,7 @@ from .errors import (
     FileTransferError,
     JupyterInterpError,
     LocalProtocolError,
+    PathNotConfined,
     UnsupportedKernel,
 )
 from .protocol.events import ExecutionFinished
@@ -229,7 +230,14 @@ class FileTransfer:
         return result
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
-        """Write ``data`` to ``path`` (relative to the file root) atomically."""
+        """Write ``data`` to ``path`` (relative to the file root) atomically.
+
+        Raises:
+            PathNotConfined: ``path`` leaves the file root, or ends with ``/`` (it
+                names a directory, not a file).
+        """
+        if isinstance(path, str) and path.endswith("/"):
+            raise PathNotConfined(f"path {path!r} ends with '/': name a file, not a directory")
         self.route = "kernel"
         if (contents := await self._contents()) is not None:
             self.route = "contents"
@@ -341,10 +349,12 @@ class FileTransfer:
         return await download_file(self.download_to, path, destination)
 
     async def stat(self, path: str) -> FileStat:
+        """The regular file's size, mtime and sha256, or a directory's ``kind`` and mtime."""
         if (contents := await self._contents()) is not None:
             return await contents.stat(path)
+        code = self._snippets().stat(confine(path), directories=True)
         async with self._session._exec_lock:
-            return FileStat.from_reply(await self._run(self._snippets().stat(confine(path))))
+            return FileStat.from_reply(await self._run(code))
 
     async def list_dir(self, path: str = "") -> DirListing:
         if (contents := await self._contents()) is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -40,10 +41,22 @@ _SAVED_TYPES = {
     "text/html": ".html",
 }
 _BINARY_TYPES = {"image/png", "image/jpeg", "image/gif", "application/pdf"}
+_DESCRIPTION = "Run code on a Jupyter server, or on a private one started for the occasion."
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds (else a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jupyter-interp", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="jupyter-interp", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("exec", help="execute code and print its output")
     run.add_argument("code", nargs="?", help="code to run; '-' reads it from stdin")
@@ -52,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--token", default=os.environ.get("JUPYTER_TOKEN"), help="server token")
     run.add_argument("--kernel", default=None, help="kernelspec name (default: the server's)")
     run.add_argument("--language", default=None, help="pick a kernel by language")
-    run.add_argument("--timeout", type=float, default=None, help="total seconds for the code")
+    run.add_argument("--timeout", type=_seconds, default=None, help="total seconds for the code")
     run.add_argument("--output-dir", default="jupyter-interp-outputs", help="where rich outputs go")
     run.add_argument("--json", action="store_true", help="print the aggregated result as JSON")
     run.add_argument(
@@ -183,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader left (``| head``): no traceback, and nothing more to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CODE_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

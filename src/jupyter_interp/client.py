@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -47,7 +46,7 @@ from .errors import (
     KernelSpecNotFound,
     LocalProtocolError,
 )
-from .io.http import HttpTransport
+from .io.http import HttpTransport, ca_context
 from .protocol import rest
 from .protocol.message_factory import MessageFactory
 from .session import Session
@@ -88,7 +87,10 @@ class Client:
 
     Args:
         base_url: server URL; may carry a path prefix (``http://host:8888/user/x/``).
-        token: the server's token (sent as ``Authorization: token <T>`` only).
+            None: ``JUPYTER_URL`` if set, else ``http://localhost:8888`` (as the CLI
+            and the provider do).
+        token: the server's token (sent as ``Authorization: token <T>`` only). None:
+            ``JUPYTER_TOKEN`` if set.
         headers: extra headers for every request and WebSocket handshake.
         verify: TLS verification (True, False, or a CA bundle path).
         http_client: an ``httpx.AsyncClient`` to use; it is never closed by us.
@@ -118,7 +120,7 @@ class Client:
                 overrides[name] = value
         if config is None:
             overrides.setdefault("kernel_username", _default_username())
-            config = ClientConfig(**overrides)
+            config = ClientConfig.from_env(**overrides)
         elif overrides:
             import attrs
 
@@ -131,6 +133,7 @@ class Client:
         self._owned: list[Session] = []
         self._attached: list[Session] = []
         self._kernelspecs: rest.KernelSpecs | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<Client {self.config.base_url!r}>"
@@ -181,6 +184,7 @@ class Client:
                 await self._tg.__aexit__(exc_type, exc, tb)
             finally:
                 self._tg = None
+                self._closed = True
                 if self._http is not None:
                     with anyio.CancelScope(shield=True):
                         await self._http.aclose()
@@ -188,6 +192,8 @@ class Client:
 
     @property
     def http(self) -> HttpTransport:
+        if self._closed:
+            raise LocalProtocolError(f"{self!r} is closed: its 'async with' block has exited")
         if self._http is None:
             raise LocalProtocolError("use the Client inside 'async with'")
         return self._http
@@ -195,8 +201,20 @@ class Client:
     # -- server information ---------------------------------------------------------
 
     async def api_status(self) -> rest.ApiStatus:
-        """``GET /api``: version information; a cheap authenticated probe on gateways."""
-        return await self.http.call(rest.api_status(), rest.parse_api_status)
+        """Version information (``GET /api``), with the credentials checked.
+
+        Jupyter Server answers ``/api`` without looking at the token, so the kernelspecs
+        are fetched as well (and cached for ``kernelspecs()``): every server checks the
+        token there.
+
+        Raises:
+            AuthenticationError: the server refused the token.
+        """
+        status = await self.http.call(rest.api_status(), rest.parse_api_status)
+        self._kernelspecs = await self.http.call(
+            rest.list_kernelspecs(), rest.parse_list_kernelspecs
+        )
+        return status
 
     async def kernelspecs(self) -> rest.KernelSpecs:
         """The kernelspecs the server offers (cached after the first call)."""
@@ -384,14 +402,7 @@ class Client:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             return context
-        if not isinstance(verify, str):
-            return ssl.create_default_context()
-        try:
-            if os.path.isdir(verify):
-                return ssl.create_default_context(capath=verify)
-            return ssl.create_default_context(cafile=verify)
-        except (OSError, ssl.SSLError) as exc:
-            raise LocalProtocolError(f"cannot load the CA bundle given as verify=: {exc}") from exc
+        return ca_context(verify) if isinstance(verify, str) else ssl.create_default_context()
 
     async def _open(self, kernel_id: str, kernel_name: str, *, file_root: str) -> Session:
         if self._tg is None:

@@ -53,7 +53,7 @@ from ._provider_identity import (
     new_session_id,
 )
 from ._provider_lifetime import SessionCap, SessionCuller, SessionLimitReached, Usage
-from ._provider_results import execution_dict, history_entry, refused_dict
+from ._provider_results import execution_dict, history_entry, language_refusal, refused_dict
 from ._provider_runtime import ClientOwner, Runtime, SessionRecord
 from ._provider_sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
 from .client import Client
@@ -247,6 +247,9 @@ class JupyterCodeInterpreterProvider:
 
         Code over the server's WebSocket message cap is not sent (the server would close
         the connection): the result says so (``status`` "refused") and the session goes on.
+        ``language`` must be the session kernel's (``"python"``, the default, always
+        passes): code in another one is not run, and the result says so
+        (``status`` ``"language_mismatch"``, ``exit_code`` 1).
 
         Raises:
             SessionNotFound: no such session (a ValueError).
@@ -258,6 +261,9 @@ class JupyterCodeInterpreterProvider:
                 self._client_config.check_execute_size(code)
             except LocalProtocolError as exc:  # the server would drop the connection
                 return refused_dict(record.meta.session_id, str(exc))
+            refused = language_refusal(record.meta.session_id, language, record.session.language)
+            if refused is not None:
+                return refused
             await keeper.prepare(runtime, record)
             result = await record.session.execute(code, timeout=self.settings.execution_timeout)
             await keeper.check_result(runtime, record, result)

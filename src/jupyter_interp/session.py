@@ -7,10 +7,10 @@ the reader task, readiness and reconnects live in the base class ``SessionChanne
 
 Invariants:
 
-* Executions run one at a time in call order (a fair ``anyio.Semaphore(1)``: unlike a
-  lock it is not bound to a task, so a stream abandoned without ``aclosing`` and closed
-  by the garbage collector in another task still releases it); concurrent callers
-  queue, none fails, none sees another's output.
+* Executions run one at a time in call order (``ExecutionGate``, see
+  ``_execution_stream``); concurrent callers queue, none fails, none sees another's
+  output. A stream its own task abandoned is closed (interrupted) when that task asks
+  for the next execution, instead of blocking it forever.
 * Deadlines are total per execution. On expiry (or cancellation of the caller, or an
   abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
   stop, else restart it. The result keeps the partial output and says which happened.
@@ -30,9 +30,10 @@ import anyio
 
 from . import telemetry
 from ._execution_run import ExecutionRun
+from ._execution_stream import ExecutionGate, ExecutionStream
 from ._session_channel import SessionChannel
 from ._transfer import FileTransfer, UploadSource
-from .errors import SessionClosed
+from .errors import LocalProtocolError, SessionClosed
 from .notebook import ExecutionHistory, save_notebook, to_notebook
 from .protocol.events import ExecutionEvent, ExecutionFinished
 from .protocol.file_replies import FileStat, UploadCommitted
@@ -59,7 +60,8 @@ class Session(SessionChannel):
     def __init__(self, link: KernelLink, config: ClientConfig, *, file_root: str = "") -> None:
         super().__init__(link, config)
         self.file_root = file_root
-        self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
+        self._exec_lock = ExecutionGate()
+        self._delete_pending = True  # until shutdown deleted the kernel, or detach
         #: every file operation (stat, list, delete, ...) confined to ``file_root``
         self.files = FileTransfer(self)
         #: the last ``config.history_size`` user executions, for ``to_notebook``
@@ -106,9 +108,10 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
-            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
-                exceed the server's WebSocket message cap (``max_send_message_size``,
-                10 MiB): upload large data as a file instead.
+            LocalProtocolError: ``timeout`` is not a positive number (0, negative, NaN),
+                ``code`` is not valid UTF-8 text, or the request would exceed the
+                server's WebSocket message cap (``max_send_message_size``, 10 MiB):
+                upload large data as a file instead.
         """
         async with self._exec_lock:
             with telemetry.execution(self, code) as observe:
@@ -120,14 +123,26 @@ class Session(SessionChannel):
                     on_end=self._recorder(code, observe),
                 )
 
-    async def stream(
+    def stream(
         self, code: str, *, timeout: float | None = None, store_history: bool = True
-    ) -> AsyncGenerator[ExecutionEvent, None]:
+    ) -> ExecutionStream:
         """Run ``code`` and yield typed events as they arrive, ``ExecutionFinished`` last.
 
-        Leaving the iteration early counts as cancellation: the kernel is interrupted.
-        Raises what ``execute`` raises.
+        The execution starts at the first iteration; iterate with ``async for``, or
+        ``async with session.stream(code) as events:`` to close the stream on leaving the
+        block. Closing it before ``ExecutionFinished`` counts as cancellation: the kernel
+        is interrupted. A stream left early without closing is closed (interrupted) when
+        its task asks this session for anything else. Raises, when iterated, what
+        ``execute`` raises.
         """
+        return ExecutionStream(
+            self._stream_events(code, timeout=timeout, store_history=store_history),
+            self._exec_lock.open_streams,
+        )
+
+    async def _stream_events(
+        self, code: str, *, timeout: float | None, store_history: bool
+    ) -> AsyncGenerator[ExecutionEvent, None]:
         async with self._exec_lock:
             with telemetry.execution(self, code, current=False) as observe:
                 execution = self._run_execution(
@@ -179,17 +194,20 @@ class Session(SessionChannel):
         await self._restart_kernel("restarted on request")
 
     async def shutdown(self) -> None:
-        """Delete the kernel on the server and close the connection. Idempotent."""
-        if self._stopped.is_set():
+        """Delete the kernel on the server and close the connection. Idempotent; after
+        a failed delete (the error is raised), calling it again retries the delete."""
+        if self._stopped.is_set() and not self._delete_pending:
             return
         try:
             with anyio.CancelScope(shield=True):
                 await self._link.delete()
+            self._delete_pending = False
         finally:
             await self._stop(SessionClosed("the session was shut down"))
 
     async def detach(self) -> None:
         """Close our connection but leave the kernel running (re-attach by kernel_id)."""
+        self._delete_pending = False
         await self._stop(SessionClosed("the session was detached from its kernel"))
 
     def to_notebook(self, *, display_name: str | None = None) -> nbformat.NotebookNode:
@@ -289,9 +307,12 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed: the session is closed.
-            LocalProtocolError: the request is not valid text, or it would exceed the
-                server's WebSocket message cap (``max_send_message_size``).
+            LocalProtocolError: ``timeout`` is not a positive number, the request is not
+                valid text, or it would exceed the server's WebSocket message cap
+                (``max_send_message_size``).
         """
+        if timeout is not None and not timeout > 0:  # NaN included
+            raise LocalProtocolError(f"timeout must be a positive number of seconds, got {timeout}")
         self._check_open()
         self._config.check_execute_size(code, user_expressions, buffers)
         tracker, request = self._conn.execute(

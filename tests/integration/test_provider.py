@@ -327,6 +327,24 @@ async def test_a_timeout_is_a_failure_and_the_session_goes_on(
     assert after["result"] == "7"
 
 
+async def test_code_in_a_language_the_kernel_does_not_speak_is_not_run(
+    jupyter_server: RunningServer, tmp_path: Path, gateway_abc: type
+) -> None:
+    with anyio.fail_after(_LIMIT):
+        async with provider_on(jupyter_server, tmp_path, gateway_abc) as provider:
+            sid = (await provider.start_session())["session_id"]
+            refused = await provider.execute(sid, "x = 1\necho hi", language="bash")
+            after = await provider.execute(sid, "'x' in globals()", language="python")
+            history = await provider.get_execution_history(sid)
+            await provider.stop_session(sid)
+
+    assert refused["exit_code"] == 1
+    assert refused["status"] == "language_mismatch"
+    assert "runs python, not bash" in refused["error"]
+    assert after["result"] == "False"  # the refused code did not run
+    assert [(h["language"], h["exit_code"]) for h in history] == [("bash", 1), ("python", 0)]
+
+
 async def test_a_restart_says_state_was_lost_and_restores_the_working_dir(
     jupyter_server: RunningServer, tmp_path: Path, gateway_abc: type
 ) -> None:

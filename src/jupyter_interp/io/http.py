@@ -51,7 +51,7 @@ from ..errors import (
 )
 from ..protocol.rest import HttpRequest, auth_headers
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpTransport", "ca_context"]
 
 T = TypeVar("T")
 
@@ -123,6 +123,22 @@ def _positive(value: float, what: str) -> float:
     if math.isinf(value):
         raise LocalProtocolError(f"{what} must be finite")
     return float(value)
+
+
+def ca_context(verify: str) -> ssl.SSLContext:
+    """A TLS context trusting the CA bundle at ``verify`` (a file, or a directory).
+
+    Raises:
+        LocalProtocolError: no readable CA bundle there (the message names the path).
+    """
+    try:
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise LocalProtocolError(
+            f"cannot load the CA bundle {verify!r} given as verify=: {exc}"
+        ) from exc
 
 
 class HttpTransport:
@@ -247,14 +263,7 @@ class HttpTransport:
         return self._client
 
     def _ssl_verify(self) -> bool | ssl.SSLContext:
-        if not isinstance(self._verify, str):
-            return self._verify
-        try:
-            if os.path.isdir(self._verify):
-                return ssl.create_default_context(capath=self._verify)
-            return ssl.create_default_context(cafile=self._verify)
-        except (OSError, ssl.SSLError) as exc:
-            raise LocalProtocolError(f"cannot load the CA bundle given as verify=: {exc}") from exc
+        return ca_context(self._verify) if isinstance(self._verify, str) else self._verify
 
     # ----------------------------------------------------------------------- requests
 

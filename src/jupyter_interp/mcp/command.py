@@ -1,0 +1,102 @@
+"""``jupyter-interp mcp``: serve the MCP server over stdio (default) or streamable HTTP.
+
+Strategy: the server options mirror ``exec`` (``--url``/``--token`` or
+``JUPYTER_URL``/``JUPYTER_TOKEN``, else the embedded local server; ``--kernel``,
+``--language``, ``--timeout``, ``--backend``) plus the transport's. The SDK is imported
+only when the command runs, so a missing ``mcp`` extra is a plain message, not a
+traceback. stdio serves one connection until EOF; ``--http HOST:PORT`` listens on
+loopback unless told otherwise, with an optional bearer token (``--http-token`` or
+``JUPYTER_INTERP_MCP_TOKEN``) that is never logged. SIGINT/SIGTERM end the server and,
+through the Client's and the server's cleanup, every kernel it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ..errors import MissingDependency
+
+__all__ = ["add_parser", "add_server_options", "check", "run"]
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``mcp`` sub-command to ``commands`` (an argparse subparsers object)."""
+    return commands.add_parser(  # type: ignore[no-any-return]
+        "mcp", help="serve an MCP server (stdio, or --http HOST:PORT)"
+    )
+
+
+def add_server_options(serve: argparse.ArgumentParser) -> None:
+    """The options of ``mcp`` beyond those it shares with ``exec``."""
+    serve.add_argument("--file-root", default="", help="kernel-side directory for file tools")
+    serve.add_argument("--pool", type=int, default=1, help="warm kernels kept ready (0: none)")
+    serve.add_argument(
+        "--image-budget",
+        type=int,
+        default=1024 * 1024,
+        help="inline image bytes per call; more become resource links",
+    )
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
+    )
+    serve.add_argument(
+        "--http-token",
+        default=os.environ.get("JUPYTER_INTERP_MCP_TOKEN"),
+        help="bearer token HTTP clients must send (env JUPYTER_INTERP_MCP_TOKEN)",
+    )
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--http takes HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Refuse what cannot run, before anything starts (``ValueError``)."""
+    if args.http is not None:
+        _host_port(args.http)
+        if args.backend == "trio":
+            raise ValueError("--http runs on uvicorn, which needs --backend asyncio")
+    if args.pool < 0:
+        raise ValueError("--pool must be >= 0")
+    try:
+        import mcp.server.lowlevel  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency(
+            "the MCP server needs the 'mcp' extra: pip install 'jupyter-interp[mcp]'"
+        ) from exc
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Serve until EOF (stdio) or until cancelled or signalled (HTTP)."""
+    from mcp.server.stdio import stdio_server
+
+    from ..client import Client
+    from ..local import local_server
+    from .calls import Limits
+    from .http import http_app, serve_http
+    from .server import ServerSettings, create_server
+
+    settings = ServerSettings(
+        kernel=args.kernel,
+        language=args.language,
+        file_root=args.file_root,
+        pool_size=args.pool,
+        limits=Limits(image_budget=args.image_budget, timeout=args.timeout),
+    )
+    client_cm: Any = Client(args.url, token=args.token) if args.url else local_server()
+    async with client_cm as client:
+        server = create_server(client, settings)
+        if args.http is None:
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        else:
+            host, port = _host_port(args.http)
+            await serve_http(http_app(server, token=args.http_token, host=host), host, port)

@@ -100,13 +100,20 @@ async def _execute(call: ToolCall, args: tools.Execute) -> types.CallToolResult:
     async with anyio.create_task_group() as tg:
         if call.report is not None:
             tg.start_soon(tick, call.report)
-        async for event in session.stream(args.code, timeout=timeout):
-            if isinstance(event, StreamText):
-                *done, pending[0] = (pending[0] + event.text).split("\n")
-                tail.extend(done)
-            elif isinstance(event, ExecutionFinished):
-                result = event.result
+        try:
+            async for event in session.stream(args.code, timeout=timeout):
+                if isinstance(event, StreamText):
+                    *done, pending[0] = (pending[0] + event.text).split("\n")
+                    tail.extend(done)
+                elif isinstance(event, ExecutionFinished):
+                    result = event.result
+        except JupyterInterpError as exc:  # raised as is, not inside an exception group
+            failure: JupyterInterpError | None = exc
+        else:
+            failure = None
         tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     assert result is not None  # ExecutionFinished is always the last event
     return tool_result(result, call.sessions.outputs, call.limits.image_budget)
 

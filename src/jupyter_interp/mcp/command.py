@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from typing import Any
+
+import anyio
 
 from ..errors import MissingDependency
 
@@ -32,6 +35,12 @@ def add_server_options(serve: argparse.ArgumentParser) -> None:
     """The options of ``mcp`` beyond those it shares with ``exec``."""
     serve.add_argument("--file-root", default="", help="kernel-side directory for file tools")
     serve.add_argument("--pool", type=int, default=1, help="warm kernels kept ready (0: none)")
+    serve.add_argument(
+        "--max-output",
+        type=int,
+        default=100_000,
+        help="bytes of stdout and of stderr kept per run (head and tail)",
+    )
     serve.add_argument(
         "--image-budget",
         type=int,
@@ -64,8 +73,8 @@ def check(args: argparse.Namespace) -> None:
         _host_port(args.http)
         if args.backend == "trio":
             raise ValueError("--http runs on uvicorn, which needs --backend asyncio")
-    if args.pool < 0:
-        raise ValueError("--pool must be >= 0")
+    if args.pool < 0 or args.max_output < 0:
+        raise ValueError("--pool and --max-output must be >= 0")
     try:
         import mcp.server.lowlevel  # noqa: F401
     except ImportError as exc:
@@ -74,12 +83,21 @@ def check(args: argparse.Namespace) -> None:
         ) from exc
 
 
+async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+    """Turn SIGINT/SIGTERM into cancellation, so every kernel is shut down on the way out."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
 async def run(args: argparse.Namespace) -> None:
     """Serve until EOF (stdio) or until cancelled or signalled (HTTP)."""
     from mcp.server.stdio import stdio_server
 
     from ..client import Client
     from ..local import local_server
+    from ..protocol.budget import OutputBudget
     from .calls import Limits
     from .http import http_app, serve_http
     from .server import ServerSettings, create_server
@@ -91,12 +109,20 @@ async def run(args: argparse.Namespace) -> None:
         pool_size=args.pool,
         limits=Limits(image_budget=args.image_budget, timeout=args.timeout),
     )
-    client_cm: Any = Client(args.url, token=args.token) if args.url else local_server()
+    budget = OutputBudget(max_stream_bytes=args.max_output)
+    client_cm: Any = (
+        Client(args.url, token=args.token, output_budget=budget)
+        if args.url
+        else local_server(output_budget=budget)
+    )
     async with client_cm as client:
         server = create_server(client, settings)
         if args.http is None:
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-        else:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+                async with stdio_server() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+                tg.cancel_scope.cancel()
+        else:  # uvicorn handles SIGINT/SIGTERM itself: it ends serve() gracefully
             host, port = _host_port(args.http)
             await serve_http(http_app(server, token=args.http_token, host=host), host, port)

@@ -80,9 +80,13 @@ def _outcome_lines(result: ExecutionResult) -> list[str]:
     if result.detail and status in (ExecutionStatus.TIMED_OUT, ExecutionStatus.CANCELLED):
         lines.append(result.detail)
     if result.stdout_truncated:
-        lines.append(f"stdout truncated: {result.stdout_size} bytes produced, the start kept")
+        lines.append(
+            f"stdout truncated: {result.stdout_size} bytes produced, its head and tail kept"
+        )
     if result.stderr_truncated:
-        lines.append(f"stderr truncated: {result.stderr_size} bytes produced, the start kept")
+        lines.append(
+            f"stderr truncated: {result.stderr_size} bytes produced, its head and tail kept"
+        )
     if result.output_dropped:
         lines.append("the server dropped some output (its output rate limit was exceeded)")
     return lines

@@ -70,5 +70,7 @@ async def serve_http(app: ASGIApp, host: str, port: int) -> None:
     """Serve ``app`` on ``host:port`` with uvicorn until cancelled (asyncio only)."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+    )
     await uvicorn.Server(config).serve()

@@ -16,15 +16,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .calls import Limits as Limits
     from .http import http_app as http_app
-    from .server import ServerSettings as ServerSettings
     from .server import create_server as create_server
+    from .settings import Limits as Limits
+    from .settings import ServerSettings as ServerSettings
 
 _LAZY = {
-    "Limits": ".calls",
+    "Limits": ".settings",
     "http_app": ".http",
-    "ServerSettings": ".server",
+    "ServerSettings": ".settings",
     "create_server": ".server",
 }
 

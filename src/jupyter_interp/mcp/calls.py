@@ -36,23 +36,15 @@ from ..protocol.result import ExecutionResult
 from . import tools
 from .results import tool_result
 from .sessions import ConnectionSessions
+from .settings import Limits
 
-__all__ = ["Limits", "ToolCall", "call_tool", "error_result", "text_result"]
+__all__ = ["ToolCall", "call_tool", "error_result", "text_result"]
 
 #: how often a running cell reports progress, and how many output lines it quotes
 PROGRESS_INTERVAL = 1.0
 PROGRESS_LINES = 5
 
 Reporter = Callable[[float, str], Awaitable[None]]
-
-
-@attrs.frozen(kw_only=True)
-class Limits:
-    """Per-call limits: inline image bytes, bytes a file tool moves, default timeout."""
-
-    image_budget: int = 1024 * 1024
-    file_budget: int = 16 * 1024 * 1024
-    timeout: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -13,15 +13,19 @@ through the Client's and the server's cleanup, every kernel it started.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from ..errors import MissingDependency
 
 __all__ = ["add_parser", "add_server_options", "check", "run"]
+
+_SERVER = "jupyter_interp.mcp.server"
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -93,14 +97,10 @@ async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     """Serve until EOF (stdio) or until cancelled or signalled (HTTP)."""
-    from mcp.server.stdio import stdio_server
-
     from ..client import Client
     from ..local import local_server
     from ..protocol.budget import OutputBudget
-    from .calls import Limits
-    from .http import http_app, serve_http
-    from .server import ServerSettings, create_server
+    from .settings import Limits, ServerSettings, warm_pool
 
     settings = ServerSettings(
         kernel=args.kernel,
@@ -115,14 +115,20 @@ async def run(args: argparse.Namespace) -> None:
         if args.url
         else local_server(output_budget=budget)
     )
-    async with client_cm as client:
-        server = create_server(client, settings)
+    async with client_cm as client, warm_pool(client, settings) as pool:
+        # the first kernel starts while the SDK loads in a thread
+        server_module = await anyio.to_thread.run_sync(importlib.import_module, _SERVER)
+        server = server_module.create_server(client, settings, pool=pool)
         if args.http is None:
+            from mcp.server.stdio import stdio_server
+
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_cancel_on_signal, tg.cancel_scope)
                 async with stdio_server() as (read, write):
                     await server.run(read, write, server.create_initialization_options())
                 tg.cancel_scope.cancel()
         else:  # uvicorn handles SIGINT/SIGTERM itself: it ends serve() gracefully
+            from .http import http_app, serve_http
+
             host, port = _host_port(args.http)
             await serve_http(http_app(server, token=args.http_token, host=host), host, port)

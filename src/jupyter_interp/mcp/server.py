@@ -35,9 +35,10 @@ from .._version import __version__
 from ..client import Client
 from ..errors import JupyterInterpError
 from ..pool import KernelPool
-from .calls import Limits, ToolCall, call_tool, describe_error, read_bytes
+from .calls import ToolCall, call_tool, describe_error, read_bytes
 from .results import OUTPUT_URI_PREFIX
 from .sessions import ConnectionSessions
+from .settings import ServerSettings, warm_pool
 from .tools import TOOLS
 
 __all__ = ["FILE_URI_PREFIX", "ServerSettings", "create_server"]
@@ -47,27 +48,6 @@ _INSTRUCTIONS = (
     "Runs code in Jupyter kernels. Each connection has its own kernel (more with the "
     "'session' argument); variables persist between execute calls until a restart."
 )
-
-
-@attrs.frozen(kw_only=True)
-class ServerSettings:
-    """What the MCP server starts and how much one call may carry.
-
-    Attributes:
-        kernel: kernelspec for new sessions (None: the server's default).
-        language: pick the kernelspec by language instead.
-        file_root: kernel-side directory the file tools are confined to.
-        pool_size: warm kernels kept ready (0: start every kernel on demand).
-        limits: per-call image budget, file budget and default timeout.
-        sessions_per_connection: most named sessions one connection may hold.
-    """
-
-    kernel: str | None = None
-    language: str | None = None
-    file_root: str = ""
-    pool_size: int = 1
-    limits: Limits = attrs.field(factory=Limits)
-    sessions_per_connection: int = 8
 
 
 @attrs.define
@@ -212,24 +192,21 @@ async def _read_resource(
     )
 
 
-def create_server(client: Client, settings: ServerSettings | None = None) -> Server[Any]:
+def create_server(
+    client: Client, settings: ServerSettings | None = None, *, pool: KernelPool | None = None
+) -> Server[Any]:
     """The MCP server object for ``client`` (entered by the caller, kept open while
     the server runs). Serve it with ``Server.run`` on stdio streams, or mount
-    ``jupyter_interp.mcp.http_app`` for streamable HTTP."""
+    ``jupyter_interp.mcp.http_app`` for streamable HTTP. Kernels come warm from
+    ``pool`` (the caller's, entered) or else from a pool of the server's own (see
+    ``settings.pool_size``)."""
     settings = settings or ServerSettings()
 
     @asynccontextmanager
     async def lifespan(_: Server[Any]) -> AsyncIterator[_State]:
         async with AsyncExitStack() as stack:
-            pool = None
-            if settings.pool_size > 0:
-                name = await client.resolve_kernel_name(settings.kernel, settings.language)
-                name = name or (await client.kernelspecs()).default
-                if name is not None:
-                    pool = await stack.enter_async_context(
-                        KernelPool(client, {name: settings.pool_size})
-                    )
-            state = _State(client=client, pool=pool, settings=settings)
+            warm = pool or await stack.enter_async_context(warm_pool(client, settings))
+            state = _State(client=client, pool=warm, settings=settings)
             try:
                 yield state
             finally:

@@ -2,10 +2,11 @@
 
 Strategy: a ``ConnectionSessions`` maps session names (``"default"`` unless the caller
 names another) to ``Session`` objects. A name's kernel is started on first use, from the
-``KernelPool`` when one is given (a warm kernel is handed over in milliseconds), else
-cold through the ``Client``; a session whose kernel is gone for good is replaced on its
-next use. ``aclose`` shuts every kernel down; the server calls it when the connection
-ends (stdio EOF, HTTP session deleted or expired, server shutdown).
+``KernelPool`` when one is given (a warm kernel is handed over in milliseconds; a warm
+start in flight is awaited rather than raced), else cold through the ``Client``; a
+session whose kernel is gone for good is replaced on its next use. ``aclose`` shuts
+every kernel down; the server calls it when the connection ends (stdio EOF, HTTP session
+deleted or expired, server shutdown).
 
 Invariants: at most ``limit`` live sessions per connection; one start per name at a
 time (a lock per connection); after ``aclose`` no new session is started; shutting down
@@ -82,6 +83,7 @@ class ConnectionSessions:
                 )
             if kernel is None and language is None:
                 kernel, language = self._kernel, self._language
+                await self._await_warm_kernel()
             if self._pool is not None:
                 session = await self._pool.start_session(
                     kernel, language=language, file_root=self._file_root
@@ -92,6 +94,15 @@ class ConnectionSessions:
                 )
             self._sessions[name] = session
             return session
+
+    async def _await_warm_kernel(self) -> None:
+        """Let a warm start already in flight finish rather than race it with a cold one
+        (bounded by one start: a failing warm start falls back to a cold one)."""
+        if self._pool is None:
+            return
+        config = self._client.config
+        with anyio.move_on_after(config.start_timeout + config.handshake_timeout):
+            await self._pool.wait_ready()
 
     async def aclose(self) -> None:
         """Shut down every kernel of this connection (shielded, bounded). Idempotent."""

@@ -157,6 +157,11 @@ async def test_files_round_trip_5_mb(mcp: McpClient) -> None:
     assert listed == f"blob.bin  ({len(payload)} bytes)"
     read = await mcp.call_tool("read_file", {"path": "big/blob.bin", "encoding": "base64"})
     assert base64.b64decode(text_of(read)) == payload
+    await mcp.call_tool("write_file", {"path": "note.txt", "content": "héllo"})
+    assert text_of(await mcp.call_tool("read_file", {"path": "note.txt"})) == "héllo"
+    resource = (await mcp.read_resource("jupyter-interp://files/default/note.txt")).contents[0]
+    assert isinstance(resource, types.BlobResourceContents)
+    assert base64.b64decode(resource.blob) == "héllo".encode()
 
 
 async def test_named_sessions_are_separate_kernels(mcp: McpClient) -> None:

@@ -38,13 +38,26 @@ from .results import tool_result
 from .sessions import ConnectionSessions
 from .settings import Limits
 
-__all__ = ["ToolCall", "call_tool", "error_result", "text_result"]
+__all__ = [
+    "Refused",
+    "Reporter",
+    "ToolCall",
+    "call_tool",
+    "describe_error",
+    "error_result",
+    "read_bytes",
+    "text_result",
+]
 
 #: how often a running cell reports progress, and how many output lines it quotes
 PROGRESS_INTERVAL = 1.0
 PROGRESS_LINES = 5
 
 Reporter = Callable[[float, str], Awaitable[None]]
+
+
+class Refused(Exception):
+    """A request this server will not carry out (too large); the message says why."""
 
 
 @attrs.frozen(kw_only=True)
@@ -141,11 +154,11 @@ async def _list_files(call: ToolCall, args: tools.ListFiles) -> types.CallToolRe
 
 
 async def read_bytes(call: ToolCall, session_name: str, path: str) -> bytes:
-    """A file's bytes, refused (``ValueError``) beyond the file budget."""
+    """A file's bytes; ``Refused`` beyond the file budget."""
     session = await call.sessions.get(session_name)
     stat = await session.files.stat(path)
     if stat.size > call.limits.file_budget:
-        raise ValueError(
+        raise Refused(
             f"{path} has {stat.size} bytes; this server returns at most "
             f"{call.limits.file_budget} bytes per file: read a part of it with code instead"
         )
@@ -209,5 +222,5 @@ async def call_tool(
         return await _CALLS[name](call, args)
     except JupyterInterpError as exc:
         return error_result(describe_error(exc))
-    except ValueError as exc:
+    except Refused as exc:
         return error_result(str(exc))

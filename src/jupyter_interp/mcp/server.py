@@ -35,7 +35,7 @@ from .._version import __version__
 from ..client import Client
 from ..errors import JupyterInterpError
 from ..pool import KernelPool
-from .calls import ToolCall, call_tool, describe_error, read_bytes
+from .calls import Refused, Reporter, ToolCall, call_tool, describe_error, read_bytes
 from .results import OUTPUT_URI_PREFIX
 from .sessions import ConnectionSessions
 from .settings import ServerSettings, warm_pool
@@ -106,7 +106,7 @@ async def _forget(state: _State, key: str) -> None:
         await sessions.aclose()
 
 
-def _reporter(ctx: ServerRequestContext[_State]) -> Any:
+def _reporter(ctx: ServerRequestContext[_State]) -> Reporter | None:
     if not ctx.meta or "progress_token" not in ctx.meta:
         return None
 
@@ -181,7 +181,7 @@ async def _read_resource(
                 data = await read_bytes(call, name, path)
             except JupyterInterpError as exc:
                 raise MCPError(code=types.INVALID_PARAMS, message=describe_error(exc)) from None
-            except ValueError as exc:
+            except Refused as exc:
                 raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
             mime = "application/octet-stream"
         else:

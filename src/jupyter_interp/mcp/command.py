@@ -16,7 +16,7 @@ import argparse
 import importlib
 import os
 import signal
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
@@ -122,9 +122,15 @@ async def run(args: argparse.Namespace) -> None:
         if args.http is None:
             from mcp.server.stdio import stdio_server
 
+            from .stdin import StdinLines
+
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_cancel_on_signal, tg.cancel_scope)
-                async with stdio_server() as (read, write):
+                # the SDK only iterates ``stdin``; ours can be cancelled (see .stdin)
+                async with (
+                    StdinLines() as lines,
+                    stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write),
+                ):
                     await server.run(read, write, server.create_initialization_options())
                 tg.cancel_scope.cancel()
         else:  # uvicorn handles SIGINT/SIGTERM itself: it ends serve() gracefully

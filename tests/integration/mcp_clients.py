@@ -15,21 +15,10 @@ from .servers import RunningServer
 __all__ = ["names", "stdio_params", "text_of", "wait_for_kernels"]
 
 
-def stdio_params(server: RunningServer, *args: str) -> StdioServerParameters:
-    """Run the MCP server as the console script does, on ``server``."""
-    return StdioServerParameters(
-        command=sys.executable,
-        args=[
-            "-m",
-            "jupyter_interp.cli",
-            "mcp",
-            "--url",
-            server.url,
-            "--token",
-            server.token,
-            *args,
-        ],
-    )
+def stdio_params(url: str, token: str, *args: str) -> StdioServerParameters:
+    """Run the MCP server as the console script does, on the Jupyter server at ``url``."""
+    command = ["-m", "jupyter_interp.cli", "mcp", "--url", url, "--token", token, *args]
+    return StdioServerParameters(command=sys.executable, args=command)
 
 
 def text_of(result: types.CallToolResult) -> str:

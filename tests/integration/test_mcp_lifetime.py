@@ -4,7 +4,8 @@ A small host process (the SDK's client, as an MCP host runs it) spawns
 ``jupyter-interp mcp`` with a marker in its environment, runs one cell, says ``ready``
 and waits. Then either the host is killed outright (the server reads EOF on stdin) or
 the server gets SIGTERM; either way no kernel of it may stay on the server, the warm
-pool's included, and the server process must exit.
+pool's included, and the server process must exit. And a Jupyter server that is not
+there is a tool error, not the end of the MCP server.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import time
 
 import anyio
 import pytest
+from mcp import Client as McpClient
 
 from .conftest import server_kernel_ids
-from .mcp_clients import wait_for_kernels
-from .servers import RunningServer, pids_with_env
+from .mcp_clients import stdio_params, text_of, wait_for_kernels
+from .servers import RunningServer, free_port, pids_with_env
 
 _MARKER = "JUPYTER_INTERP_MCP_TEST"
 _HOST = """
@@ -75,3 +77,16 @@ def test_no_kernel_outlives_the_stdio_server(
             assert pids_with_env(_MARKER, marker) - {host.pid} == set()
         finally:
             host.kill()
+
+
+@pytest.mark.anyio
+async def test_a_server_that_went_away_is_a_tool_error_and_serving_goes_on(
+    anyio_backend: str,
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
+    params = stdio_params(nowhere, "unused", "--pool", "0", "--backend", anyio_backend)
+    async with McpClient(params, read_timeout_seconds=120) as client:
+        failed = await client.call_tool("execute", {"code": "1"})
+        assert failed.is_error
+        assert text_of(failed).startswith("the Jupyter server cannot be reached: ")
+        assert len((await client.list_tools()).tools) == 7

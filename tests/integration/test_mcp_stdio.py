@@ -37,7 +37,8 @@ async def mcp(
     before = server_kernel_ids(jupyter_server)
     root = tmp_path_factory.mktemp("mcp-root")
     params = stdio_params(
-        jupyter_server,
+        jupyter_server.url,
+        jupyter_server.token,
         *("--backend", anyio_backend, "--file-root", str(root)),
         *("--image-budget", "100", "--max-output", "2000", "--timeout", "60"),
     )

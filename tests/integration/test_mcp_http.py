@@ -1,10 +1,9 @@
 """The MCP server over streamable HTTP, driven by the SDK's own client.
 
 One ``jupyter-interp mcp --http`` process serves the module (uvicorn runs on asyncio
-only; the clients run on both backends), with a bearer token and no warm pool, so the
-kernels on the shared Jupyter Server are exactly those the MCP sessions started. The
-teardown stops it with SIGTERM and proves that no kernel is left, including that of a
-client that went away without deleting its session.
+only; the clients run on both backends), with a bearer token, no warm pool and a 3-second
+idle expiry, so the kernels on the shared Jupyter Server are exactly those the MCP
+sessions started. The teardown stops it with SIGTERM and proves that no kernel is left.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ def mcp_http(jupyter_server: RunningServer) -> Iterator[McpHttp]:
     command = [
         *(sys.executable, "-m", "jupyter_interp.cli", "mcp", "--pool", "0"),
         *("--url", jupyter_server.url, "--token", jupyter_server.token),
-        *("--http", f"127.0.0.1:{port}", "--http-token", token),
+        *("--http", f"127.0.0.1:{port}", "--http-token", token, "--http-idle-timeout", "3"),
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/mcp"
@@ -136,9 +135,12 @@ async def test_two_clients_get_separate_kernels_that_end_with_them(
 
 @pytest.mark.anyio
 @_SDK_CLIENT_UNDER_TRIO
-async def test_a_client_that_vanishes_keeps_its_kernel_until_the_server_stops(
-    mcp_http: McpHttp,
+async def test_the_kernel_of_a_client_that_vanishes_ends_when_its_session_expires(
+    mcp_http: McpHttp, jupyter_server: RunningServer
 ) -> None:
     async with _connect(mcp_http, terminate_on_close=False) as client:
         done = await client.call_tool("execute", {"code": "left_behind = True"})
-    assert not done.is_error  # the module teardown proves SIGTERM shuts that kernel down
+        assert not done.is_error
+        assert server_kernel_ids(jupyter_server) - mcp_http.before
+    # no DELETE: the session expires after 3 idle seconds, and its kernel with it
+    assert await wait_for_kernels(jupyter_server, mcp_http.before) == set()

@@ -58,6 +58,12 @@ def add_server_options(serve: argparse.ArgumentParser) -> None:
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
     )
     serve.add_argument(
+        "--http-idle-timeout",
+        type=float,
+        default=30 * 60.0,
+        help="seconds after which an idle HTTP session expires, with its kernels",
+    )
+    serve.add_argument(
         "--http-token",
         default=os.environ.get("JUPYTER_INTERP_MCP_TOKEN"),
         help="bearer token HTTP clients must send (env JUPYTER_INTERP_MCP_TOKEN)",
@@ -79,6 +85,8 @@ def check(args: argparse.Namespace) -> None:
             raise ValueError("--http runs on uvicorn, which needs --backend asyncio")
     if args.pool < 0 or args.max_output < 0:
         raise ValueError("--pool and --max-output must be >= 0")
+    if not args.http_idle_timeout > 0:
+        raise ValueError("--http-idle-timeout must be > 0")
     try:
         import mcp.server.lowlevel  # noqa: F401
     except ImportError as exc:
@@ -137,4 +145,7 @@ async def run(args: argparse.Namespace) -> None:
             from .http import http_app, serve_http
 
             host, port = _host_port(args.http)
-            await serve_http(http_app(server, token=args.http_token, host=host), host, port)
+            app = http_app(
+                server, token=args.http_token, host=host, idle_timeout=args.http_idle_timeout
+            )
+            await serve_http(app, host, port)

@@ -19,10 +19,12 @@ from typing import Any
 from mcp.server.lowlevel import Server
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["MAX_BODY_BYTES", "http_app", "serve_http"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "MAX_BODY_BYTES", "http_app", "serve_http"]
 
 #: room for a 16 MiB file written as base64 in one call
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: seconds an MCP session may sit idle before it expires (the SDK's default)
+DEFAULT_IDLE_TIMEOUT = 30 * 60.0
 
 
 class _BearerToken:
@@ -52,16 +54,26 @@ class _BearerToken:
 
 
 def http_app(
-    server: Server[Any], *, token: str | None = None, host: str = "127.0.0.1", path: str = "/mcp"
+    server: Server[Any],
+    *,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    path: str = "/mcp",
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> ASGIApp:
     """An ASGI app serving ``server`` over streamable HTTP at ``path``.
 
     ``host`` is where it will listen (loopback hosts turn on the SDK's DNS-rebinding
-    protection); ``token`` (optional) is required as a bearer token on every request.
-    Run its lifespan (every ASGI server does): the MCP sessions and kernels live in it.
+    protection); ``token`` (optional) is required as a bearer token on every request;
+    an MCP session with no request in flight and no open stream for ``idle_timeout``
+    seconds expires, and its kernels with it. Run its lifespan (every ASGI server
+    does): the MCP sessions and kernels live in it.
     """
     app: ASGIApp = server.streamable_http_app(
-        streamable_http_path=path, host=host, max_request_body_size=MAX_BODY_BYTES
+        streamable_http_path=path,
+        host=host,
+        max_request_body_size=MAX_BODY_BYTES,
+        session_idle_timeout=idle_timeout,
     )
     return app if token is None else _BearerToken(app, token)
 

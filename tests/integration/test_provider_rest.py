@@ -92,7 +92,7 @@ async def test_rich_outputs_reach_rest_callers_as_files_they_can_fetch(
     assert fetched[named[0][0]] == PNG
     assert fetched[named[1][0]] == b"**bold** claim"
     assert b"<table>" in fetched[named[2][0]]
-    assert "<IPython.core.display.Markdown object>" in shown["result"]  # text/plain of it
+    assert shown["result"] == "**bold** claim\n1"  # the displays' text: no expression value
     assert shown["exit_code"] == 0
     assert shown["error"] is None
     assert [out["mime_type"] for out in full["outputs"]] == [mime for _, mime in named]
@@ -116,7 +116,7 @@ async def test_notes_can_be_turned_off_for_callers_that_parse_stdout(
         await provider.close()
 
     assert shown["stdout"] == "exact\n"
-    assert "Markdown object" in shown["result"]
+    assert "**bold** claim" in shown["result"]
 
 
 async def test_errors_reach_the_history_the_gateway_keeps(

@@ -133,6 +133,7 @@ class Client:
         self._owned: list[Session] = []
         self._attached: list[Session] = []
         self._kernelspecs: rest.KernelSpecs | None = None
+        self._server_kind: str | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -215,6 +216,21 @@ class Client:
             rest.list_kernelspecs(), rest.parse_list_kernelspecs
         )
         return status
+
+    async def server_kind(self) -> str:
+        """``"jupyter_server"``, ``"kernel_gateway"`` or ``"enterprise_gateway"`` (asked once).
+
+        Enterprise Gateway says its ``gateway_version`` in ``GET /api``; of the others,
+        only Jupyter Server answers ``GET /api/status``.
+        """
+        if self._server_kind is None:
+            status = await self.http.call(rest.api_status(), rest.parse_api_status)
+            if status.gateway_version:
+                self._server_kind = "enterprise_gateway"
+            else:
+                code, _ = await self.http.send(rest.HttpRequest(method="GET", path="api/status"))
+                self._server_kind = "jupyter_server" if code == 200 else "kernel_gateway"
+        return self._server_kind
 
     async def kernelspecs(self) -> rest.KernelSpecs:
         """The kernelspecs the server offers (cached after the first call)."""
@@ -302,10 +318,9 @@ class Client:
             KernelSpecNotFound, ResourceLimitError, KernelLaunchError, KernelDied,
             AuthenticationError, ConnectError, TransportTimeout.
         """
-        with telemetry.session_start(kernel_name or language, self.config.base_url):
-            name = await self.resolve_kernel_name(kernel_name, language)
-            request = rest.start_kernel(name, env=self.config.start_env(env), path=path)
-            return await self._start_and_open(request, name, file_root_for=lambda _: file_root)
+        name = await self.resolve_kernel_name(kernel_name, language)
+        request = rest.start_kernel(name, env=self.config.start_env(env), path=path)
+        return await self._start_and_open(request, name, file_root_for=lambda _: file_root)
 
     async def _start_and_open(
         self,
@@ -326,21 +341,26 @@ class Client:
         closes (else kept, as an attached session is). ``vet`` sees the start's answer
         first: what it raises propagates and the kernel is left untouched.
         """
-        replacements = 1
-        while True:
-            model = await self._start_kernel(request, name)
-            if vet is not None:
-                vet(model)
-            try:
-                session = await self._open(model.id, model.name, file_root=file_root_for(model.id))
-                break
-            except BaseException as exc:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
-                    await self._link(model.id, model.name).delete()
-                if not isinstance(exc, KernelDied) or replacements == 0:
-                    raise
-                replacements -= 1
-                logger.warning("%s; starting a fresh kernel", exc)
+        kind = await self.server_kind() if telemetry.recording() else ""
+        spec = str((request.json or {}).get("name") or "")
+        with telemetry.session_start(spec, self.config.base_url, server_kind=kind):
+            replacements = 1
+            while True:
+                model = await self._start_kernel(request, name)
+                if vet is not None:
+                    vet(model)
+                try:
+                    session = await self._open(
+                        model.id, model.name, file_root=file_root_for(model.id)
+                    )
+                    break
+                except BaseException as exc:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
+                        await self._link(model.id, model.name).delete()
+                    if not isinstance(exc, KernelDied) or replacements == 0:
+                        raise
+                    replacements -= 1
+                    logger.warning("%s; starting a fresh kernel", exc)
         (self._owned if owned else self._attached).append(session)
         return session
 

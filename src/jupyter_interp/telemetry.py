@@ -46,6 +46,7 @@ __all__ = [
     "kernel_event",
     "live_session",
     "pool_request",
+    "recording",
     "session_start",
     "transfer",
 ]
@@ -104,6 +105,11 @@ def _session_attributes(session: SessionChannel) -> dict[str, Any]:
     }
 
 
+def recording() -> bool:
+    """Whether hooks report anywhere (worth a request to learn an attribute)."""
+    return _get() is not None
+
+
 def inject_trace_context(headers: MutableMapping[str, str]) -> None:
     """Add the current W3C trace context (``traceparent``) to an outgoing request."""
     if _enabled and _configured():
@@ -127,9 +133,10 @@ def live_session(kernel_name: str) -> Iterator[None]:
 
 @contextmanager
 def session_start(
-    kernel_name: str | None, server: str, *, pool_hit: bool = False
+    kernel_name: str | None, server: str, *, server_kind: str = "", pool_hit: bool = False
 ) -> Iterator[None]:
-    """A span around a session start (``server``: the server's base URL)."""
+    """A span around a session start (``server``: the server's base URL; ``server_kind``:
+    ``jupyter_server``, ``kernel_gateway`` or ``enterprise_gateway``, "" if not known)."""
     instruments = _get()
     if instruments is None:
         yield
@@ -137,6 +144,7 @@ def session_start(
     attributes: dict[str, str | bool] = {
         "jupyter_interp.kernel.name": kernel_name or "",
         "server.address": server,
+        "jupyter_interp.server.kind": server_kind,
         "jupyter_interp.pool.hit": pool_hit,
     }
     with instruments.tracer.start_as_current_span(

@@ -7,6 +7,7 @@ would do the same at start-up); each test reads what it recorded since it began.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,6 +22,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from jupyter_interp.client import Client
 from jupyter_interp.pool import KernelPool
+
+from .conftest import ServerUnderTest
+from .test_provider_tenancy import provider_for
 
 pytestmark = pytest.mark.anyio
 
@@ -122,3 +126,21 @@ async def test_spans_metrics_and_trace_context(client_factory: Callable[..., Cli
     assert _total("jupyter_interp.pool.requests", hit=True) == hits_before + 1
     assert _total("jupyter_interp.transfer.bytes") == moved_before + 10
     assert sum(p.count for p in _points("jupyter_interp.execute.duration")) >= 3
+
+
+async def test_provider_starts_are_traced_with_the_server_kind(
+    any_server: ServerUnderTest, tmp_path: Path
+) -> None:
+    _SPANS.clear()
+    provider = provider_for(any_server, tmp_path)
+    try:
+        with anyio.fail_after(120):
+            sid = (await provider.start_session())["session_id"]
+            await provider.stop_session(sid)
+    finally:
+        await provider.close()
+
+    starts = [s for s in _SPANS.get_finished_spans() if s.name == "jupyter_interp.session.start"]
+    assert [_attrs(s)["jupyter_interp.server.kind"] for s in starts] == [any_server.kind]
+    assert _attrs(starts[0])["jupyter_interp.kernel.name"] == "python3"
+    assert _attrs(starts[0])["jupyter_interp.pool.hit"] is False

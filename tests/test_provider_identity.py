@@ -73,7 +73,13 @@ def test_without_the_secret_nobody_can_compute_a_kernel_id_or_folder() -> None:
 
 @pytest.mark.parametrize(
     "session_id",
-    ["agent-run-42", "A_b.c~d:e@f", "x", "x" * MAX_SESSION_ID_LENGTH, str(uuid.uuid4())],
+    [
+        "agent-run-42",
+        "A_b.c~d:e@f",
+        "x",
+        "x" * MAX_SESSION_ID_LENGTH,
+        "0b8e3f5c-2f35-4a4e-9a36-2a4c2f7f6b1e",
+    ],
 )
 def test_ids_that_routes_can_address_are_accepted(session_id: str) -> None:
     assert check_session_id(session_id) == session_id

@@ -130,6 +130,22 @@ async def test_two_clients_get_separate_kernels_that_end_with_them(
         pids = {text_of(await c.call_tool("execute", {"code": pid})) for c in (first, second)}
         assert len(pids) == 2
         assert text_of(await first.call_tool("execute", {"code": "mine"})) == "[result]\n'first'"
+        # files: each client's tools see only its own folder, which is its code's cwd
+        await first.call_tool("write_file", {"path": "mine.txt", "content": "first's"})
+        read_back = await first.call_tool("execute", {"code": "open('mine.txt').read()"})
+        stolen = await second.call_tool("read_file", {"path": "mine.txt"})
+        escaped = await second.call_tool("read_file", {"path": "../mine.txt"})
+        listed = await second.call_tool("list_files", {})
+        folders = [
+            text_of(await c.call_tool("execute", {"code": "__import__('os').getcwd()"}))
+            for c in (first, second)
+        ]
+    assert text_of(read_back) == '[result]\n"first\'s"'
+    assert stolen.is_error
+    assert escaped.is_error
+    assert "mine.txt" not in text_of(listed)
+    assert folders[0] != folders[1]
+    assert all("jupyter-interp-mcp-" in folder for folder in folders)
     assert await wait_for_kernels(jupyter_server, mcp_http.before) == set()
 
 

@@ -8,6 +8,12 @@ session whose kernel is gone for good is replaced on its next use. ``aclose`` sh
 every kernel down; the server calls it when the connection ends (stdio EOF, HTTP session
 deleted or expired, server shutdown).
 
+Files: each connection gets a folder of its own, ``jupyter-interp-mcp-<32 hex digits>``
+under the configured file root, to which its file tools are confined, so one MCP client
+cannot read or overwrite another's files through the tools. In Python kernels it is also
+the working directory (set again after a restart), so code finds uploaded files by name
+and files it writes are readable by the tools; ``aclose`` deletes it.
+
 Invariants: at most ``limit`` live sessions per connection; one start per name at a
 time (a lock per connection); after ``aclose`` no new session is started; shutting down
 is shielded and bounded so a dead server cannot hang the connection's teardown.
@@ -15,7 +21,9 @@ is shielded and bounded so a dead server cannot hang the connection's teardown.
 
 from __future__ import annotations
 
+import ast
 import logging
+import secrets
 
 import anyio
 
@@ -49,9 +57,12 @@ class ConnectionSessions:
         self._pool = pool
         self._kernel = kernel
         self._language = language
-        self._file_root = file_root
+        folder = f"jupyter-interp-mcp-{secrets.token_hex(16)}"
+        self._file_root = f"{file_root.rstrip('/')}/{folder}" if file_root else folder
         self._limit = limit
         self._sessions: dict[str, Session] = {}
+        #: per session name, the kernel generation whose working directory was set
+        self._entered: dict[str, int] = {}
         self._lock = anyio.Lock()
         self._closed = False
         self.outputs = OutputStore()
@@ -74,6 +85,7 @@ class ConnectionSessions:
                 raise LocalProtocolError("this MCP connection is closing")
             session = self.existing(name)
             if session is not None:
+                await self._enter_folder(name, session)
                 return session
             live = sum(not s.closed for s in self._sessions.values())
             if live >= self._limit:
@@ -93,7 +105,25 @@ class ConnectionSessions:
                     kernel, language=language, file_root=self._file_root
                 )
             self._sessions[name] = session
+            await self._enter_folder(name, session)
             return session
+
+    async def _enter_folder(self, name: str, session: Session) -> None:
+        """Make the connection's folder a Python kernel's working directory (again after
+        a restart) and the session's file root, as an absolute path."""
+        if session.language != "python" or self._entered.get(name) == session.generation:
+            return
+        folder = session.file_root if session.file_root.startswith("/") else self._file_root
+        code = (
+            f"__import__('os').makedirs({folder!a}, exist_ok=True); "
+            f"__import__('os').chdir({folder!a}); __import__('os').getcwd()"
+        )
+        result = await session.execute(code, store_history=False)
+        if not result.ok or not result.result:
+            logger.warning("cannot enter the connection's folder: %s", result.describe())
+            return
+        session.file_root = str(ast.literal_eval(result.result))
+        self._entered[name] = session.generation
 
     async def _await_warm_kernel(self) -> None:
         """Let a warm start already in flight finish rather than race it with a cold one
@@ -116,6 +146,9 @@ class ConnectionSessions:
 
 async def _shut_down(session: Session) -> None:
     try:
+        if session.language == "python" and session.file_root.startswith("/"):
+            code = f"__import__('shutil').rmtree({session.file_root!a}, ignore_errors=True)"
+            await session.execute(code, timeout=_SHUTDOWN_TIMEOUT / 3, store_history=False)
         await session.shutdown()
     except JupyterInterpError as exc:  # the connection's teardown must not fail
         logger.warning("shutting down kernel %s failed: %s", session.kernel_id, exc)

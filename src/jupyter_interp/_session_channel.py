@@ -484,6 +484,8 @@ class SessionChannel:
             # the reader reconnects after this frame, as JupyterLab does: the server
             # refreshes its ZMQ streams only for a new WebSocket
             logger.warning("kernel %s restarted (%s)", self.kernel_id, event.reason)
+            with telemetry.kernel_event(self, "kernel.restarted", event.reason):
+                pass  # an instant span: the restart was seen, whoever caused it
             self._reconnect_reason = f"kernel restarted: {event.reason}"
         elif isinstance(event, KernelDead):
             await self._give_up(KernelDied(f"kernel {self.kernel_id} died and was not restarted"))

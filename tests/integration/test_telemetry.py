@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from jupyter_interp.client import Client
 from jupyter_interp.pool import KernelPool
+from jupyter_interp.protocol.result import ExecutionStatus
 
 from .conftest import ServerUnderTest
 from .test_provider_tenancy import provider_for
@@ -144,3 +145,19 @@ async def test_provider_starts_are_traced_with_the_server_kind(
     assert [_attrs(s)["jupyter_interp.server.kind"] for s in starts] == [any_server.kind]
     assert _attrs(starts[0])["jupyter_interp.kernel.name"] == "python3"
     assert _attrs(starts[0])["jupyter_interp.pool.hit"] is False
+
+
+async def test_a_restart_the_server_made_is_traced(client: Client) -> None:
+    _SPANS.clear()
+    with anyio.fail_after(120):
+        async with client.session() as session:
+            died = await session.execute("import os; os._exit(1)")
+            after = await session.execute("'back'")
+
+    restarted = [
+        s for s in _SPANS.get_finished_spans() if s.name == "jupyter_interp.kernel.restarted"
+    ]
+    assert died.status in (ExecutionStatus.KERNEL_RESTARTED, ExecutionStatus.KERNEL_DIED)
+    assert after.result == "'back'"
+    assert len(restarted) == 1
+    assert _attrs(restarted[0])["jupyter_interp.kernel.id"] == session.kernel_id

@@ -39,15 +39,14 @@ async def test_idle_sessions_end_and_sessions_in_use_do_not(
     long_cell: dict[str, Any] = {}
 
     async def run_long(sid: str) -> None:
-        long_cell.update(await provider.execute(sid, "import time\ntime.sleep(8)\n'done'"))
+        long_cell.update(await provider.execute(sid, "import time\ntime.sleep(10)\n'done'"))
 
     try:
         with anyio.fail_after(_LIMIT):
-            idle = await provider.start_session()
             working = await provider.start_session()
-            await provider.execute(idle["session_id"], "1")
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run_long, working["session_id"])
+                idle = await provider.start_session()
                 await wait_until_gone(any_server, idle["metadata"]["kernel_id"])
             with pytest.raises(KeyError):
                 await provider.get_session(idle["session_id"])

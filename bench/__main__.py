@@ -17,7 +17,16 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("core", "latency", "session_start", "transfer", "output", "scale")
+BENCHMARKS = (
+    "core",
+    "latency",
+    "session_start",
+    "transfer",
+    "output",
+    "scale",
+    "mcp_start",
+    "mcp_latency",
+)
 VERDICTS = ("PASS ", "FAIL ", "NOT-MEASURED ")
 
 

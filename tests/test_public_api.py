@@ -42,10 +42,19 @@ PUBLIC: dict[str, set[str]] = {
         *("parse_reply", "rest", "snippets_for", "strip_ansi", "temp_file_name"),
     },
     # the dotted path users put in the gateway's YAML (docs/gateway.md)
-    "jupyter_interp.provider": {"JupyterCodeInterpreterProvider"},
+    "jupyter_interp.provider": {
+        *("HealthProblem", "InvalidSessionId", "JupyterCodeInterpreterProvider"),
+        *("SessionFileNotFound", "SessionInUse", "SessionLimitReached", "SessionNotFound"),
+        "SessionRefused",
+    },
     "jupyter_interp.local": {"LocalJupyterServer", "launch_jupyter_server", "local_server"},
     "jupyter_interp.session": {"Session"},
     "jupyter_interp.errors": {"JupyterInterpError"},
+    # module paths the docs tell users to import from
+    "jupyter_interp.blocking": {"Backend", "Client", "KernelPool", "Session", "local_server"},
+    "jupyter_interp.mcp": {"Limits", "ServerSettings", "create_server", "http_app"},
+    "jupyter_interp.notebook": {"ExecutionHistory", "save_notebook", "to_notebook"},
+    "jupyter_interp.protocol.events": {"ExecutionFinished", "StreamText"},
 }
 
 

@@ -6,13 +6,15 @@ The errors and the sans-I/O ``protocol`` package load eagerly; the I/O-bound nam
 ``import jupyter_interp.protocol`` never pulls in anyio, httpx or wsproto.
 
 Layout (``docs/architecture.md``), bottom layer first: ``errors``; ``protocol``
-(sans-I/O); ``io`` and ``config``; ``files``; ``session``; ``client``; ``pool`` and
-``local``; ``provider`` and ``cli``. Each imports only the layers below it
-(``tests/test_layers.py``); this facade may name any of them.
+(sans-I/O); ``telemetry``; ``io``, ``config`` and ``notebook``; ``files``; ``session``;
+``client``; ``pool`` and ``local``; ``provider``, ``mcp`` and ``blocking``; ``cli``.
+Each imports only the layers below it (``tests/test_layers.py``); this facade may name
+any of them.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -35,6 +37,10 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers and IDEs
     from .protocol.result import Recovery as Recovery
     from .protocol.result import RichOutput as RichOutput
     from .session import Session as Session
+
+# the library convention: records reach the application's handlers, never stderr by
+# default (Python's last-resort handler would print warnings when none is configured)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
     "Client": ".client",

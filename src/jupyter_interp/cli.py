@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 import anyio
 
 from .errors import JupyterInterpError
+from .mcp import command as mcp_command
 from .protocol.events import ExecutionFinished, StreamText
 from .protocol.result import ExecutionResult, RichOutput
 
@@ -40,23 +42,45 @@ _SAVED_TYPES = {
     "text/html": ".html",
 }
 _BINARY_TYPES = {"image/png", "image/jpeg", "image/gif", "application/pdf"}
+_DESCRIPTION = "Run code on a Jupyter server, or on a private one started for the occasion."
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds (else a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jupyter-interp", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="jupyter-interp", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("exec", help="execute code and print its output")
     run.add_argument("code", nargs="?", help="code to run; '-' reads it from stdin")
     run.add_argument("-f", "--file", help="read the code from this file")
-    run.add_argument("--url", default=os.environ.get("JUPYTER_URL"), help="server URL")
-    run.add_argument("--token", default=os.environ.get("JUPYTER_TOKEN"), help="server token")
-    run.add_argument("--kernel", default=None, help="kernelspec name (default: the server's)")
-    run.add_argument("--language", default=None, help="pick a kernel by language")
-    run.add_argument("--timeout", type=float, default=None, help="total seconds for the code")
+    add_server_options(run)
     run.add_argument("--output-dir", default="jupyter-interp-outputs", help="where rich outputs go")
     run.add_argument("--json", action="store_true", help="print the aggregated result as JSON")
-    run.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    run.add_argument(
+        "--notebook", default=None, help="also save the run as a notebook (.ipynb; needs nbformat)"
+    )
+    mcp_command.add_server_options(add_server_options(mcp_command.add_parser(commands)))
     return parser
+
+
+def add_server_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options ``exec`` and ``mcp`` share: where to run code, on which kernel."""
+    command.add_argument("--url", default=os.environ.get("JUPYTER_URL"), help="server URL")
+    command.add_argument("--token", default=os.environ.get("JUPYTER_TOKEN"), help="server token")
+    command.add_argument("--kernel", default=None, help="kernelspec name (default: the server's)")
+    command.add_argument("--language", default=None, help="pick a kernel by language")
+    command.add_argument("--timeout", type=_seconds, default=None, help="total seconds per run")
+    command.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    return command
 
 
 def _read_code(args: argparse.Namespace) -> str:
@@ -133,6 +157,8 @@ async def _run(args: argparse.Namespace, code: str, out: TextIO, err: TextIO) ->
                 sink.flush()
             elif isinstance(event, ExecutionFinished):
                 result = event.result
+        if args.notebook:
+            session.save_notebook(args.notebook)
     assert result is not None
     saved = save_outputs(result.outputs, Path(args.output_dir))
     if args.json:
@@ -161,10 +187,32 @@ def _print_summary(
         err.write("jupyter-interp: output was truncated by the output budget\n")
 
 
+def _serve_mcp(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        mcp_command.check(args)
+    except ValueError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"jupyter-interp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except JupyterInterpError as exc:
+        print(f"jupyter-interp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        anyio.run(mcp_command.run, args, backend=args.backend)
+    except JupyterInterpError as exc:
+        print(f"jupyter-interp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "mcp":
+        return _serve_mcp(parser, args)
     try:
         code = _read_code(args)
     except (ValueError, OSError) as exc:
@@ -178,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader left (``| head``): no traceback, and nothing more to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CODE_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ import anyio
 import httpx
 from anyio.abc import TaskStatus
 
+from . import telemetry
 from .config import ClientConfig
 from .errors import (
     JupyterInterpError,
@@ -74,7 +75,10 @@ class Client:
 
     Args:
         base_url: server URL; may carry a path prefix (``http://host:8888/user/x/``).
-        token: the server's token (sent as ``Authorization: token <T>`` only).
+            None: ``JUPYTER_URL`` if set, else ``http://localhost:8888`` (as the CLI
+            and the provider do).
+        token: the server's token (sent as ``Authorization: token <T>`` only). None:
+            ``JUPYTER_TOKEN`` if set.
         headers: extra headers for every request and WebSocket handshake.
         verify: TLS verification (True, False, or a CA bundle path).
         http_client: an ``httpx.AsyncClient`` to use; it is never closed by us.
@@ -104,7 +108,7 @@ class Client:
                 overrides[name] = value
         if config is None:
             overrides.setdefault("kernel_username", _default_username())
-            config = ClientConfig(**overrides)
+            config = ClientConfig.from_env(**overrides)
         elif overrides:
             import attrs
 
@@ -117,6 +121,8 @@ class Client:
         self._owned: list[Session] = []
         self._attached: list[Session] = []
         self._kernelspecs: rest.KernelSpecs | None = None
+        self._server_kind: str | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<Client {self.config.base_url!r}>"
@@ -167,6 +173,7 @@ class Client:
                 await self._tg.__aexit__(exc_type, exc, tb)
             finally:
                 self._tg = None
+                self._closed = True
                 if self._http is not None:
                     with anyio.CancelScope(shield=True):
                         await self._http.aclose()
@@ -174,6 +181,8 @@ class Client:
 
     @property
     def http(self) -> HttpTransport:
+        if self._closed:
+            raise LocalProtocolError(f"{self!r} is closed: its 'async with' block has exited")
         if self._http is None:
             raise LocalProtocolError("use the Client inside 'async with'")
         return self._http
@@ -181,8 +190,35 @@ class Client:
     # -- server information ---------------------------------------------------------
 
     async def api_status(self) -> rest.ApiStatus:
-        """``GET /api``: version information; a cheap authenticated probe on gateways."""
-        return await self.http.call(rest.api_status(), rest.parse_api_status)
+        """Version information (``GET /api``), with the credentials checked.
+
+        Jupyter Server answers ``/api`` without looking at the token, so the kernelspecs
+        are fetched as well (and cached for ``kernelspecs()``): every server checks the
+        token there.
+
+        Raises:
+            AuthenticationError: the server refused the token.
+        """
+        status = await self.http.call(rest.api_status(), rest.parse_api_status)
+        self._kernelspecs = await self.http.call(
+            rest.list_kernelspecs(), rest.parse_list_kernelspecs
+        )
+        return status
+
+    async def server_kind(self) -> str:
+        """``"jupyter_server"``, ``"kernel_gateway"`` or ``"enterprise_gateway"`` (asked once).
+
+        Enterprise Gateway says its ``gateway_version`` in ``GET /api``; of the others,
+        only Jupyter Server answers ``GET /api/status``.
+        """
+        if self._server_kind is None:
+            status = await self.http.call(rest.api_status(), rest.parse_api_status)
+            if status.gateway_version:
+                self._server_kind = "enterprise_gateway"
+            else:
+                code, _ = await self.http.send(rest.HttpRequest(method="GET", path="api/status"))
+                self._server_kind = "jupyter_server" if code == 200 else "kernel_gateway"
+        return self._server_kind
 
     async def kernelspecs(self) -> rest.KernelSpecs:
         """The kernelspecs the server offers (cached after the first call)."""
@@ -282,6 +318,7 @@ class Client:
         file_root_for: Callable[[str], str],
         owned: bool = True,
         cleanup_timeout: float = 30.0,
+        vet: Callable[[rest.KernelModel], None] | None = None,
     ) -> Session:
         """Send the start ``request`` and open a Session on the kernel it started (the
         provider's start too, with a request of its own and ``owned=False``).
@@ -289,21 +326,29 @@ class Client:
         A kernel that dies before it first answers is deleted and started once more; any
         other failure to open deletes it and is raised. ``name``: the kernelspec to
         check when the launch fails (None: no check). ``owned``: deleted when the Client
-        closes (else kept, as an attached session is).
+        closes (else kept, as an attached session is). ``vet`` sees the start's answer
+        first: what it raises propagates and the kernel is left untouched.
         """
-        replacements = 1
-        while True:
-            model = await self._start_kernel(request, name)
-            try:
-                session = await self._open(model.id, model.name, file_root=file_root_for(model.id))
-                break
-            except BaseException as exc:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
-                    await self._link(model.id, model.name).delete()
-                if not isinstance(exc, KernelDied) or replacements == 0:
-                    raise
-                replacements -= 1
-                logger.warning("%s; starting a fresh kernel", exc)
+        kind = await self.server_kind() if telemetry.recording() else ""
+        spec = str((request.json or {}).get("name") or "")
+        with telemetry.session_start(spec, self.config.base_url, server_kind=kind):
+            replacements = 1
+            while True:
+                model = await self._start_kernel(request, name)
+                if vet is not None:
+                    vet(model)
+                try:
+                    session = await self._open(
+                        model.id, model.name, file_root=file_root_for(model.id)
+                    )
+                    break
+                except BaseException as exc:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
+                        await self._link(model.id, model.name).delete()
+                    if not isinstance(exc, KernelDied) or replacements == 0:
+                        raise
+                    replacements -= 1
+                    logger.warning("%s; starting a fresh kernel", exc)
         (self._owned if owned else self._attached).append(session)
         return session
 
@@ -358,7 +403,7 @@ class Client:
         scope = anyio.CancelScope()
         self._serving.add(scope)
         try:
-            with scope:
+            with scope, telemetry.live_session(session.kernel_name):
                 await session._run(task_status=_ShieldWhenStarted(scope, task_status))
         finally:
             self._serving.discard(scope)

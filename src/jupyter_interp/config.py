@@ -80,6 +80,10 @@ class ClientConfig:
         completion_grace: how long to wait for the missing half of reply + idle.
         interrupt_grace: how long an interrupted execution may take to stop before the
             kernel is restarted.
+        history_size: how many user executions a Session keeps for ``to_notebook``
+            (the oldest are dropped first; 0 keeps none).
+        trace_code: put the code text on OpenTelemetry execute spans (off: code may
+            hold secrets).
     """
 
     base_url: str = DEFAULT_URL
@@ -99,6 +103,8 @@ class ClientConfig:
     stdin: StdinPolicy = attrs.field(factory=StdinPolicy)
     completion_grace: float = attrs.field(default=1.0, validator=_positive)
     interrupt_grace: float = attrs.field(default=3.0, validator=_positive)
+    history_size: int = attrs.field(default=100, validator=attrs.validators.ge(0))
+    trace_code: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
+from . import telemetry
 from .client import shutdown_on_exit
 from .errors import JupyterInterpError, KernelNotFound, LocalProtocolError
 
@@ -199,7 +200,10 @@ class KernelPool:
             while (session := spec.take()) is not None:
                 if await self._alive(session):
                     session.file_root = file_root
+                    telemetry.pool_request(session.kernel_name, hit=True)
                     return session
+        if name is not None:
+            telemetry.pool_request(name, hit=False)
         return await self._client.start_session(name, env=env, path=path, file_root=file_root)
 
     @asynccontextmanager

@@ -215,6 +215,69 @@ def test_an_unreachable_server_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_kernel_that_dies_exits_1_and_is_deleted(
+    jupyter_server: RunningServer, tmp_path: Path
+) -> None:
+    done = _cli("exec", *_server_args(jupyter_server), "import os; os._exit(1)", cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    assert "kernel" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "soon"])
+def test_a_timeout_that_is_no_positive_number_is_a_usage_error(
+    timeout: str, tmp_path: Path
+) -> None:
+    done = _cli("exec", "--url", "http://127.0.0.1:9/", "--timeout", timeout, "1", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "--timeout" in done.stderr
+
+
+def test_help_is_plain_text(tmp_path: Path) -> None:
+    done = _cli("--help", cwd=tmp_path)
+
+    assert done.returncode == 0
+    assert "``" not in done.stdout
+    assert "Jupyter server" in done.stdout
+
+
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_reader_that_leaves_early_gets_no_traceback(
+    jupyter_server: RunningServer, tmp_path: Path
+) -> None:
+    code = "print('x' * 300_000)"  # more than a pipe holds: the writer must block
+    clean = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_interp.cli",
+            "exec",
+            "--json",
+            *_server_args(jupyter_server),
+            code,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=clean,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        head = process.stdout.read(5)  # as ``| head -c 5`` does, then it leaves
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        status = process.wait(timeout=90)
+
+    assert head == b'{\n  "'
+    assert status == 1
+    assert "Traceback" not in stderr
+    assert "BrokenPipe" not in stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [["exec"], ["exec", "1", "-f", "script.py"], ["exec", "-f", "missing.py"]],

@@ -241,7 +241,8 @@ async def test_errors_match_the_snippet_backend(deno: Session, area: str) -> Non
         with pytest.raises(RemoteFileNotFound):
             await deno.download(f"{area}/missing.txt")
         with pytest.raises(FileTransferError, match="directory"):
-            await deno.files.stat(f"{area}/dir")
+            await deno.download(f"{area}/dir")
+        directory = await deno.files.stat(f"{area}/dir")  # a stat says what it is
         with pytest.raises(FileTransferError, match="directory"):
             await deno.upload(f"{area}/dir", b"2")
         with pytest.raises(FileTransferError, match="not empty"):
@@ -250,6 +251,7 @@ async def test_errors_match_the_snippet_backend(deno: Session, area: str) -> Non
         with pytest.raises(RemoteFileNotFound):
             await deno.files.delete(f"{area}/dir")
 
+    assert directory.kind is EntryKind.DIRECTORY
     assert deleted.kind is EntryKind.DIRECTORY
 
 

@@ -30,6 +30,7 @@ from jupyter_interp.errors import (
     ConnectionClosed,
     KernelNotFound,
     KernelUnavailable,
+    TransportTimeout,
 )
 from jupyter_interp.protocol.events import ExecutionFinished, StreamText
 from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
@@ -269,16 +270,19 @@ async def test_a_hang_up_past_the_handshake_timeout_is_not_retried(
 ) -> None:
     # upgrade held 1.6 s, hang-up 1.6 s later: past handshake_timeout (3 s) from the
     # first opening, so no second one (a kernel that never answers would otherwise
-    # hold start_session for several timeouts)
+    # hold start_session for several timeouts). On a busy machine the upgrade itself (the
+    # server holds it until the kernel answers; the proxy adds 1.6 s) can pass the 3 s:
+    # a handshake timeout, which is never retried either
     proxy.websocket_drops = 3
     proxy.websocket_delays = (1.6, 1.6)
     with anyio.fail_after(_TIMEOUT):
         async with _client(proxy.url(), any_server.token, handshake_timeout=3.0) as client:
-            with pytest.raises((ConnectionClosed, ConnectError)):
+            with pytest.raises((ConnectionClosed, ConnectError, TransportTimeout)) as failed:
                 await client.start_session()
 
-    assert len(_channel_session_ids(proxy)) == 1
-    assert proxy.websocket_drops == 2
+    assert len(_channel_session_ids(proxy)) == 1  # one opening, never a second
+    if not isinstance(failed.value, TransportTimeout):
+        assert proxy.websocket_drops == 2  # the hang-up came and was not retried
 
 
 async def test_a_drop_during_a_cell_longer_than_the_handshake_timeout_is_survived(

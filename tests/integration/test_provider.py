@@ -33,7 +33,9 @@ import pytest
 
 import jupyter_interp as ji
 from jupyter_interp.protocol import rest
+from jupyter_interp.provider import SessionInUse
 
+from .conftest import ServerUnderTest
 from .servers import RunningServer
 
 pytestmark = pytest.mark.anyio
@@ -138,7 +140,7 @@ async def provider_on(
             await retire(provider)
 
 
-async def kernel_exists(server: RunningServer, kernel_id: str) -> bool:
+async def kernel_exists(server: RunningServer | ServerUnderTest, kernel_id: str) -> bool:
     async with ji.Client(server.url, token=server.token) as client:
         try:
             await client.get_kernel(kernel_id)
@@ -210,7 +212,9 @@ async def test_a_second_instance_re_attaches_and_lists_the_sessions(
         # the first instance is gone (a restart, or another replica): kernels live on
         async with provider_on(jupyter_server, tmp_path, gateway_abc) as second:
             listed = {entry["session_id"]: entry for entry in await second.list_sessions()}
-            again = await second.start_session("agent-run-42")
+            with pytest.raises(ValueError, match="already in use"):
+                await second.start_session("agent-run-42")  # never handed out again
+            again = await second.get_session("agent-run-42")
             answers = [
                 await second.execute(session["session_id"], "x + 1")
                 for session in (generated, named)
@@ -221,7 +225,7 @@ async def test_a_second_instance_re_attaches_and_lists_the_sessions(
     assert listed[generated["session_id"]] == generated
     assert listed["agent-run-42"] == named
     assert named["metadata"]["kernel_id"] != "agent-run-42"
-    assert again == named  # the same kernel, not a second one
+    assert again == named  # re-attached by a call on the session, not by a start
     assert [answer["result"] for answer in answers] == ["42", "42"]
     assert not await kernel_exists(jupyter_server, named["metadata"]["kernel_id"])
 
@@ -323,6 +327,24 @@ async def test_a_timeout_is_a_failure_and_the_session_goes_on(
     assert after["result"] == "7"
 
 
+async def test_code_in_a_language_the_kernel_does_not_speak_is_not_run(
+    jupyter_server: RunningServer, tmp_path: Path, gateway_abc: type
+) -> None:
+    with anyio.fail_after(_LIMIT):
+        async with provider_on(jupyter_server, tmp_path, gateway_abc) as provider:
+            sid = (await provider.start_session())["session_id"]
+            refused = await provider.execute(sid, "x = 1\necho hi", language="bash")
+            after = await provider.execute(sid, "'x' in globals()", language="python")
+            history = await provider.get_execution_history(sid)
+            await provider.stop_session(sid)
+
+    assert refused["exit_code"] == 1
+    assert refused["status"] == "language_mismatch"
+    assert "runs python, not bash" in refused["error"]
+    assert after["result"] == "False"  # the refused code did not run
+    assert [(h["language"], h["exit_code"]) for h in history] == [("bash", 1), ("python", 0)]
+
+
 async def test_a_restart_says_state_was_lost_and_restores_the_working_dir(
     jupyter_server: RunningServer, tmp_path: Path, gateway_abc: type
 ) -> None:
@@ -357,12 +379,12 @@ async def test_images_are_saved_as_files_not_inlined(
             await provider.stop_session(sid)
 
     assert drawn["exit_code"] == 0
-    assert drawn["stdout"] == "drawn\n"
-    assert drawn["files"] == ["outputs/figure-1-1.png"]
+    assert drawn["stdout"].startswith("drawn\n[jupyter-interp] 1 rich output saved as files")
+    assert drawn["files"] == ["output-1-1.png"]
     assert saved == [PNG]
     as_text = json.dumps(drawn)
     assert base64.b64encode(PNG).decode()[:16] not in as_text
-    assert len(as_text) < 400
+    assert len(as_text) < 600
 
 
 async def test_files_live_in_the_session_folder(
@@ -418,13 +440,17 @@ async def test_many_sessions_and_concurrent_calls(
 ) -> None:
     starts: list[dict[str, Any]] = []
     same: list[dict[str, Any]] = []
+    refused: list[ValueError] = []
     results: dict[int, dict[str, Any]] = {}
 
     async def start() -> None:
         starts.append(await provider.start_session())
 
     async def start_same() -> None:
-        same.append(await provider.start_session("one-id"))
+        try:
+            same.append(await provider.start_session("one-id"))
+        except ValueError as exc:
+            refused.append(exc)
 
     async def run(sid: str, index: int) -> None:
         code = f"import time\ntime.sleep(0.1)\nprint({index})"
@@ -447,7 +473,8 @@ async def test_many_sessions_and_concurrent_calls(
                 await provider.stop_session(session["session_id"])
 
     assert len({session["session_id"] for session in starts}) == 3
-    assert len({session["metadata"]["kernel_id"] for session in same}) == 1
+    assert len(same) == 1  # one start won; the others were refused, not handed its kernel
+    assert [str(exc) for exc in refused] == [str(SessionInUse("one-id"))] * 2
     assert {index: result["stdout"] for index, result in results.items()} == {
         index: f"{index}\n" for index in range(5)
     }

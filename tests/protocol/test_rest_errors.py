@@ -46,7 +46,7 @@ ERROR_CASES = [
      ServerError, "kernel listing failed: Forbidden (wrong token, or a gateway with"),
     (rest.parse_start_kernel, 403, body({"message": "'_xsrf' argument missing from POST",
                                          "reason": None}),
-     AuthenticationError, "'_xsrf' argument missing from POST"),
+     AuthenticationError, "kernel start failed: the server refused our credentials (wrong or no"),
     (rest.parse_get_kernel, 404, body({"message": f"Kernel does not exist: {KID}",
                                        "reason": None}),
      KernelNotFound, f"Kernel does not exist: {KID} (HTTP 404)"),

@@ -23,8 +23,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from jupyter_interp.errors import (
     ConnectError,
@@ -46,14 +44,9 @@ from jupyter_interp.provider import (
     SessionFileNotFound,
     SessionNotFound,
 )
-from jupyter_interp.provider.directory import (
-    SessionDirectory,
-    SessionMeta,
-    kernel_id_for,
-    new_session_id,
-    session_folder,
-)
-from jupyter_interp.provider.results import execution_dict, history_entry, images_of
+from jupyter_interp.provider.directory import SessionDirectory, SessionMeta
+from jupyter_interp.provider.outputs import SavedOutput, output_files
+from jupyter_interp.provider.results import execution_dict, history_entry, language_refusal
 from jupyter_interp.provider.runtime import Claims
 
 SEED_ENV = ("JUPYTER_URL", "JUPYTER_TOKEN", "JUPYTER_KERNEL", "JUPYTER_FILE_ROOT")
@@ -197,6 +190,8 @@ def test_native_values_work_too() -> None:
         ("base_url", "ftp://files.example"),
         ("base_url", 8888),
         ("file_root", "   "),
+        ("verify", "maybe"),
+        ("verify", "/nope/ca.pem"),
     ],
 )
 def test_bad_values_fail_at_construction(keyword: str, value: object) -> None:
@@ -309,32 +304,6 @@ def test_a_health_problem_is_a_falsy_message() -> None:
     assert not all(report.values())  # what the gateway's readiness check computes
 
 
-# -- ids and folders -----------------------------------------------------------------------
-
-
-def test_kernel_ids_follow_from_session_ids() -> None:
-    generated = new_session_id()
-    upper = generated.upper()
-    version_one = str(uuid.uuid1())
-
-    assert kernel_id_for(generated) == generated
-    assert kernel_id_for(upper) != upper
-    assert kernel_id_for(version_one) != version_one
-    assert kernel_id_for("agent-run-42") == kernel_id_for("agent-run-42")
-    assert kernel_id_for("agent-run-42") != kernel_id_for("agent-run-43")
-    assert session_folder("/tmp/", KID) == f"/tmp/jupyter-interp-{KID}"
-    assert session_folder("/", KID) == f"/jupyter-interp-{KID}"
-
-
-@given(st.text(min_size=1))
-def test_every_session_id_maps_to_a_canonical_uuid4(session_id: str) -> None:
-    kernel_id = kernel_id_for(session_id)
-
-    assert str(uuid.UUID(kernel_id)) == kernel_id
-    assert uuid.UUID(kernel_id).version == 4
-    assert kernel_id_for(kernel_id) == kernel_id
-
-
 # -- execute results ------------------------------------------------------------------------
 
 
@@ -344,7 +313,7 @@ def result(**fields: Any) -> ExecutionResult:
 
 
 def test_a_success_has_exactly_the_seed_keys_and_status() -> None:
-    outcome = execution_dict("s", result(stdout="3.14\n", result="42"), cap=100, files=[])
+    outcome = execution_dict("s", result(stdout="3.14\n", result="42"), cap=100)
 
     assert outcome == {
         "session_id": "s",
@@ -360,7 +329,7 @@ def test_a_success_has_exactly_the_seed_keys_and_status() -> None:
 def test_an_error_carries_its_traceback_in_stderr_and_a_short_error() -> None:
     error = ErrorInfo(ename="ZeroDivisionError", evalue="division by zero", traceback=("a", "b"))
     outcome = execution_dict(
-        "s", result(status=ExecutionStatus.ERROR, stderr="warning", error=error), cap=100, files=[]
+        "s", result(status=ExecutionStatus.ERROR, stderr="warning", error=error), cap=100
     )
 
     assert outcome["exit_code"] == 1
@@ -394,7 +363,7 @@ def test_an_error_carries_its_traceback_in_stderr_and_a_short_error() -> None:
 def test_failures_are_never_a_silent_zero(
     fields: dict[str, Any], exit_code: int, phrases: list[str]
 ) -> None:
-    outcome = execution_dict("s", result(**fields), cap=100, files=[])
+    outcome = execution_dict("s", result(**fields), cap=100)
 
     assert outcome["exit_code"] == exit_code
     for phrase in phrases:
@@ -403,7 +372,7 @@ def test_failures_are_never_a_silent_zero(
 
 def test_truncation_keeps_exit_zero_but_says_so() -> None:
     cut = result(stdout="head\n[... omitted ...]\ntail", stdout_truncated=True, stdout_size=10**6)
-    outcome = execution_dict("s", cut, cap=1000, files=[])
+    outcome = execution_dict("s", cut, cap=1000)
 
     assert outcome["exit_code"] == 0
     assert outcome["truncated"] is True
@@ -414,9 +383,7 @@ def test_truncation_keeps_exit_zero_but_says_so() -> None:
 
 def test_long_tracebacks_and_errors_are_capped() -> None:
     error = ErrorInfo(ename="RecursionError", evalue="x" * 5000, traceback=("frame",) * 1000)
-    outcome = execution_dict(
-        "s", result(status=ExecutionStatus.ERROR, error=error), cap=200, files=[]
-    )
+    outcome = execution_dict("s", result(status=ExecutionStatus.ERROR, error=error), cap=200)
 
     assert len(outcome["stderr"].encode()) < 300
     assert "omitted" in outcome["stderr"]
@@ -425,34 +392,131 @@ def test_long_tracebacks_and_errors_are_capped() -> None:
     assert outcome["truncated"] is True
 
 
-def test_displays_become_text_and_images_become_file_references() -> None:
+def test_displays_become_the_result_and_rich_outputs_become_file_references() -> None:
     outputs = (
         RichOutput(kind="display_data", data={"text/plain": "   a  b\n0  1  2"}),
         RichOutput(
             kind="display_data",
             data={"image/png": PNG_B64, "text/plain": "<IPython.core.display.Image object>"},
         ),
-        RichOutput(kind="display_data", data={"image/svg+xml": "<svg/>"}),
+        RichOutput(kind="display_data", data={"image/svg+xml": ["<svg>", "</svg>"]}),
         RichOutput(kind="display_data", data={"image/jpeg": "a"}),  # bad base64: skipped
-        RichOutput(kind="execute_result", data={"text/plain": "42"}),
+        RichOutput(kind="display_data", data={"text/markdown": "# Title", "text/plain": "T"}),
+        RichOutput(kind="display_data", data={"application/json": {"a": [1]}}),
+        RichOutput(kind="execute_result", data={"text/html": "<table/>", "text/plain": "df"}),
     )
-    drawn = result(outputs=outputs, result="42")
-    outcome = execution_dict("s", drawn, cap=100, files=["outputs/figure-1-1.png"])
-    images = list(images_of(drawn))
+    drawn = result(outputs=outputs, execution_count=3)
+    saved = [SavedOutput(name="output-3-1.png", mime_type="image/png", size=70)]
+    outcome = execution_dict("s", drawn, cap=100, saved=saved)
+    quiet = execution_dict("s", drawn, cap=100, saved=saved, notes=False)
+    files = list(output_files(drawn))
 
-    assert outcome["display"] == "   a  b\n0  1  2"
-    assert outcome["files"] == ["outputs/figure-1-1.png"]
+    assert outcome["display"] == "   a  b\n0  1  2\n# Title"
+    assert outcome["result"] == outcome["display"]  # no expression value: the displays
+    assert outcome["files"] == ["output-3-1.png"]
+    assert outcome["outputs"] == [{"file": "output-3-1.png", "mime_type": "image/png", "size": 70}]
+    assert outcome["stdout"] == (
+        "[jupyter-interp] displayed:\n   a  b\n0  1  2\n# Title\n"
+        "[jupyter-interp] 1 rich output saved as files in this session: output-3-1.png "
+        "(image/png, 70 bytes). Download each by name from the session's files.\n"
+    )
+    assert quiet["stdout"] == ""
     assert PNG_B64[:20] not in json.dumps(outcome)
-    assert [(image.mime_type, image.extension) for image in images] == [
+    assert [(f.mime_type, f.extension) for f in files] == [
         ("image/png", "png"),
         ("image/svg+xml", "svg"),
+        ("text/markdown", "md"),
+        ("application/json", "json"),
     ]
-    assert images[0].data.startswith(b"\x89PNG")
-    assert images[1].data == b"<svg/>"
+    assert files[0].data.startswith(b"\x89PNG")
+    assert files[1].data == b"<svg></svg>"
+    assert json.loads(files[3].data) == {"a": [1]}
+
+
+def test_an_expression_value_stays_the_result_beside_displays() -> None:
+    shown = (RichOutput(kind="display_data", data={"text/plain": "shown"}),)
+    outcome = execution_dict("s", result(outputs=shown, result="42"), cap=100)
+
+    assert outcome["result"] == "42"
+    assert outcome["display"] == "shown"
+
+
+def test_the_history_keeps_errors_where_the_gateway_keeps_them() -> None:
+    timed_out = execution_dict(
+        "s", result(status=ExecutionStatus.TIMED_OUT, stdout="begun\n"), cap=None
+    )
+    error = ErrorInfo(ename="ZeroDivisionError", evalue="division by zero", traceback=("tb",))
+    raised = execution_dict(
+        "s", result(status=ExecutionStatus.ERROR, error=error, stderr="ZeroDivisionError: "
+        "division by zero\n"), cap=None,
+    )  # fmt: skip
+
+    late = history_entry("sleep()", "python", timed_out)
+    failed = history_entry("1/0", "python", raised)
+
+    assert late["stderr"] == f"[jupyter-interp] {timed_out['error']}\n"
+    assert failed["stderr"] == raised["stderr"]  # the traceback already says it
+
+
+def test_a_ca_bundle_that_cannot_be_loaded_is_named_at_construction(tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+
+    with pytest.raises(LocalProtocolError, match=r"/nope/ca\.pem"):
+        JupyterCodeInterpreterProvider(base_url="http://127.0.0.1:9/", verify="/nope/ca.pem")
+    with pytest.raises(LocalProtocolError, match=r"ca\.pem"):
+        JupyterCodeInterpreterProvider(verify=str(garbage))
+    assert JupyterCodeInterpreterProvider(verify=str(tmp_path)).settings.verify == str(tmp_path)
+
+
+def test_html_displays_give_the_model_their_text_not_an_object_repr() -> None:
+    html = "<h1>Sales</h1><table><tr><th>q</th><th>n</th></tr><tr><td>1</td><td>5</td></tr>"
+    outputs = (
+        RichOutput(
+            kind="display_data",
+            data={
+                "text/html": html + "<script>track()</script><style>h1 {}</style>",
+                "text/plain": "<IPython.core.display.HTML object>",
+            },
+        ),
+        RichOutput(
+            kind="display_data",
+            data={
+                "text/markdown": "**bold**",
+                "text/plain": "<IPython.core.display.Markdown object>",
+            },
+        ),
+        RichOutput(kind="display_data", data={"text/html": "<b>x</b>", "text/plain": "df"}),
+    )
+    outcome = execution_dict("s", result(outputs=outputs), cap=1000)
+
+    assert outcome["display"] == "Sales\nq n\n1 5\n**bold**\ndf"
+
+
+@pytest.mark.parametrize(
+    ("asked", "spoken", "runs"),
+    [
+        ("python", "python", True),
+        ("Python3", "python", True),
+        ("", "bash", True),
+        ("python", "bash", True),  # the contract's default: the caller named none
+        ("bash", "python", False),
+        ("r", "python", False),
+        ("bash", "", True),  # a kernel that did not say its language
+    ],
+)
+def test_code_in_another_language_is_refused_as_data(asked: str, spoken: str, runs: bool) -> None:
+    refused = language_refusal("s", asked, spoken)
+
+    assert (refused is None) is runs
+    if refused is not None:
+        assert refused["exit_code"] == 1
+        assert refused["status"] == "language_mismatch"
+        assert f"runs {spoken}, not {asked}" in refused["error"]
 
 
 def test_a_history_entry_has_the_contract_keys() -> None:
-    outcome = execution_dict("s", result(stdout="1\n"), cap=None, files=[])
+    outcome = execution_dict("s", result(stdout="1\n"), cap=None)
     entry = history_entry("print(1)", "python", outcome)
 
     assert set(entry) == {

@@ -61,7 +61,7 @@ from ..errors import (
 )
 from ..io.http import HttpTransport
 from ..protocol import contents
-from ..protocol.files.replies import Deleted, DirListing, FileStat, UploadCommitted
+from ..protocol.files.replies import Deleted, DirListing, EntryKind, FileStat, UploadCommitted
 from ..protocol.files.snippets import CHUNK_SIZE
 from ..protocol.rest import HttpRequest
 from .host import TransferHost
@@ -127,6 +127,10 @@ class ContentsTransfer:
     async def _call(self, request: HttpRequest, parse: Callable[..., T], **options: object) -> T:
         return await self._http.call(request, functools.partial(parse, **options))
 
+    async def _file_stat(self, target: str) -> FileStat:
+        """The regular file at API path ``target`` (a directory is a FileTransferError)."""
+        return await self._call(contents.file_stat(target), contents.parse_file_stat, path=target)
+
     async def _model(self, path: str) -> contents.ContentsModel | None:
         try:
             return await self._call(contents.get_model(path), contents.parse_model, path=path)
@@ -185,7 +189,7 @@ class ContentsTransfer:
             if number == 1:
                 await self._save(temp, 1, b"", 0)  # nothing read: an empty file
             await self._save(temp, -1, b"", size)
-            stat = await self._call(contents.file_stat(temp), contents.parse_file_stat, path=temp)
+            stat = await self._file_stat(temp)
             if (stat.size, stat.sha256) != (size, digest.hexdigest()):
                 raise ChecksumMismatch(f"the server holds other bytes than were sent for {path!r}")
             await self._replace(temp, target, transfer_id)
@@ -233,13 +237,13 @@ class ContentsTransfer:
             FileTransferError: a directory, or the file changed during the download.
         """
         target = contents.api_path(self._root, path)
-        stat = await self.stat(path)
+        stat = await self._file_stat(target)
         try:
             await self._stream(target, stat, _HeldBack(sink))
         except ChecksumMismatch:
             now: FileStat | None = None
             with contextlib.suppress(JupyterInterpError):
-                now = await self.stat(path)
+                now = await self._file_stat(target)
             if now != stat:
                 raise FileTransferError(f"{path!r} changed on the server during download") from None
             raise
@@ -298,9 +302,15 @@ class ContentsTransfer:
         return await download_file(self.download_to, path, destination)
 
     async def stat(self, path: str) -> FileStat:
-        """Size, mtime and sha256 of the regular file at ``path``."""
+        """Size, mtime and sha256 of the regular file at ``path``; a directory's mtime."""
         target = contents.api_path(self._root, path)
-        return await self._call(contents.file_stat(target), contents.parse_file_stat, path=target)
+        try:
+            return await self._file_stat(target)
+        except FileTransferError:
+            model = await self._model(target)  # a directory is refused above: say what it is
+            if model is None or model.kind is not contents.ContentsKind.DIRECTORY:
+                raise
+        return FileStat(size=0, mtime_ns=model.mtime_ns, sha256="", kind=EntryKind.DIRECTORY)
 
     async def list_dir(self, path: str = "") -> DirListing:
         """The entries of a directory (the file root by default), without hidden ones."""

@@ -11,9 +11,8 @@ run a snippet, and the HTTP transport (for the Contents API and ``files/`` route
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
-
-import anyio
 
 from ..io.http import HttpTransport
 from ..protocol.events import ExecutionEvent
@@ -48,7 +47,9 @@ class TransferHost(Protocol):
     def _link(self) -> KernelHttp: ...
 
     @property
-    def _exec_lock(self) -> anyio.Semaphore: ...
+    def _exec_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held for a transfer's whole length: one execution or transfer at a time."""
+        ...
 
     async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
         """Run one execution; the caller holds ``_exec_lock``."""

@@ -43,7 +43,11 @@ async def download_file(
     final = anyio.Path(destination)
     partial = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
     try:
-        async with await anyio.open_file(partial, "wb") as handle:
+        try:
+            handle = await anyio.open_file(partial, "wb")
+        except OSError as exc:  # name what the caller gave, not our temporary file
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(destination)) from exc
+        async with handle:
             stat = await download_to(path, handle.write)
         await partial.replace(final)
         return stat

@@ -45,6 +45,7 @@ import anyio
 from ..errors import (
     FileTransferError,
     JupyterInterpError,
+    PathNotConfined,
     UnsupportedKernel,
 )
 from ..protocol.events import ExecutionFinished
@@ -125,6 +126,9 @@ class FileTransfer:
         self._direct_min = direct_download_min
         #: that route, once probed at the first such download
         self._direct: DirectDownloads | None = None
+        #: how the last upload or download went: "kernel" (snippets), "contents" (the
+        #: Contents API fallback) or "files" (the ``files/`` route)
+        self.route = "kernel"
 
     async def _contents(self) -> ContentsTransfer | None:
         """The Contents API backend if the kernel has no snippets (probed once)."""
@@ -194,8 +198,17 @@ class FileTransfer:
         return result
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
-        """Write ``data`` to ``path`` (relative to the file root) atomically."""
+        """Write ``data`` to ``path`` (relative to the file root) atomically.
+
+        Raises:
+            PathNotConfined: ``path`` leaves the file root, or ends with ``/`` (it
+                names a directory, not a file).
+        """
+        if isinstance(path, str) and path.endswith("/"):
+            raise PathNotConfined(f"path {path!r} ends with '/': name a file, not a directory")
+        self.route = "kernel"
         if (contents := await self._contents()) is not None:
+            self.route = "contents"
             return await contents.upload(path, data)
         snippets, target = self._snippets(), confine(path)
         transfer_id = uuid.uuid4().hex
@@ -258,12 +271,15 @@ class FileTransfer:
             ChecksumMismatch: the bytes do not match the kernel's sha256 (on the
                 ``files/`` route ``sink`` got all but the last range).
         """
+        self.route = "kernel"
         if (contents := await self._contents()) is not None:
+            self.route = "contents"
             return await contents.download_to(path, sink)
         snippets, target = self._snippets(), confine(path)
         async with self._session._exec_lock:
             stat = FileStat.from_reply(await self._run(snippets.stat(target)))
             if stat.size >= self._direct_min and await self._download_direct(path, stat, sink):
+                self.route = "files"
                 return stat
             verifier = DownloadVerifier(stat)
 
@@ -299,10 +315,12 @@ class FileTransfer:
         return await download_file(self.download_to, path, destination)
 
     async def stat(self, path: str) -> FileStat:
+        """The regular file's size, mtime and sha256, or a directory's ``kind`` and mtime."""
         if (contents := await self._contents()) is not None:
             return await contents.stat(path)
+        code = self._snippets().stat(confine(path), directories=True)
         async with self._session._exec_lock:
-            return FileStat.from_reply(await self._run(self._snippets().stat(confine(path))))
+            return FileStat.from_reply(await self._run(code))
 
     async def list_dir(self, path: str = "") -> DirListing:
         if (contents := await self._contents()) is not None:

@@ -40,6 +40,7 @@ from typing import TypeVar
 import anyio
 import httpx
 
+from .. import telemetry
 from ..errors import (
     ConnectError,
     JupyterInterpError,
@@ -48,7 +49,7 @@ from ..errors import (
     TransportTimeout,
 )
 from ..protocol.rest import HttpRequest, auth_headers
-from .tls import ssl_context_for
+from .tls import ca_context
 
 __all__ = ["HttpTransport"]
 
@@ -246,9 +247,7 @@ class HttpTransport:
         return self._client
 
     def _ssl_verify(self) -> bool | ssl.SSLContext:
-        if not isinstance(self._verify, str):
-            return self._verify
-        return ssl_context_for(self._verify)
+        return ca_context(self._verify) if isinstance(self._verify, str) else self._verify
 
     # ----------------------------------------------------------------------- requests
 
@@ -297,6 +296,7 @@ class HttpTransport:
         headers = {**self._auth, "Accept": "application/json", **(request.headers or {})}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        telemetry.inject_trace_context(headers)
         outgoing = client.build_request(
             request.method,
             self._base + request.path,

@@ -13,7 +13,7 @@ import ssl
 
 from ..errors import LocalProtocolError
 
-__all__ = ["ssl_context_for"]
+__all__ = ["ca_context", "ssl_context_for"]
 
 
 def ssl_context_for(verify: bool | str) -> ssl.SSLContext:
@@ -29,9 +29,20 @@ def ssl_context_for(verify: bool | str) -> ssl.SSLContext:
         return context
     if not isinstance(verify, str):
         return ssl.create_default_context()
+    return ca_context(verify)
+
+
+def ca_context(verify: str) -> ssl.SSLContext:
+    """A TLS context trusting the CA bundle at ``verify`` (a file, or a directory).
+
+    Raises:
+        LocalProtocolError: no readable CA bundle there (the message names the path).
+    """
     try:
         if os.path.isdir(verify):
             return ssl.create_default_context(capath=verify)
         return ssl.create_default_context(cafile=verify)
     except (OSError, ssl.SSLError) as exc:
-        raise LocalProtocolError(f"cannot load the CA bundle given as verify=: {exc}") from exc
+        raise LocalProtocolError(
+            f"cannot load the CA bundle {verify!r} given as verify=: {exc}"
+        ) from exc

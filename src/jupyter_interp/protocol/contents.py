@@ -55,7 +55,13 @@ from ..errors import (
     ServerError,
     UnsupportedKernel,
 )
-from .contents_model import MTIME_SLACK_NS, ContentsKind, ContentsModel, same_file
+from .contents_model import (
+    MTIME_SLACK_NS,
+    ContentsKind,
+    ContentsModel,
+    parse_rfc3339,
+    same_file,
+)
 from .files.replies import DirEntry, DirListing, FileStat
 from .files.snippets import confine
 from .rest import HttpRequest
@@ -73,6 +79,7 @@ __all__ = [
     "list_directory",
     "make_directory",
     "parse_deleted",
+    "parse_rfc3339",
     "parse_file_stat",
     "parse_listing",
     "parse_model",

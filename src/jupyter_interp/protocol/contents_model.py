@@ -24,7 +24,7 @@ from ..errors import FileTransferError, RemoteProtocolError
 from .files.replies import EntryKind, FileStat
 from .files.snippets import SHA256_HEX
 
-__all__ = ["MTIME_SLACK_NS", "ContentsKind", "ContentsModel", "same_file"]
+__all__ = ["MTIME_SLACK_NS", "ContentsKind", "ContentsModel", "parse_rfc3339", "same_file"]
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 #: a time as RFC 3339 writes it: date and time, then an optional fraction and zone
@@ -47,7 +47,7 @@ class ContentsKind(enum.Enum):
         return EntryKind.DIRECTORY if self is ContentsKind.DIRECTORY else EntryKind.FILE
 
 
-def _parse_time(text: str) -> datetime.datetime:
+def parse_rfc3339(text: str) -> datetime.datetime:
     """``datetime.fromisoformat`` as Python 3.11+ reads RFC 3339, on 3.10 too.
 
     Python 3.10 refuses the ``Z`` Jupyter Server writes and fractions of other than 3 or
@@ -64,7 +64,7 @@ def _parse_time(text: str) -> datetime.datetime:
 
 def _mtime_ns(value: object) -> int:
     try:
-        stamp = _parse_time(str(value))
+        stamp = parse_rfc3339(str(value))
     except ValueError as exc:
         raise RemoteProtocolError(f"a Contents model's last_modified {value!r} is no time") from exc
     if stamp.tzinfo is None:

@@ -270,6 +270,10 @@ def _server_error(status: int, body: object, route: _Route) -> ServerError:
         hint = "wrong token, or a gateway with KG_LIST_KERNELS/EG_LIST_KERNELS off"
         return ServerError(f"{text} ({hint})", status=status)
     if status in (401, 403):
+        if "xsrf" in found:
+            # Jupyter Server checks XSRF only on a request that no token authenticated:
+            # its complaint means the token was missing or wrong, not a missing cookie
+            text = f"{route.value} failed: the server refused our credentials (wrong or no token)"
         return AuthenticationError(text, status=status)
     if status == 404:
         if route is _Route.KERNEL:

@@ -4,23 +4,28 @@ Configure it in the gateway's YAML with ``backend:
 "jupyter_interp.provider.JupyterCodeInterpreterProvider"`` and the seed's ``config``
 keys (see ``docs/gateway.md``). It keeps the contract of the gateway's own Jupyter
 provider and fixes its defects: total deadlines with interrupt/restart, kernel death
-noticed at once, rich outputs kept (images saved as files), per-session serialisation,
-token only in headers, chunked verified confined file transfer, bounded output and
-history, sessions that any replica can re-attach, and a health check gateways accept.
+noticed at once, rich outputs kept (saved as files the gateway's file route can fetch),
+per-session serialisation, token only in headers, chunked verified confined file
+transfer, bounded output and history, sessions that any replica can re-attach, and a
+health check gateways accept.
 
 Theory of operation:
 
 * **Runtime.** Construction parses the settings and does nothing else. The first call
   starts an owner task on the running event loop that holds a ``Client`` open until
-  ``close()`` (``_provider_runtime``); calls borrow it. ``healthcheck()`` uses its own
+  ``close()`` (``runtime``); calls borrow it. ``healthcheck()`` uses its own
   short-lived Client, because the gateway runs health checks on a fresh event loop in
   a worker thread.
-* **Sessions.** A session id determines its kernel id, its folder and its server-side
-  record (``_provider_directory``). Any provider instance on the same server re-attaches
-  a session on first use; per-id claims make concurrent start/attach/stop of one id
-  do the work once; the Session serialises executions and file transfers.
-* **Files.** Each session has a folder ``<file_root>/jupyter-interp-<kernel id>`` on
-  the kernel's side: file names are relative to it, and it is the kernel's working
+* **Sessions.** A session id and the ``session_secret`` determine its kernel id and its
+  folder (``identity``); its record lives on the server
+  (``directory``). Any provider instance with the same secret re-attaches a
+  session on first use of a call on it; ``start_session`` only ever starts a fresh
+  kernel and refuses an id in use (see *Tenancy* in ``docs/gateway.md``). Per-id claims
+  make concurrent start/attach/stop of one id do the work once; the Session serialises
+  executions and file transfers.
+* **Files.** Each session has a folder ``<file_root>/jupyter-interp-<32 hex digits>`` on
+  the kernel's side, named by a keyed hash that reveals neither the session id nor the
+  kernel id: file names are relative to it, and it is the kernel's working
   directory (set on first use and again after a kernel restart, Python kernels), so
   code opens uploaded files by name and writes files that ``download_file`` can fetch.
   ``stop_session`` deletes it (``cleanup_files``).
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 import anyio
@@ -47,16 +53,29 @@ from ..errors import (
     TransportError,
 )
 from .config import ProviderSettings
-from .directory import new_session_id
-from .results import execution_dict, history_entry
+from .identity import (
+    InvalidSessionId,
+    SessionIdentity,
+    SessionInUse,
+    SessionRefused,
+    check_session_id,
+    generated_secret,
+    new_session_id,
+)
+from .lifetime import SessionCap, SessionCuller, SessionLimitReached, Usage
+from .results import execution_dict, history_entry, language_refusal, refused_dict
 from .runtime import ClientOwner, Runtime, SessionRecord
 from .sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
 
 __all__ = [
     "HealthProblem",
+    "InvalidSessionId",
     "JupyterCodeInterpreterProvider",
     "SessionFileNotFound",
+    "SessionInUse",
+    "SessionLimitReached",
     "SessionNotFound",
+    "SessionRefused",
 ]
 
 logger = logging.getLogger("jupyter_interp.provider")
@@ -96,7 +115,7 @@ def _option(options: dict[str, Any], key: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise LocalProtocolError(f"the session option {key!r} must be a string")
+        raise SessionRefused(f"the session option {key!r} must be a string")
     return value
 
 
@@ -134,11 +153,17 @@ class JupyterCodeInterpreterProvider:
         if unknown:
             logger.warning("ignoring unknown configuration keys: %s", ", ".join(unknown))
         self._client_config = self.settings.client_config()
+        identity = SessionIdentity(self.settings.session_secret or generated_secret())
+        self._keeper = SessionKeeper(self.settings, identity)
+        self._usage = Usage()
+        idle, cap = self.settings.idle_timeout, self.settings.max_sessions
+        self._culler = SessionCuller(self._keeper, self._usage, idle) if idle else None
+        self._cap = SessionCap(self._keeper, cap) if cap else None
         self._owner = ClientOwner(
             lambda: Client(config=self._client_config),
             drain_timeout=self.settings.execution_timeout + self._client_config.interrupt_grace,
+            background=self._culler.run if self._culler else None,
         )
-        self._keeper = SessionKeeper(self.settings)
         _register_with_gateway()
 
     def __repr__(self) -> str:
@@ -149,33 +174,41 @@ class JupyterCodeInterpreterProvider:
     async def start_session(
         self, session_id: str | None = None, config: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Start a session, or return the running one with this ``session_id``.
+        """Start a session on a fresh kernel; never hand out one that exists.
 
+        ``session_id`` (optional) must be one routes can address; one in use, by a
+        session here or on any replica or as the id of a running kernel, is refused.
         ``config`` may carry ``language`` (a kernelspec of that language is used when
         the configured one differs), ``kernel_name`` and ``env`` (``KERNEL_*``
         variables for Kernel/Enterprise Gateway); other keys are ignored.
+
+        Raises:
+            InvalidSessionId, SessionInUse, SessionRefused (a bad option): all
+                ``ValueError`` (the gateway's HTTP 400), raised before any kernel starts.
         """
         options = dict(config or {})
         language = _option(options, "language")
         kernel_name = _option(options, "kernel_name")
         env = options.pop("env", None) or {}
         if not isinstance(env, Mapping):
-            raise LocalProtocolError("the session option 'env' must be a mapping")
+            raise SessionRefused("the session option 'env' must be a mapping")
         if options:
             logger.debug("ignoring session options: %s", ", ".join(sorted(options)))
-        generated = not session_id
-        sid = session_id or new_session_id()
+        chosen = session_id is not None and session_id != ""
+        sid = check_session_id(session_id) if chosen else new_session_id()
         keeper = self._keeper
         async with self._owner.use() as runtime, runtime.claims.hold(sid):
-            record = runtime.records.get(sid)
-            if record is None or record.session.closed:
-                record = None if generated else await keeper.attach(runtime, sid)
-            if record is None:
-                record = await keeper.start(
-                    runtime, sid, generated=generated, kernel_name=kernel_name,
-                    language=language, env=dict(env),
-                )  # fmt: skip
-            runtime.records[record.meta.session_id] = record
+            with self._usage.using(sid):
+                if chosen:
+                    await keeper.refuse_if_in_use(runtime, sid)
+                async with self._cap.slot(runtime) if self._cap else nullcontext():
+                    record = await keeper.start(
+                        runtime, sid, chosen=chosen, kernel_name=kernel_name,
+                        language=language, env=dict(env),
+                    )  # fmt: skip
+                runtime.records[sid] = record
+                if self._cap:
+                    await self._cap.confirm(runtime, sid)
         return keeper.info(record.meta)
 
     async def stop_session(self, session_id: str) -> None:
@@ -184,9 +217,10 @@ class JupyterCodeInterpreterProvider:
             return
         async with self._owner.use() as runtime, runtime.claims.hold(session_id):
             await self._keeper.stop(runtime, session_id)
+        self._usage.forget(session_id)
 
     async def list_sessions(self, status: str | None = None) -> list[dict[str, Any]]:
-        """Live sessions as the server records them (see ``_provider_directory``)."""
+        """Live sessions as the server records them (see ``directory``)."""
         if status not in (None, "", "active"):
             return []  # stopped sessions are not kept
         async with self._owner.use() as runtime:
@@ -211,18 +245,35 @@ class JupyterCodeInterpreterProvider:
     async def execute(self, session_id: str, code: str, language: str = "python") -> dict[str, Any]:
         """Run ``code``; a failing program is data (``exit_code``, ``error``), not an error.
 
+        Code over the server's WebSocket message cap is not sent (the server would close
+        the connection): the result says so (``status`` "refused") and the session goes on.
+        ``language`` must be the session kernel's (``"python"``, the default, always
+        passes): code in another one is not run, and the result says so
+        (``status`` ``"language_mismatch"``, ``exit_code`` 1).
+
         Raises:
             SessionNotFound: no such session (a ValueError).
         """
         keeper = self._keeper
 
         async def run(runtime: Runtime, record: SessionRecord) -> dict[str, Any]:
+            try:
+                self._client_config.check_execute_size(code)
+            except LocalProtocolError as exc:  # the server would drop the connection
+                return refused_dict(record.meta.session_id, str(exc))
+            refused = language_refusal(record.meta.session_id, language, record.session.language)
+            if refused is not None:
+                return refused
             await keeper.prepare(runtime, record)
             result = await record.session.execute(code, timeout=self.settings.execution_timeout)
             await keeper.check_result(runtime, record, result)
-            files = await keeper.save_images(record, result)
+            saved = await keeper.save_outputs(record, result)
             return execution_dict(
-                record.meta.session_id, result, cap=self.settings.max_output_bytes, files=files
+                record.meta.session_id,
+                result,
+                cap=self.settings.max_output_bytes,
+                saved=saved,
+                notes=self.settings.output_notes,
             )
 
         outcome = await self._on_session(session_id, run)
@@ -328,6 +379,12 @@ class JupyterCodeInterpreterProvider:
         self, session_id: str, operation: Callable[[Runtime, SessionRecord], Awaitable[T]]
     ) -> T:
         """Run ``operation`` on the session, re-attaching once if its connection went away."""
+        with self._usage.using(session_id):
+            return await self._on_live_session(session_id, operation)
+
+    async def _on_live_session(
+        self, session_id: str, operation: Callable[[Runtime, SessionRecord], Awaitable[T]]
+    ) -> T:
         async with self._owner.use() as runtime:
             record = await self._keeper.resolve(runtime, session_id)
             try:

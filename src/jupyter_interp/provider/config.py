@@ -8,7 +8,8 @@ and builds the ``ClientConfig`` the provider's Client will use, so every invalid
 fails at construction (gateway start-up), never on the first request.
 
 Invariants: parsing does no I/O besides reading ``os.environ``; unknown keywords are
-reported by name only (a value may be a secret); the token is kept out of ``repr``.
+reported by name only (a value may be a secret); the token and the session secret are
+kept out of ``repr`` and error messages.
 Unlike a bare ``Client``, no ``KERNEL_USERNAME`` is sent unless ``kernel_username`` is
 set: the reference provider sends none, and Enterprise Gateway refuses ``root`` (the
 user of many gateway containers) by default, while without the variable it uses its own.
@@ -27,12 +28,17 @@ import attrs
 from ..config import DEFAULT_URL, ClientConfig, StdinPolicy
 from ..errors import LocalProtocolError
 from ..io.http import HttpTransport
+from ..io.tls import ca_context
 from ..protocol.budget import OutputBudget
+from .identity import MIN_SECRET_LENGTH
 
-__all__ = ["DEFAULT_OUTPUT_BYTES", "ProviderSettings"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT", "DEFAULT_OUTPUT_BYTES", "SECRET_ENV", "ProviderSettings"]
 
 #: Default per-stream cap of an execute result: enough for real output, small for a prompt.
 DEFAULT_OUTPUT_BYTES = 64 * 1024
+#: Default ``idle_timeout``: an agent that thinks or waits for a person for half an hour
+#: keeps its session; one that vanished frees its kernel soon after.
+DEFAULT_IDLE_TIMEOUT = 1800.0
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -83,6 +89,18 @@ def _optional_bytes(name: str, value: object) -> int | None:
     return _count(name, value, minimum=0)
 
 
+def _optional_seconds(name: str, value: object) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        return None
+    return _seconds(name, value)
+
+
+def _optional_count(name: str, value: object) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        return None
+    return _count(name, value, minimum=1)
+
+
 def _optional_text(name: str, value: object) -> str | None:
     return None if value is None else _text(name, value)
 
@@ -103,13 +121,32 @@ def _string_map(name: str, value: object) -> dict[str, str]:
     return dict(value)
 
 
+def _secret(name: str, value: object) -> str | None:
+    """A ``session_secret``: blank means none; a short one is refused (it protects nothing)."""
+    text = _optional_text(name, value)
+    if text is None or not text.strip():
+        return None
+    if len(text) < MIN_SECRET_LENGTH:
+        raise LocalProtocolError(
+            f"{name} must have at least {MIN_SECRET_LENGTH} characters "
+            f"(it has {len(text)}); e.g. python -c 'import secrets; print(secrets.token_urlsafe())'"
+        )
+    return text
+
+
 def _verify(name: str, value: object) -> bool | str:
     if isinstance(value, bool):
         return value
     text = _text(name, value).strip()
     if text.lower() in _TRUE | _FALSE:
         return text.lower() in _TRUE
-    return text  # a CA bundle path
+    if not os.path.exists(text):  # refused now, not on every call to come
+        raise LocalProtocolError(
+            f"{name} must be true, false or the path of a CA bundle (file or directory); "
+            f"{text!r} is neither a flag nor an existing path"
+        )
+    ca_context(text)
+    return text
 
 
 #: keyword -> parser, for every keyword besides the five of the seed
@@ -126,7 +163,13 @@ _EXTRA: Mapping[str, Callable[[str, object], Any]] = {
     "history_limit": lambda name, value: _count(name, value, minimum=1),
     "cleanup_files": _flag,
     "stop_sessions_on_close": _flag,
+    "output_notes": _flag,
+    "idle_timeout": _optional_seconds,
+    "max_sessions": _optional_count,
+    "session_secret": _secret,
 }
+#: the environment variable that stands in for ``session_secret`` when it is not given
+SECRET_ENV = "JUPYTER_INTERP_SESSION_SECRET"
 #: the seed's keywords and the variables that stand in for them when they are not given
 _SEED_ENV = {
     "base_url": "JUPYTER_URL",
@@ -158,6 +201,14 @@ class ProviderSettings:
     history_limit: int = 100
     cleanup_files: bool = True
     stop_sessions_on_close: bool = False
+    #: a marked line in stdout names the files a cell's rich outputs were saved as
+    output_notes: bool = True
+    #: seconds without a call after which a session's kernel is shut down (None: never)
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: live sessions (every replica's, where the server keeps a registry) at most
+    max_sessions: int | None = None
+    #: key of the session id -> kernel id / folder derivation (``identity``)
+    session_secret: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_keywords(
@@ -188,6 +239,8 @@ class ProviderSettings:
         for name, parse in _EXTRA.items():
             if name in keywords:
                 values[name] = parse(name, keywords[name])
+        if values.get("session_secret") is None and env.get(SECRET_ENV):
+            values["session_secret"] = _secret(SECRET_ENV, env[SECRET_ENV])
         if not str(values.get("file_root", "/tmp")).strip():
             raise LocalProtocolError("file_root must name a directory on the kernel's side")
         settings = cls(**values)

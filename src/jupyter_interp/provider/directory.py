@@ -4,17 +4,11 @@ Strategy: a session must be reachable from any provider instance pointed at the 
 server (a restarted gateway, another replica), so nothing about where it lives may
 exist only in one process.
 
-* **The kernel id is a function of the session id.** A session id we generate is a
-  fresh UUID and *is* the kernel id. A caller's session id that is a canonical UUID v4
-  is used as the kernel id as it is; any other string maps to ``uuid5(NAMESPACE, id)``
-  recast as a v4 (Enterprise Gateway refuses other versions).
-  The kernel is started with that id (``kernel_id`` in the start body, which Jupyter
-  Server 2 and Kernel Gateway 3 honour, and ``KERNEL_ID`` in its env, which Enterprise
-  Gateway honours), so re-attaching is one ``GET /api/kernels/<id>`` anywhere.
-  Jupyter Server answers a second start with the same id with the running kernel, so
-  two replicas racing to start one session share one kernel.
-* **The folder is a function of the kernel id**: ``<file_root>/jupyter-interp-<kernel
-  id>``, on the kernel's side.
+* **The kernel id and the folder follow from the session id** under the provider's
+  secret (``identity``). The kernel is started with that id (``kernel_id`` in
+  the start body, which Jupyter Server 2 and Kernel Gateway 3 honour, and ``KERNEL_ID``
+  in its env, which Enterprise Gateway honours), so re-attaching is one
+  ``GET /api/kernels/<id>`` from any replica that has the secret.
 * **The record** (the caller's session id, ``created_at``, the language) is kept in
   Jupyter Server's own session registry (``/api/sessions``, type ``jupyter-interp``,
   keyed by a path naming the kernel). Registering is "create or get": the first record
@@ -22,9 +16,10 @@ exist only in one process.
   forgets a record when its kernel goes away. Only Jupyter Server binds a record to an
   existing kernel: Kernel Gateway and Enterprise Gateway start a *new* kernel for every
   ``POST /api/sessions``, so the registry is used only where ``GET /api/status`` (which
-  they lack) answers. There, listing falls back to ``GET /api/kernels`` (each kernel a
-  session whose id is its kernel id) and, where that is refused too (their default),
-  to what the provider's own process knows.
+  they lack) answers. There, listing falls back to ``GET /api/kernels``, of which only
+  the kernels of sessions this process knows are shown (a kernel id does not lead back
+  to a session id), and, where that is refused too (their default), to what the
+  provider's own process knows.
 
 Invariants: a server without a usable registry degrades to process-local metadata and
 never makes a session call fail; a registration the server answered with another
@@ -36,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -48,48 +42,17 @@ from ..io.http import HttpTransport
 from ..protocol.rest import HttpRequest, KernelModel
 
 __all__ = [
-    "NAMESPACE",
     "SESSION_TYPE",
     "SessionDirectory",
     "SessionMeta",
-    "kernel_id_for",
-    "new_session_id",
-    "session_folder",
 ]
 
 logger = logging.getLogger("jupyter_interp.provider")
 
-#: uuid5 namespace of caller-chosen session ids (fixed forever: changing it orphans sessions)
-NAMESPACE = uuid.UUID("f25d2cc3-1a7d-4c9e-8e7a-5d0503a69f1f")
 #: the ``type`` of our records in the server's session registry
 SESSION_TYPE = "jupyter-interp"
 _PATH_PREFIX = "jupyter-interp/"
 _CREATED = frozenset({200, 201})
-
-
-def new_session_id() -> str:
-    """A fresh session id, which is also the id its kernel is started with."""
-    return str(uuid.uuid4())
-
-
-def kernel_id_for(session_id: str) -> str:
-    """The kernel id of ``session_id``: itself if it is a canonical UUID v4, else derived.
-
-    The derived id is ``uuid5(NAMESPACE, session_id)`` with the version bits of a v4
-    (Enterprise Gateway accepts only v4 kernel ids), so it is stable and well-formed.
-    """
-    try:
-        parsed = uuid.UUID(session_id)
-    except ValueError:
-        parsed = None
-    if parsed is not None and parsed.version == 4 and str(parsed) == session_id:
-        return session_id
-    return str(uuid.UUID(bytes=uuid.uuid5(NAMESPACE, session_id).bytes, version=4))
-
-
-def session_folder(file_root: str, kernel_id: str) -> str:
-    """The session's folder on the kernel's side: ``<file_root>/jupyter-interp-<id>``."""
-    return f"{file_root.rstrip('/')}/jupyter-interp-{kernel_id}"
 
 
 @attrs.frozen(kw_only=True)
@@ -214,6 +177,13 @@ class SessionDirectory:
             with contextlib.suppress(JupyterInterpError):  # it started a kernel: delete it
                 await self._send("DELETE", f"api/sessions/{quote(stray, safe='')}")
         return meta
+
+    async def registered(self) -> list[SessionMeta] | None:
+        """Every replica's live sessions, from the registry; None without one (gateways)."""
+        if not await self.has_registry():
+            return None
+        listed = await self.list()
+        return None if listed is None else [meta for meta, state in listed if state != "dead"]
 
     async def list(self) -> list[tuple[SessionMeta, str | None]] | None:
         """Our sessions with their kernels' states; None when the server lists nothing."""

@@ -6,7 +6,8 @@ lives from the first call until ``close()``. A task group must be exited by the 
 that entered it, so no request task can own it. On first use, ``ClientOwner`` starts
 one detached *owner task* on the running loop; it enters the Client, reports it ready,
 and waits for ``close()`` (or for the loop's shutdown, which cancels it) before leaving
-the Client, which disconnects every session. Request tasks only borrow the Client.
+the Client, which disconnects every session. Request tasks only borrow the Client; the
+owner task also runs the provider's background work (idle culling) beside it.
 
 anyio cannot start a task outside a task group, so ``_spawn`` is this package's one
 use of backend APIs: ``loop.create_task`` on asyncio, ``trio.lowlevel.spawn_system_task``
@@ -28,7 +29,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,7 +38,7 @@ import attrs
 
 from ..client import Client
 from ..errors import LocalProtocolError, SessionClosed
-from ..session.session import Session
+from ..session import Session
 from .directory import SessionDirectory, SessionMeta
 
 __all__ = ["Claims", "ClientOwner", "Runtime", "SessionRecord"]
@@ -139,13 +140,21 @@ class Runtime:
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    async def own(self, make_client: Callable[[], Client]) -> None:
-        """The owner task: hold the Client open until ``closing`` (or cancellation)."""
+    async def own(
+        self,
+        make_client: Callable[[], Client],
+        background: Callable[[Runtime], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        """The owner task: hold the Client open until ``closing`` (or cancellation),
+        running ``background`` (if any) beside it meanwhile."""
         try:
-            async with make_client() as client:
+            async with make_client() as client, anyio.create_task_group() as tg:
                 self.client = client
+                if background is not None:
+                    tg.start_soon(background, self)
                 self.ready.set()
                 await self.closing.wait()
+                tg.cancel_scope.cancel()
         except Exception as exc:
             self.failure = exc
             logger.error("the provider's client stopped: %s", exc)
@@ -159,9 +168,16 @@ class Runtime:
 class ClientOwner:
     """Starts a Runtime on first use, replaces a dead one, closes the current one."""
 
-    def __init__(self, make_client: Callable[[], Client], *, drain_timeout: float) -> None:
+    def __init__(
+        self,
+        make_client: Callable[[], Client],
+        *,
+        drain_timeout: float,
+        background: Callable[[Runtime], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         self._make_client = make_client
         self._drain_timeout = drain_timeout
+        self._background = background
         self._runtime: Runtime | None = None
         self._owner_tasks: set[Any] = set()  # asyncio keeps only weak references
 
@@ -182,13 +198,13 @@ class ClientOwner:
         kind, loop = _current_loop()
         runtime = Runtime(kind, loop)
         if kind == "asyncio":
-            task = loop.create_task(runtime.own(self._make_client))
+            task = loop.create_task(runtime.own(self._make_client, self._background))
             self._owner_tasks.add(task)
             task.add_done_callback(self._owner_tasks.discard)
         else:
             import trio
 
-            trio.lowlevel.spawn_system_task(runtime.own, self._make_client)
+            trio.lowlevel.spawn_system_task(runtime.own, self._make_client, self._background)
         return runtime
 
     async def aclose(self, last_words: Callable[[Runtime], Awaitable[None]]) -> None:

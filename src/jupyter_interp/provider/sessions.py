@@ -2,9 +2,16 @@
 
 Strategy: a ``SessionKeeper`` turns a session id into a live ``SessionRecord`` in the
 current ``Runtime``: one that this runtime holds, else one re-attached from the server
-(the kernel id follows from the session id, see ``_provider_directory``), else
+(the kernel id follows from the session id, see ``identity``), else
 ``SessionNotFound``. Process memory only caches: what a session is (``known``), its
 bounded history and the rare alias of a server that ignored our kernel id.
+
+Tenancy: only the calls on an existing session (execute, files, history, get, stop),
+which the gateway guards by ownership, re-attach. A start never returns, attaches to or
+replaces a kernel that exists: an id that is live here, whose derived kernel the server
+runs, or that is itself the id of a running kernel is refused (``SessionInUse``), and so
+is a start the server answered with a kernel someone is connected to (Jupyter Server and
+Kernel Gateway answer a start with an existing id with that kernel).
 
 Invariants:
 
@@ -22,7 +29,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections import deque
 from typing import Any
@@ -41,10 +47,14 @@ from ..errors import (
 from ..protocol import rest
 from ..protocol.files.languages import snippets_for
 from ..protocol.files.replies import Deleted
+from ..protocol.rest_models import KERNEL_ID
 from ..protocol.result import ExecutionResult, ExecutionStatus
+from ..session import Session
 from .config import ProviderSettings
-from .directory import SessionDirectory, SessionMeta, kernel_id_for, session_folder
-from .results import images_of, now_iso
+from .directory import SessionDirectory, SessionMeta
+from .identity import SessionIdentity, SessionInUse
+from .outputs import SavedOutput, output_files, output_name
+from .results import now_iso
 from .runtime import Runtime, SessionRecord
 
 __all__ = ["SessionFileNotFound", "SessionKeeper", "SessionNotFound"]
@@ -52,7 +62,7 @@ __all__ = ["SessionFileNotFound", "SessionKeeper", "SessionNotFound"]
 logger = logging.getLogger("jupyter_interp.provider")
 
 _CLEANUP_TIMEOUT = 10.0
-_MAX_IMAGES = 20
+_MAX_SAVED_OUTPUTS = 20
 #: outcomes after which we ask the server whether the kernel still exists
 _SUSPICIOUS = frozenset(
     {
@@ -96,8 +106,9 @@ def _client(runtime: Runtime) -> Client:
 class SessionKeeper:
     """Session bookkeeping of one provider; methods take the Runtime of the call."""
 
-    def __init__(self, settings: ProviderSettings) -> None:
+    def __init__(self, settings: ProviderSettings, identity: SessionIdentity) -> None:
         self._settings = settings
+        self._identity = identity
         #: sessions this process has seen alive: the fallback of ``list_sessions``
         self.known: dict[str, SessionMeta] = {}
         self._history: dict[str, deque[dict[str, Any]]] = {}
@@ -106,7 +117,10 @@ class SessionKeeper:
     # -- bookkeeping ------------------------------------------------------------------
 
     def kernel_id(self, session_id: str) -> str:
-        return self._aliases.get(session_id) or kernel_id_for(session_id)
+        return self._aliases.get(session_id) or self._identity.kernel_id(session_id)
+
+    def folder(self, session_id: str) -> str:
+        return self._identity.folder(self._settings.file_root, session_id)
 
     def history(self, session_id: str) -> deque[dict[str, Any]]:
         return self._history.setdefault(session_id, deque(maxlen=self._settings.history_limit))
@@ -126,7 +140,7 @@ class SessionKeeper:
             "metadata": {
                 "kernel_id": meta.kernel_id,
                 "kernel_name": meta.kernel_name,
-                "working_dir": session_folder(self._settings.file_root, meta.kernel_id),
+                "working_dir": self.folder(meta.session_id),
             },
         }
 
@@ -136,12 +150,21 @@ class SessionKeeper:
         return runtime.directory
 
     async def listing(self, runtime: Runtime) -> list[SessionMeta]:
-        """Live sessions as the server knows them, else as this process knows them."""
+        """Live sessions as the server knows them, else as this process knows them.
+
+        A kernel a gateway lists names no session (its meta's session id is its kernel
+        id, which no derived kernel id equals): it is shown only if this process knows it.
+        """
         listed = await self.directory(runtime).list()
         if listed is None:
             return list(self.known.values())
         by_kernel = {meta.kernel_id: meta for meta in self.known.values()}
-        return [by_kernel.get(meta.kernel_id, meta) for meta, state in listed if state != "dead"]
+        named = [
+            (meta, state)
+            for meta, state in listed
+            if meta.kernel_id in by_kernel or meta.session_id != meta.kernel_id
+        ]
+        return [by_kernel.get(meta.kernel_id, meta) for meta, state in named if state != "dead"]
 
     # -- finding and starting ---------------------------------------------------------
 
@@ -169,7 +192,7 @@ class SessionKeeper:
         (or it turns out dead while we connect)."""
         client = _client(runtime)
         kernel_id = self.kernel_id(session_id)
-        folder = session_folder(self._settings.file_root, kernel_id)
+        folder = self.folder(session_id)
         try:
             session = await client.attach_session(kernel_id, file_root=folder)
         except (KernelNotFound, KernelDied):  # KernelDied: dropped while we connected
@@ -186,39 +209,80 @@ class SessionKeeper:
         self.known[session_id] = meta
         return SessionRecord(meta=meta, session=session, folder=folder)
 
+    async def refuse_if_in_use(self, runtime: Runtime, session_id: str) -> None:
+        """Raise ``SessionInUse`` if ``session_id`` names a session or kernel that exists.
+
+        Asks the server (a replica may hold the session) for the derived kernel and, when
+        the id has a kernel id's shape, for a kernel of that very id. A record held here
+        whose kernel is gone (deleted or culled behind our back) is dropped, not in use.
+        """
+        record = _live(runtime, session_id)
+        if record is not None and await self.exists(runtime, record):
+            raise SessionInUse(session_id)
+        client = _client(runtime)
+        candidates = [self.kernel_id(session_id)]
+        if KERNEL_ID.fullmatch(session_id):
+            candidates.append(session_id)
+        for kernel_id in candidates:
+            with contextlib.suppress(KernelNotFound):
+                await client.get_kernel(kernel_id)
+                raise SessionInUse(session_id)
+
     async def start(
         self,
         runtime: Runtime,
         session_id: str,
         *,
-        generated: bool,
+        chosen: bool,
         kernel_name: str | None,
         language: str | None,
         env: dict[str, str],
     ) -> SessionRecord:
-        """Start the session's kernel with its derived id and attach to it.
+        """Start a fresh kernel with the session's derived id and attach to it.
 
-        As in ``Client.start_session``, a kernel that dies before it first answers is
-        deleted and started once more (same id, fresh ports).
+        Whatever this process remembered of the id (history, alias) is dropped first,
+        and a ``chosen`` (caller-given) id's folder is emptied: nothing of an earlier
+        session of that id reaches the new one. As in ``Client.start_session``, a kernel
+        that dies before it first answers is deleted and started once more (same id,
+        fresh ports). A start the server answers with a kernel that already has
+        connections, or that has a second connection once ours is open, is someone
+        else's (two replicas racing for one id): ``SessionInUse``, and that kernel is
+        left alone.
         """
+        self.forget(session_id)
         client = _client(runtime)
         name = await self._kernel_for(client, kernel_name, language)
-        wanted = session_id if generated else kernel_id_for(session_id)
+        wanted = self.kernel_id(session_id)
+        folder = self.folder(session_id)
         request = rest.start_kernel(
             name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
         )
         request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
+
+        def refuse_a_used_kernel(model: rest.KernelModel) -> None:
+            if model.connections:
+                raise SessionInUse(session_id)
+
         session = await client._start_and_open(
             request,
             None,
-            file_root_for=functools.partial(session_folder, self._settings.file_root),
+            file_root_for=lambda _kernel_id: folder,
             owned=False,
             cleanup_timeout=_CLEANUP_TIMEOUT,
+            vet=refuse_a_used_kernel,
         )
-        kernel_id, folder = session.kernel_id, session.file_root
-        if generated:
-            session_id = kernel_id
-        elif kernel_id != wanted:
+        kernel_id = session.kernel_id
+        try:
+            await _refuse_if_shared(client, session, session_id)
+            if chosen:  # a stopped session of this id may have left its folder behind
+                await _remove_folder(session, folder, self._settings.file_root)
+        except SessionInUse:
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+                await session.shutdown()
+            raise
+        if kernel_id != wanted:
             logger.warning(
                 "the server chose its own kernel id for session %r: only this process can "
                 "re-attach it (Jupyter Server 2, Kernel Gateway 3 and Enterprise Gateway "
@@ -297,23 +361,25 @@ class SessionKeeper:
                 record.folder, record.meta.session_id, result.describe(),
             )  # fmt: skip
 
-    async def save_images(self, record: SessionRecord, result: ExecutionResult) -> list[str]:
-        """Save displayed images under ``outputs/`` in the session folder; their names."""
-        names: list[str] = []
-        generation = f"g{result.generation}-" if result.generation else ""
-        count = result.execution_count if result.execution_count is not None else "x"
-        for index, image in enumerate(images_of(result), start=1):
-            if index > _MAX_IMAGES:
-                logger.warning("only the first %d images of an execution are saved", _MAX_IMAGES)
+    async def save_outputs(
+        self, record: SessionRecord, result: ExecutionResult
+    ) -> list[SavedOutput]:
+        """Save the rich outputs of ``result`` as flat-named files in the session folder."""
+        saved: list[SavedOutput] = []
+        for index, output in enumerate(output_files(result), start=1):
+            if index > _MAX_SAVED_OUTPUTS:
+                logger.warning(
+                    "only the first %d rich outputs of an execution are saved", _MAX_SAVED_OUTPUTS
+                )
                 break
-            name = f"outputs/figure-{generation}{count}-{index}.{image.extension}"
+            name = output_name(result, index, output)
             try:
-                await record.session.upload(name, image.data)
+                committed = await record.session.upload(name, output.data)
             except JupyterInterpError as exc:
                 logger.warning("saving %s failed: %s", name, exc)
                 continue
-            names.append(name)
-        return names
+            saved.append(SavedOutput(name=name, mime_type=output.mime_type, size=committed.size))
+        return saved
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -329,7 +395,9 @@ class SessionKeeper:
                 try:
                     record = record or await self.attach(runtime, session_id)
                     if record is not None:
-                        await _remove_folder(record, self._settings.file_root)
+                        await _remove_folder(
+                            record.session, record.folder, self._settings.file_root
+                        )
                 except JupyterInterpError as exc:
                     logger.warning("removing the folder of session %s failed: %s", session_id, exc)
         if record is not None:
@@ -345,14 +413,23 @@ async def _delete_kernel(client: Client, kernel_id: str) -> None:
         await client.http.call(rest.delete_kernel(kernel_id), rest.parse_delete_kernel)
 
 
-async def _remove_folder(record: SessionRecord, file_root: str) -> None:
-    """Delete the session folder through the kernel (confined to the file root)."""
-    name = record.folder.rsplit("/", 1)[-1]
+async def _refuse_if_shared(client: Client, session: Session, session_id: str) -> None:
+    """Detach and raise ``SessionInUse`` if another client is connected to our new kernel."""
+    model = await client.get_kernel(session.kernel_id)
+    if model.connections > 1:
+        with anyio.CancelScope(shield=True):
+            await session.detach()
+        raise SessionInUse(session_id)
+
+
+async def _remove_folder(session: Session, folder: str, file_root: str) -> None:
+    """Delete a session folder through the kernel (confined to the file root)."""
+    name = folder.rsplit("/", 1)[-1]
     try:
-        snippets = snippets_for(record.session.language, root=file_root)
+        snippets = snippets_for(session.language, root=file_root)
     except UnsupportedKernel:
         return  # no file operations in this language: nothing was written through us
     code = snippets.delete(name, recursive=True)
-    result = await record.session.execute(code, timeout=_CLEANUP_TIMEOUT, store_history=False)
+    result = await session.execute(code, timeout=_CLEANUP_TIMEOUT, store_history=False)
     with contextlib.suppress(RemoteFileNotFound):  # nothing was ever written
         Deleted.from_reply(result)

@@ -10,9 +10,12 @@ waits for ``_ready``.
 
 Invariants:
 
-* A (re)connection is ready only when a kernel_info request got its shell reply and an
-  iopub status (asked again every quarter second, a few times): output that a fresh
-  kernel publishes before the server's iopub subscription exists would be lost.
+* A (re)connection is ready only when a kernel_info request got its reply and an iopub
+  status (asked again every quarter second, a few times): output that a fresh kernel
+  publishes before the server's iopub subscription exists would be lost. A connection
+  with none of our executions in flight asks on control and shell at once, so a kernel
+  busy with someone else's cell (a session another replica runs) answers on control at
+  once where it serves kernel_info there (ipykernel), and on shell otherwise.
 * A session's first WebSocket is opened by ``opening.open_first``: again after a
   hang-up before readiness, and given up at once if the kernel dies meanwhile.
 * A reconnect with executions in flight succeeds once the WebSocket is open: its
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
+from .. import telemetry
 from ..errors import (
     ConnectionClosed,
     JupyterInterpError,
@@ -170,23 +174,34 @@ class SessionChannel:
         nudges = 0
         retry = _KERNEL_INFO_RETRY
         timeout = self._config.handshake_timeout
+        # with none of our executions in flight, also ask on control, which a kernel
+        # answers while a cell runs (a busy kernel someone else started); a reconnect
+        # asks on shell only: its reply must come after every earlier shell reply
+        channels = ("shell",) if patient else ("control", "shell")
+        factory = self._link.factory
         with anyio.fail_after(None if patient else timeout) as handshake:
             while True:
-                request = self._conn.request(self._link.factory.kernel_info_request())
+                requests = [
+                    self._conn.request(factory.kernel_info_request(channel=channel))
+                    for channel in channels
+                ]
+                wanted = frozenset(request.msg_id for request in requests)
                 answered = iopub_live = False
                 try:  # unanswered (timed out, dropped): its reply is no longer awaited
-                    await self._send_raw(request)
+                    for request in requests:
+                        await self._send_raw(request)
                     with anyio.move_on_after(retry) as window:
                         while not (answered and iopub_live):
                             frame = await ws.receive()
-                            reply, status_seen = await self._on_frame(frame, request.msg_id)
+                            reply, status_seen = await self._on_frame(frame, wanted)
                             iopub_live = iopub_live or status_seen
                             if reply is not None:
                                 info, answered = reply, True
                                 nudge_at = anyio.current_time() + _NUDGE
                                 window.deadline = min(window.deadline, nudge_at)
                 finally:
-                    self._conn.forget(request.msg_id)
+                    for request in requests:
+                        self._conn.forget(request.msg_id)
                 if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
                     if not iopub_live:  # a kernel may never send that status
                         logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
@@ -202,10 +217,10 @@ class SessionChannel:
                     handshake.deadline = anyio.current_time() + timeout  # nothing to wait for
 
     async def _on_frame(
-        self, frame: str | bytes, wanted: str | None
+        self, frame: str | bytes, wanted: frozenset[str] = frozenset()
     ) -> tuple[Message | None, bool]:
-        """Decode one frame and dispatch its events; returns the reply to ``wanted`` if it
-        came, and whether an iopub status for ``wanted`` came."""
+        """Decode one frame and dispatch its events; returns the reply to a request of
+        ``wanted`` if it came, and whether an iopub status for one of them came."""
         try:
             message = self._codec.decode(frame)
         except RemoteProtocolError as exc:
@@ -220,9 +235,9 @@ class SessionChannel:
             self._ready = anyio.Event()
         for event in events:
             if isinstance(event, KernelStatus):  # nobody else waits for one
-                status_seen = status_seen or (wanted is not None and event.parent_msg_id == wanted)
+                status_seen = status_seen or event.parent_msg_id in wanted
             elif isinstance(event, ReplyReceived):  # only ever awaited here
-                if event.request_msg_id == wanted:
+                if event.request_msg_id in wanted:
                     found = event.message
             else:
                 await self._dispatch(event)
@@ -251,13 +266,14 @@ class SessionChannel:
                     ws = self._ws  # only this task replaces it, and not in this loop
                     assert ws is not None
                     while self._reconnect_reason is None:
-                        await self._on_frame(await ws.receive(), None)
+                        await self._on_frame(await ws.receive())
                 except (ConnectionClosed, TransportError) as exc:
                     cause = exc
             self._read_scope = None
             if self._stopped.is_set():
                 return
-            await self._reconnect(cause)
+            with telemetry.kernel_event(self, "reconnect", str(self._reconnect_reason or cause)):
+                await self._reconnect(cause)
 
     async def _reconnect(self, cause: Exception | None) -> None:
         # requests registered so far went out on the old socket, unless a restart frame
@@ -356,6 +372,8 @@ class SessionChannel:
             # the reader reconnects after this frame, as JupyterLab does: the server
             # refreshes its ZMQ streams only for a new WebSocket
             logger.warning("kernel %s restarted (%s)", self.kernel_id, event.reason)
+            with telemetry.kernel_event(self, "kernel.restarted", event.reason):
+                pass  # an instant span: the restart was seen, whoever caused it
             self._reconnect_reason = f"kernel restarted: {event.reason}"
         elif isinstance(event, KernelDead):
             await self._give_up(KernelDied(f"kernel {self.kernel_id} died and was not restarted"))

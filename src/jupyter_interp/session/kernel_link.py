@@ -5,23 +5,25 @@ and delete over REST, and (re)open the WebSocket with our session id — so the 
 never touches URLs, headers or TLS settings itself.
 
 Invariants: ``delete`` is idempotent (a kernel the server no longer knows is already
-deleted); the WebSocket carries the token in the ``Authorization`` header, never in
-the URL; the same ``session_id`` is used on every reconnect so the server can replay
-what it buffered.
+deleted) and outlasts a restart in progress (5xx answers are retried for a while); the
+WebSocket carries the token in the ``Authorization`` header, never in the URL; the same
+``session_id`` is used on every reconnect so the server can replay what it buffered.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+import anyio
 import attrs
 
 from ..config import ClientConfig
-from ..errors import KernelNotFound
+from ..errors import KernelNotFound, ServerError
 from ..io.connect import connect_websocket
 from ..io.http import HttpTransport
 from ..io.tls import ssl_context_for
@@ -31,6 +33,13 @@ from ..protocol.message_factory import MessageFactory
 from ..protocol.wire import V1_SUBPROTOCOL
 
 __all__ = ["KernelLink"]
+
+logger = logging.getLogger("jupyter_interp.session")
+
+#: how long a DELETE answered with a server error (a kernel restarting) is retried
+_DELETE_PATIENCE = 20.0
+_FIRST_DELETE_RETRY = 0.2
+_MAX_DELETE_RETRY = 2.0
 
 
 def _new_id() -> str:
@@ -84,8 +93,29 @@ class KernelLink:
         )
 
     async def delete(self) -> None:
-        with contextlib.suppress(KernelNotFound):  # already gone is deleted
-            await self.http.call(rest.delete_kernel(self.kernel_id), rest.parse_delete_kernel)
+        """Delete the kernel; a server error (5xx) is retried for ``_DELETE_PATIENCE`` s.
+
+        Why: a kernel that just died is being restarted by the server, and Jupyter
+        Server fails a DELETE meanwhile with a bare 500 ("Unhandled error"); once the
+        restart is over the DELETE succeeds. Giving up at once would leak the kernel.
+        """
+        delay = _FIRST_DELETE_RETRY
+        give_up_at = anyio.current_time() + _DELETE_PATIENCE
+        while True:
+            try:
+                with contextlib.suppress(KernelNotFound):  # already gone is deleted
+                    await self.http.call(
+                        rest.delete_kernel(self.kernel_id), rest.parse_delete_kernel
+                    )
+                return
+            except ServerError as exc:
+                if exc.status is None or exc.status < 500:
+                    raise
+                if anyio.current_time() + delay > give_up_at:
+                    raise
+                logger.info("kernel %s: delete failed (%s); retrying", self.kernel_id, exc)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, _MAX_DELETE_RETRY)
 
     async def model(self) -> rest.KernelModel:
         return await self.http.call(rest.get_kernel(self.kernel_id), rest.parse_get_kernel)

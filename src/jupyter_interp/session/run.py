@@ -20,7 +20,8 @@ what it did in ``result.recovery``. Cancellation runs the same recovery shielded
 re-raises. If the interrupt finds the kernel gone from the server (deleted by another
 client, culled: Jupyter Server keeps the WebSocket open and says nothing), the session
 gives up: the execution ends ``CONNECTION_LOST`` and later calls raise
-``KernelUnavailable``.
+``KernelUnavailable``. The same check runs when the completion grace ends with half an
+answer (idle without a reply is what a kernel deleted mid-execution sends).
 
 Latency: ``Session.execute`` awaits ``finished()`` (no generator chain) and only the
 final event (or an input request) is delivered to it, so one execution costs one
@@ -59,6 +60,8 @@ STREAM_BACKLOG = 256
 #: how long a settling execution (reply and idle in, the kernel publishes late) still
 #: takes output: Deno's late messages come well under a millisecond after idle here
 LATE_OUTPUT_WINDOW = 0.05
+#: how long the check that the kernel still exists may delay an incomplete ending
+_GONE_CHECK_TIMEOUT = 5.0
 
 
 class Mailbox:
@@ -172,6 +175,8 @@ class ExecutionRun:
         self._deadline = math.inf
         self._grace_until: float | None = None
         self._grace_settles = False  # whether ``_grace_until`` is the late-output window
+        #: how the execution ended, once it has (also when recovery ended it)
+        self.outcome: ExecutionFinished | None = None
 
     async def finished(self) -> ExecutionFinished:
         """Wait for the end of the execution, passing over the events in between."""
@@ -180,6 +185,7 @@ class ExecutionRun:
             while True:
                 event = await self._next()
                 if isinstance(event, ExecutionFinished):
+                    self.outcome = event
                     return event
         except BaseException:
             await self._recover_if_running()
@@ -193,8 +199,10 @@ class ExecutionRun:
                 # never yield inside a scope of ours: the consumer's code would run
                 # under our deadline
                 event = await self._next()
-                yield event
                 if isinstance(event, ExecutionFinished):
+                    self.outcome = event
+                yield event
+                if self.outcome is not None:
                     return
         except BaseException:
             await self._recover_if_running()
@@ -207,7 +215,9 @@ class ExecutionRun:
     async def _recover_if_running(self) -> None:
         if not self._tracker.done:
             with anyio.CancelScope(shield=True):
-                await self._recover(ExecutionStatus.CANCELLED, "the caller cancelled the execution")
+                self.outcome = await self._recover(
+                    ExecutionStatus.CANCELLED, "the caller cancelled the execution"
+                )
 
     async def _next(self) -> ExecutionEvent:
         """The next event to hand out; ``ExecutionFinished`` is the last one."""
@@ -221,6 +231,8 @@ class ExecutionRun:
                     window = LATE_OUTPUT_WINDOW if settling else self._config.completion_grace
                     self._grace_until = now + window
                 if now >= self._grace_until:
+                    if not settling and (gone := await self._kernel_missing()) is not None:
+                        return await self._kernel_gone("the kernel stopped mid-execution", gone)
                     return self._finalize(self._finish_incomplete())
             if now >= self._deadline:
                 return await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
@@ -310,6 +322,23 @@ class ExecutionRun:
         else:
             result = attrs.evolve(result, recovery=recovery)
         return ExecutionFinished(msg_id=finished.msg_id, result=result)
+
+    async def _kernel_missing(self) -> KernelNotFound | None:
+        """Whether the server has dropped the kernel (asked when half an answer came).
+
+        Why: a kernel deleted from outside goes idle without its execute_reply while
+        Jupyter Server keeps our WebSocket open and silent; without asking, the
+        execution would end as a kernel quirk (``NO_REPLY``) and the next one would
+        wait for the keep-alive's check.
+        """
+        with anyio.move_on_after(_GONE_CHECK_TIMEOUT):
+            try:
+                await self._session._link.model()
+            except KernelNotFound as exc:
+                return exc
+            except JupyterInterpError:
+                pass  # unreachable server: the reader's reconnect decides
+        return None
 
     async def _kernel_gone(self, detail: str, exc: KernelNotFound) -> ExecutionFinished:
         """The server no longer knows the kernel: end the session, then this execution."""

@@ -7,10 +7,10 @@ the reader task, readiness and reconnects live in the base class ``SessionChanne
 
 Invariants:
 
-* Executions run one at a time in call order (a fair ``anyio.Semaphore(1)``: unlike a
-  lock it is not bound to a task, so a stream abandoned without ``aclosing`` and closed
-  by the garbage collector in another task still releases it); concurrent callers
-  queue, none fails, none sees another's output.
+* Executions run one at a time in call order (``ExecutionGate``, see
+  ``stream``); concurrent callers queue, none fails, none sees another's
+  output. A stream its own task abandoned is closed (interrupted) when that task asks
+  for the next execution, instead of blocking it forever.
 * Deadlines are total per execution. On expiry (or cancellation of the caller, or an
   abandoned stream): interrupt over REST, wait ``interrupt_grace`` for the kernel to
   stop, else restart it. The result keeps the partial output and says which happened.
@@ -28,16 +28,21 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import SessionClosed
+from .. import telemetry
+from ..errors import LocalProtocolError, SessionClosed
 from ..files.sources import UploadSource
 from ..files.transfer import FileTransfer
+from ..notebook import ExecutionHistory, save_notebook, to_notebook
 from ..protocol.events import ExecutionEvent, ExecutionFinished
 from ..protocol.files.replies import FileStat, UploadCommitted
 from ..protocol.result import ExecutionResult
 from .channel import SessionChannel
 from .run import ExecutionRun
+from .stream import ExecutionGate, ExecutionStream
 
 if TYPE_CHECKING:
+    import nbformat
+
     from ..config import ClientConfig
     from .kernel_link import KernelLink
 
@@ -56,9 +61,12 @@ class Session(SessionChannel):
     def __init__(self, link: KernelLink, config: ClientConfig, *, file_root: str = "") -> None:
         super().__init__(link, config)
         self.file_root = file_root
-        self._exec_lock = anyio.Semaphore(1, fast_acquire=True)
+        self._exec_lock = ExecutionGate()
+        self._delete_pending = True  # until shutdown deleted the kernel, or detach
         #: every file operation (stat, list, delete, ...) confined to ``file_root``
         self.files = FileTransfer(self)
+        #: the last ``config.history_size`` user executions, for ``to_notebook``
+        self.history = ExecutionHistory(config.history_size)
 
     def __repr__(self) -> str:
         return f"<Session kernel_id={self.kernel_id!r} generation={self.generation}>"
@@ -101,53 +109,80 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
-            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
-                exceed the server's WebSocket message cap (``max_send_message_size``,
-                10 MiB): upload large data as a file instead.
+            LocalProtocolError: ``timeout`` is not a positive number (0, negative, NaN),
+                ``code`` is not valid UTF-8 text, or the request would exceed the
+                server's WebSocket message cap (``max_send_message_size``, 10 MiB):
+                upload large data as a file instead.
         """
         async with self._exec_lock:
-            return await self._execute_locked(
-                code,
-                timeout=timeout,
-                store_history=store_history,
-                user_expressions=user_expressions,
-            )
+            with telemetry.execution(self, code) as observe:
+                return await self._execute_locked(
+                    code,
+                    timeout=timeout,
+                    store_history=store_history,
+                    user_expressions=user_expressions,
+                    on_end=self._recorder(code, observe),
+                )
 
-    async def stream(
+    def stream(
         self, code: str, *, timeout: float | None = None, store_history: bool = True
-    ) -> AsyncGenerator[ExecutionEvent, None]:
+    ) -> ExecutionStream:
         """Run ``code`` and yield typed events as they arrive, ``ExecutionFinished`` last.
 
-        Leaving the iteration early counts as cancellation: the kernel is interrupted.
-        Raises what ``execute`` raises.
+        The execution starts at the first iteration; iterate with ``async for``, or
+        ``async with session.stream(code) as events:`` to close the stream on leaving the
+        block. Closing it before ``ExecutionFinished`` counts as cancellation: the kernel
+        is interrupted. A stream left early without closing is closed (interrupted) when
+        its task asks this session for anything else. Raises, when iterated, what
+        ``execute`` raises.
         """
-        async with (
-            self._exec_lock,
-            aclosing(
-                self._run_execution(
-                    code, timeout=timeout, everything=True, store_history=store_history
+        return ExecutionStream(
+            self._stream_events(code, timeout=timeout, store_history=store_history),
+            self._exec_lock.open_streams,
+        )
+
+    async def _stream_events(
+        self, code: str, *, timeout: float | None, store_history: bool
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        async with self._exec_lock:
+            with telemetry.execution(self, code, current=False) as observe:
+                execution = self._run_execution(
+                    code,
+                    timeout=timeout,
+                    everything=True,
+                    store_history=store_history,
+                    on_end=self._recorder(code, observe),
                 )
-            ) as events,
-        ):
-            async for event in events:
-                yield event
+                async with aclosing(execution) as events:
+                    async for event in events:
+                        yield event
 
     async def upload(self, path: str, data: UploadSource) -> UploadCommitted:
         """Write ``data`` (bytes or an async iterable of bytes) to ``path`` under the file
         root: chunked, sha256-verified by the kernel, atomically replaced."""
-        return await self.files.upload(path, data)
+        with telemetry.transfer(self, "upload") as done:
+            committed = await self.files.upload(path, data)
+            done(committed.size, self.files.route)
+        return committed
 
     async def download(self, path: str) -> bytes:
         """Read ``path`` under the file root, verified against its sha256."""
-        return await self.files.download(path)
+        with telemetry.transfer(self, "download") as done:
+            data = await self.files.download(path)
+            done(len(data), self.files.route)
+        return data
 
     async def download_to(
         self, path: str, sink: Callable[[bytes], Awaitable[object]] | str | os.PathLike[str]
     ) -> FileStat:
         """Stream ``path`` into an async ``sink(chunk)`` or a local file path (atomic)."""
-        if isinstance(sink, (str, os.PathLike)):
-            return await self.files.download_file(path, sink)
-        return await self.files.download_to(path, sink)
+        with telemetry.transfer(self, "download") as done:
+            if isinstance(sink, (str, os.PathLike)):
+                stat = await self.files.download_file(path, sink)
+            else:
+                stat = await self.files.download_to(path, sink)
+            done(stat.size, self.files.route)
+        return stat
 
     async def interrupt(self) -> None:
         """Interrupt the kernel (REST; works for every kernel and gateway)."""
@@ -160,18 +195,43 @@ class Session(SessionChannel):
         await self._restart_kernel("restarted on request")
 
     async def shutdown(self) -> None:
-        """Delete the kernel on the server and close the connection. Idempotent."""
-        if self._stopped.is_set():
+        """Delete the kernel on the server and close the connection. Idempotent; after
+        a failed delete (the error is raised), calling it again retries the delete."""
+        if self._stopped.is_set() and not self._delete_pending:
             return
         try:
             with anyio.CancelScope(shield=True):
                 await self._link.delete()
+            self._delete_pending = False
         finally:
             await self._stop(SessionClosed("the session was shut down"))
 
     async def detach(self) -> None:
         """Close our connection but leave the kernel running (re-attach by kernel_id)."""
+        self._delete_pending = False
         await self._stop(SessionClosed("the session was detached from its kernel"))
+
+    def to_notebook(self, *, display_name: str | None = None) -> nbformat.NotebookNode:
+        """The recorded executions (``history``) as an nbformat v4 notebook.
+
+        Only the user's ``execute``/``stream`` calls appear, never file transfers.
+        ``display_name``: the kernelspec's display name (default: its name).
+
+        Raises:
+            MissingDependency: nbformat is not installed (the ``notebook`` extra).
+        """
+        return to_notebook(
+            self.history,
+            kernel_name=self.kernel_name,
+            kernel_info=self.kernel_info,
+            display_name=display_name,
+        )
+
+    def save_notebook(
+        self, path: str | os.PathLike[str], *, display_name: str | None = None
+    ) -> None:
+        """Write ``to_notebook()`` to ``path`` (validated ``.ipynb``)."""
+        save_notebook(self.to_notebook(display_name=display_name), path)
 
     async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]:
         """REST restart, then a fresh WebSocket; returns the executions it ended.
@@ -179,27 +239,50 @@ class Session(SessionChannel):
         The connection is told *before* the request goes out, so output of the new
         kernel that overtakes the REST answer is not mistaken for a second restart.
         """
-        ended = [e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)]
-        for event in ended:
-            await self._dispatch(event)
-        await self._link.restart()
-        await self._request_reconnect(reason)
+        with telemetry.kernel_event(self, "restart", reason):
+            ended = [
+                e for e in self._conn.notice_restart(reason) if isinstance(e, ExecutionFinished)
+            ]
+            for event in ended:
+                await self._dispatch(event)
+            await self._link.restart()
+            await self._request_reconnect(reason)
         return ended
 
     # -- executions -----------------------------------------------------------------
 
-    async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
+    def _recorder(
+        self, code: str, observe: Callable[[ExecutionResult], None]
+    ) -> Callable[[ExecutionResult], None]:
+        """How a user execution's end is recorded: telemetry, then the history."""
+
+        def record(result: ExecutionResult) -> None:
+            observe(result)
+            self.history.record(code, result)
+
+        return record
+
+    async def _execute_locked(
+        self, code: str, *, on_end: Callable[[ExecutionResult], None] | None = None, **options: Any
+    ) -> ExecutionResult:
         run = self._start_execution(code, everything=False, **options)
         try:
             await self._send(run.request)
             finished = await run.finished()
         finally:
-            self._end_execution(run)
+            self._end_execution(run, on_end)
         return finished.result
 
     async def _run_execution(
-        self, code: str, *, everything: bool, **options: Any
+        self,
+        code: str,
+        *,
+        everything: bool,
+        on_end: Callable[[ExecutionResult], None] | None = None,
+        **options: Any,
     ) -> AsyncGenerator[ExecutionEvent, None]:
+        """The execution's events; ``on_end(result)`` once it ended, however it ended
+        (an abandoned stream's recovered result too)."""
         run = self._start_execution(code, everything=everything, **options)
         try:
             await self._send(run.request)
@@ -209,7 +292,7 @@ class Session(SessionChannel):
                 async for event in events:
                     yield event
         finally:
-            self._end_execution(run)
+            self._end_execution(run, on_end)
 
     def _start_execution(
         self,
@@ -225,9 +308,12 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed: the session is closed.
-            LocalProtocolError: the request is not valid text, or it would exceed the
-                server's WebSocket message cap (``max_send_message_size``).
+            LocalProtocolError: ``timeout`` is not a positive number, the request is not
+                valid text, or it would exceed the server's WebSocket message cap
+                (``max_send_message_size``).
         """
+        if timeout is not None and not timeout > 0:  # NaN included
+            raise LocalProtocolError(f"timeout must be a positive number of seconds, got {timeout}")
         self._check_open()
         self._config.check_execute_size(code, user_expressions, buffers)
         tracker, request = self._conn.execute(
@@ -241,6 +327,10 @@ class Session(SessionChannel):
         self._routes[run.msg_id] = run.mailbox
         return run
 
-    def _end_execution(self, run: ExecutionRun) -> None:
+    def _end_execution(
+        self, run: ExecutionRun, on_end: Callable[[ExecutionResult], None] | None = None
+    ) -> None:
         self._routes.pop(run.msg_id, None)
         run.mailbox.close()
+        if on_end is not None and run.outcome is not None:
+            on_end(run.outcome.result)

@@ -312,6 +312,23 @@ def test_odd_file_types(runner: Runner, snippets: FileSnippets, root: Path) -> N
     assert Deleted.from_reply(runner.run(snippets.delete("pipe"))).kind is EntryKind.OTHER
 
 
+def test_stat_reports_a_directory_when_asked(
+    runner: Runner, snippets: FileSnippets, root: Path
+) -> None:
+    upload(runner.run, snippets, "d/f", b"x")
+    os.utime(root / "d", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+
+    directory = FileStat.from_reply(runner.run(snippets.stat("d", directories=True)))
+    file = FileStat.from_reply(runner.run(snippets.stat("d/f", directories=True)))
+
+    assert directory == FileStat(
+        size=0, mtime_ns=1_700_000_000_123_456_789, sha256="", kind=EntryKind.DIRECTORY
+    )
+    assert (file.kind, file.size) == (EntryKind.FILE, 1)
+    with pytest.raises(FileTransferError, match="is a directory"):  # a download's stat
+        FileStat.from_reply(runner.run(snippets.stat("d")))
+
+
 def test_delete(runner: Runner, snippets: FileSnippets, root: Path) -> None:
     upload(runner.run, snippets, "d/e/f", b"x")
     with pytest.raises(FileTransferError, match="recursively"):

@@ -145,6 +145,9 @@ def __jupyter_interp_file_op__(mime, root, op, args):
 
     def stat():
         target = locate()[1]
+        info = os.stat(target)
+        if args.get("directories") and S_ISDIR(info.st_mode):
+            return {"kind": "directory", "size": 0, "sha256": "", "mtime_ns": info.st_mtime_ns}
         regular(target)
         size, sha256, mtime_ns = digest(target)
         return {"size": size, "sha256": sha256, "mtime_ns": mtime_ns}

@@ -88,11 +88,12 @@ _BODY = r"""
     if (!inside(parent) || (follow && !inside(real(target)))) refuse("not_confined", paste(label, "resolves outside the file root"))
     list(parent = parent, target = target, part = paste0(sub("/$", "", parent), "/", temp))
   }
+  nanoseconds <- function(seconds) number(sub("^(-?)0*([0-9])", "\\1\\2", sub(".", "", seconds, fixed = TRUE)))
   regular <- function(path) {
     info <- describe(path, "%F/%s/%.9Y")
     if (info[1] == "directory") refuse("is_directory", paste(label, "is a directory"))
     if (!startsWith(info[1], "regular")) refuse("not_a_file", paste(label, "is not a regular file"))
-    list(size = number(info[2]), mtime_ns = number(sub("^(-?)0*([0-9])", "\\1\\2", sub(".", "", info[3], fixed = TRUE))))
+    list(size = number(info[2]), mtime_ns = nanoseconds(info[3]))
   }
   json <- function(value) {
     if (inherits(value, "jupyter_interp_number")) return(unclass(value))
@@ -143,6 +144,10 @@ _BODY = r"""
     },
     stat = function() {
       where <- locate()
+      if (isTRUE(args$directories)) {
+        info <- describe(where$target, "%F/%.9Y")
+        if (info[1] == "directory") return(list(kind = "directory", size = number(0), sha256 = "", mtime_ns = nanoseconds(info[2])))
+      }
       info <- regular(where$target)
       list(size = info$size, sha256 = digest::digest(file = where$target, algo = "sha256"), mtime_ns = info$mtime_ns)
     },

@@ -211,16 +211,21 @@ class FileChunk:
 
 @attrs.frozen(kw_only=True)
 class FileStat:
-    """A regular file on the kernel's side: ``size`` bytes, ``mtime_ns``, ``sha256``."""
+    """A regular file on the kernel's side: ``size`` bytes, ``mtime_ns``, ``sha256``; or,
+    from ``files.stat`` only, a directory: ``kind`` DIRECTORY, size 0, sha256 ``""``."""
 
     size: int
     mtime_ns: int
     sha256: str
+    kind: EntryKind = attrs.field(factory=lambda: EntryKind.FILE)
 
     @classmethod
     def from_reply(cls, result: ExecutionResult) -> FileStat:
         """Parse the reply of ``stat`` (raises as ``parse_reply`` does)."""
         payload = parse_reply(result)
+        if payload.get("kind") == EntryKind.DIRECTORY.value:
+            mtime_ns = _integer(payload, "mtime_ns", minimum=None)
+            return cls(size=0, mtime_ns=mtime_ns, sha256="", kind=EntryKind.DIRECTORY)
         return cls(
             size=_integer(payload, "size"),
             mtime_ns=_integer(payload, "mtime_ns", minimum=None),

@@ -282,9 +282,16 @@ class FileSnippets(abc.ABC):
             {"path": confine(path), "transfer_id": _check_transfer_id(transfer_id)},
         )
 
-    def stat(self, path: str) -> str:
-        """Code that reports a regular file's size, mtime and sha256 (reply: ``FileStat``)."""
-        return self.render(FileOperation.STAT, {"path": confine(path)})
+    def stat(self, path: str, *, directories: bool = False) -> str:
+        """Code that reports a regular file's size, mtime and sha256 (reply: ``FileStat``).
+
+        ``directories``: a directory is reported (kind ``directory``, its mtime) instead
+        of refused; downloads leave it off.
+        """
+        arguments: dict[str, str | bool] = {"path": confine(path)}
+        if directories:  # absent otherwise: a download's stat code stays as it was
+            arguments["directories"] = True
+        return self.render(FileOperation.STAT, arguments)
 
     def read_chunk(self, path: str, offset: int, length: int) -> str:
         """Code that reads ``length`` bytes (1..``CHUNK_SIZE``) at ``offset`` (``FileChunk``)."""

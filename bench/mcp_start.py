@@ -1,0 +1,95 @@
+"""MCP target: from spawning ``jupyter-interp mcp`` (stdio) to the first execute result.
+
+Method: one private Jupyter Server; interleaved round by round, with rotating order:
+
+* ``exec``: spawn the one-shot ``jupyter-interp exec 1+1`` and wait for ``2`` on its
+  stdout (its kernel shutdown and exit happen after the timed part);
+* ``mcp_stdio``: spawn ``jupyter-interp mcp`` through the MCP SDK's stdio client, do the
+  protocol handshake, call ``execute`` with ``1+1`` and get the result (closing stdin,
+  which ends the server and its kernels, happens after the timed part).
+
+Both start one kernel cold on the same server (the MCP server's warm pool starts one
+kernel at once, which its first call waits for rather than racing it). The server's URL
+and token reach the children through the environment, never their command lines.
+Target: ``mcp_stdio`` median <= ``exec`` median.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.abc
+from mcp import Client as McpClient
+from mcp import StdioServerParameters
+
+from jupyter_interp.local import LocalJupyterServer
+
+from ._harness import Options, Report, interleave, jupyter_server, parse_options
+
+__all__ = ["stdio_server"]
+
+
+def _env(server: LocalJupyterServer) -> dict[str, str]:
+    return {**os.environ, "JUPYTER_URL": server.url, "JUPYTER_TOKEN": server.token}
+
+
+def stdio_server(server: LocalJupyterServer, *args: str) -> StdioServerParameters:
+    """How an MCP host would run ``jupyter-interp mcp`` on ``server``."""
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "jupyter_interp.cli", "mcp", *args], env=_env(server)
+    )
+
+
+async def _run(options: Options) -> None:
+    report = Report("mcp_start", smoke=options.smoke)
+    rounds, warmup = (1, 0) if options.smoke else (15, 1)
+    async with jupyter_server() as server:
+
+        async def one_shot() -> anyio.abc.Process:
+            command = [sys.executable, "-m", "jupyter_interp.cli", "exec", "1+1"]
+            process = await anyio.open_process(command, env=_env(server))
+            assert process.stdout is not None
+            output = b""
+            while b"2\n" not in output:
+                output += await process.stdout.receive()
+            return process
+
+        async def reap(process: anyio.abc.Process) -> None:
+            async with process:
+                await process.wait()
+
+        async def first_result() -> AsyncExitStack:
+            stack = AsyncExitStack()
+            mcp = await stack.enter_async_context(McpClient(stdio_server(server)))
+            result = await mcp.call_tool("execute", {"code": "1+1"})
+            assert not result.is_error
+            return stack
+
+        async def close(stack: AsyncExitStack) -> None:
+            await stack.aclose()
+
+        contenders: dict[str, Any] = {"exec": one_shot, "mcp_stdio": first_result}
+        after: dict[str, Any] = {"exec": reap, "mcp_stdio": close}
+        samples = await interleave(contenders, rounds=rounds, warmup=warmup, after=after)
+    medians = {name: report.timing(name, values).median for name, values in samples.items()}
+    ratio = medians["mcp_stdio"] / medians["exec"]
+    report.figure("ratio_vs_exec", ratio, "x")
+    report.target(
+        "MCP spawn-to-first-result median <= one-shot exec",
+        ratio <= 1.0,
+        f"{ratio:.3f}x ({medians['mcp_stdio'] * 1e3:.0f} ms vs {medians['exec'] * 1e3:.0f} ms)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(__doc__ or "", argv)
+    anyio.run(_run, options, backend=options.backend)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

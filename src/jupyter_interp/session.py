@@ -33,7 +33,7 @@ from ._execution_run import ExecutionRun
 from ._execution_stream import ExecutionGate, ExecutionStream
 from ._session_channel import SessionChannel
 from ._transfer import FileTransfer, UploadSource
-from .errors import LocalProtocolError, SessionClosed
+from .errors import InvalidArgument, SessionClosed
 from .notebook import ExecutionHistory, save_notebook, to_notebook
 from .protocol.events import ExecutionEvent, ExecutionFinished
 from .protocol.file_replies import FileStat, UploadCommitted
@@ -108,10 +108,10 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
-            LocalProtocolError: ``timeout`` is not a positive number (0, negative, NaN),
-                ``code`` is not valid UTF-8 text, or the request would exceed the
-                server's WebSocket message cap (``max_send_message_size``, 10 MiB):
-                upload large data as a file instead.
+            InvalidArgument: ``timeout`` is not a positive number (0, negative, NaN).
+            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
+                exceed the server's WebSocket message cap (``max_send_message_size``,
+                10 MiB): upload large data as a file instead.
         """
         async with self._exec_lock:
             with telemetry.execution(self, code) as observe:
@@ -307,12 +307,12 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed: the session is closed.
-            LocalProtocolError: ``timeout`` is not a positive number, the request is not
-                valid text, or it would exceed the server's WebSocket message cap
-                (``max_send_message_size``).
+            InvalidArgument: ``timeout`` is not a positive number (a ``ValueError``).
+            LocalProtocolError: the request is not valid text, or it would exceed the
+                server's WebSocket message cap (``max_send_message_size``).
         """
         if timeout is not None and not timeout > 0:  # NaN included
-            raise LocalProtocolError(f"timeout must be a positive number of seconds, got {timeout}")
+            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout}")
         self._check_open()
         self._config.check_execute_size(code, user_expressions, buffers)
         tracker, request = self._conn.execute(

@@ -47,7 +47,7 @@ from jupyter_interp.protocol.wire import V1_SUBPROTOCOL, Codec, codec_for
 
 from ._sim_kernel import SimKernel
 
-__all__ = ["SimServer", "serving", "sim_server"]
+__all__ = ["SimServer", "raise_fd_limit", "serving", "sim_server"]
 
 _KERNEL = re.compile(r"/api/kernels/(?P<id>[0-9a-f-]{36})(?P<rest>/[a-z]+)?")
 _SPECS = {
@@ -92,8 +92,8 @@ class SimServer:
             "connections": 0,
         }
 
-    def _route(self, method: str, path: str, authorized: bool) -> tuple[int, Any]:
-        """Status and JSON body of one REST request."""
+    def _route(self, method: str, path: str, body: bytes, authorized: bool) -> tuple[int, Any]:
+        """Status and JSON body of one REST request (a start honours a ``kernel_id``)."""
         if not authorized:
             return 403, {"message": "Forbidden", "reason": None}
         if path == "/api":
@@ -102,7 +102,8 @@ class SimServer:
             return 200, _SPECS
         if path == "/api/kernels":
             if method == "POST":
-                kernel_id = str(uuid.uuid4())
+                wanted = json.loads(body or b"{}").get("kernel_id")
+                kernel_id = wanted if isinstance(wanted, str) else str(uuid.uuid4())
                 self.kernels[kernel_id] = SimKernel(
                     kernel_id=kernel_id, output_size=self.output_size
                 )
@@ -133,11 +134,13 @@ class SimServer:
                     continue
                 if not isinstance(event, h11.Request):
                     return  # closed, or a protocol error: drop the connection
-                request = event
+                request, body = event, b""
                 while not isinstance(event, h11.EndOfMessage):
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
                         conn.receive_data(await stream.receive(_READ))
+                    elif isinstance(event, h11.Data):
+                        body += event.data
                 headers = {name.decode(): value.decode() for name, value in request.headers}
                 target = request.target.decode()
                 path = target.partition("?")[0]
@@ -147,9 +150,9 @@ class SimServer:
                     if match and match["rest"] == "/channels" and match["id"] in self.kernels:
                         await self._websocket(stream, conn, headers, match["id"])
                         return
-                status, body = self._route(request.method.decode(), path, authorized)
-                data = b"" if body is None else json.dumps(body).encode()
-                reply = [(b"content-type", b"application/json")] if body is not None else []
+                status, answer = self._route(request.method.decode(), path, body, authorized)
+                data = b"" if answer is None else json.dumps(answer).encode()
+                reply = [(b"content-type", b"application/json")] if answer is not None else []
                 reply.append((b"content-length", str(len(data)).encode()))
                 await stream.send(conn.send(h11.Response(status_code=status, headers=reply)))
                 await stream.send(conn.send(h11.Data(data=data)) + conn.send(h11.EndOfMessage()))
@@ -264,12 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output-size", type=int, default=0, help="stdout bytes per execution")
     parser.add_argument("--legacy", action="store_true", help="refuse the v1 subprotocol")
     options = parser.parse_args(argv)
-    _raise_fd_limit()
+    raise_fd_limit()
     anyio.run(_serve, options)
     return 0
 
 
-def _raise_fd_limit() -> int:
+def raise_fd_limit() -> int:
     """Raise this process's open-file limit to its hard limit; returns the new limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:

@@ -16,8 +16,9 @@ replies encoded with the project's own codecs (``protocol.wire``), and
 state, so one process holds tens of thousands.
 
 Invariants: a wrong token gets 403 on every route; shell requests of one kernel are
-answered in order (one lock per kernel), each after ``latency`` seconds; control and
-pings are answered at once; closing stdin (the parent went away) stops the server.
+answered in order (one lock per kernel), each execution and each kernel delete after
+``latency`` seconds; control and pings are answered at once; closing stdin (the parent
+went away) stops the server.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ import anyio
 import anyio.abc
 import h11
 from wsproto import ConnectionType
-from wsproto.connection import Connection
+from wsproto.connection import Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Event, Ping, TextMessage
+from wsproto.utilities import ProtocolError as WsProtocolError
 from wsproto.utilities import generate_accept_token
 
 from jupyter_interp.errors import RemoteProtocolError
@@ -61,6 +63,7 @@ _SPECS = {
     },
 }
 _READ = 65536
+_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 def _ws_message(frame: str | bytes) -> Event:
@@ -79,9 +82,18 @@ class SimServer:
         self.legacy = legacy
         self.kernels: dict[str, SimKernel] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        #: kernel deletes in flight now, and at most so far (each takes ``latency``)
+        self.deleting = self.peak_deleting = 0
 
     async def serve(self, listener: anyio.abc.Listener[anyio.abc.SocketStream]) -> None:
-        await listener.serve(self._connection)
+        await listener.serve(self._guarded)
+
+    async def _guarded(self, stream: anyio.abc.SocketStream) -> None:
+        """One connection; its failure (a peer gone mid-request) drops it, not the server."""
+        try:
+            await self._connection(stream)
+        except (h11.ProtocolError, WsProtocolError, anyio.EndOfStream, *_GONE):
+            pass
 
     def _model(self, kernel_id: str) -> dict[str, Any]:
         return {
@@ -129,7 +141,7 @@ class SimServer:
                 if event is h11.NEED_DATA:
                     try:
                         conn.receive_data(await stream.receive(_READ))
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                    except (anyio.EndOfStream, *_GONE):
                         conn.receive_data(b"")
                     continue
                 if not isinstance(event, h11.Request):
@@ -150,7 +162,13 @@ class SimServer:
                     if match and match["rest"] == "/channels" and match["id"] in self.kernels:
                         await self._websocket(stream, conn, headers, match["id"])
                         return
-                status, answer = self._route(request.method.decode(), path, body, authorized)
+                method = request.method.decode()
+                if method == "DELETE" and self.latency:  # a kernel takes time to stop
+                    self.deleting += 1
+                    self.peak_deleting = max(self.peak_deleting, self.deleting)
+                    await anyio.sleep(self.latency)
+                    self.deleting -= 1
+                status, answer = self._route(method, path, body, authorized)
                 data = b"" if answer is None else json.dumps(answer).encode()
                 reply = [(b"content-type", b"application/json")] if answer is not None else []
                 reply.append((b"content-length", str(len(data)).encode()))
@@ -208,7 +226,7 @@ class SimServer:
                             tg.start_soon(self._answer, kernel_id, codec, frame, ws, send)
                 try:
                     data = await stream.receive(_READ)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                except (anyio.EndOfStream, *_GONE):
                     tg.cancel_scope.cancel()
                     return
                 ws.receive_data(data)
@@ -232,8 +250,10 @@ class SimServer:
         async with lock if lock is not None else nullcontext():
             if self.latency and request.msg_type == "execute_request":
                 await anyio.sleep(self.latency)
+            if ws.state is not ConnectionState.OPEN:
+                return  # the client closed the socket meanwhile
             out = b"".join(ws.send(_ws_message(codec.encode(m))) for m in kernel.handle(request))
-        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        with suppress(*_GONE):
             await send(out)
 
 

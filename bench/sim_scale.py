@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import random
 import subprocess
@@ -38,6 +39,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 
 from jupyter_interp.client import Client
+from jupyter_interp.config import ClientConfig
 from jupyter_interp.provider import JupyterCodeInterpreterProvider
 
 from ._harness import Report
@@ -53,6 +55,7 @@ CODE = "simulate()"  # not understood by the simulator: prints OUTPUT_SIZE bytes
 RSS_TARGET = 64 * 1024
 CPU_RATIO_TARGET = 1.5
 TOKEN = "sim-scale"
+PING_INTERVAL = ClientConfig(base_url="http://127.0.0.1/").ping_interval or math.inf
 
 
 def _rss() -> int:
@@ -113,8 +116,9 @@ def _via_provider(provider: JupyterCodeInterpreterProvider) -> _Sessions:
 
 async def _steady(
     sessions: _Sessions, rate: float, duration: float
-) -> tuple[list[float], float, int]:
-    """Latencies, CPU seconds and failures of one open-loop phase at ``rate`` per second."""
+) -> tuple[list[float], float, int, list[float]]:
+    """Latencies, CPU seconds, failures and garbage-collection pauses of one open-loop
+    phase at ``rate`` executions per second."""
     samples: list[float] = []
     failures = 0
     pick = random.Random(27)
@@ -128,11 +132,33 @@ async def _steady(
 
     cpu = time.process_time()
     start = anyio.current_time()
-    async with anyio.create_task_group() as tg:
-        for index in range(int(rate * duration)):
-            await anyio.sleep_until(start + index / rate)
-            tg.start_soon(one, pick.choice(sessions.runs))
-    return samples, time.process_time() - cpu, failures
+    with _GcPauses() as pauses:
+        async with anyio.create_task_group() as tg:
+            for index in range(int(rate * duration)):
+                await anyio.sleep_until(start + index / rate)
+                tg.start_soon(one, pick.choice(sessions.runs))
+    return samples, time.process_time() - cpu, failures, pauses.pauses
+
+
+class _GcPauses:
+    """Durations of the garbage collector's passes while the block runs (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def _observe(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> _GcPauses:
+        gc.callbacks.append(self._observe)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._observe)
 
 
 async def _levels(
@@ -160,11 +186,14 @@ async def _levels(
         report.figure(f"{level}.start_all.seconds", start_total, "s", f"all {level}")
         report.figure(f"{level}.rss_per_session", rss_per / 1024, "KiB")
         report.figure(f"{level}.open_fds", _fds() - fds, "fds", "over the baseline")
-        samples, cpu, failures = await _steady(sessions, rate, duration)
+        samples, cpu, failures, pauses = await _steady(sessions, rate, duration)
         summary = report.timing(f"{level}.execute", samples)
         cpu_per[level], p99[level] = cpu / len(samples), summary.p99
         report.figure(f"{level}.cpu_per_execute", cpu_per[level] * 1e3, "ms")
         report.figure(f"{level}.failures", failures, "")
+        report.figure(f"{level}.gc.pause_max", max(pauses, default=0.0) * 1e3, "ms")
+        report.figure(f"{level}.gc.pause_total", sum(pauses) * 1e3, "ms", f"{len(pauses)} passes")
+        report.figure(f"{level}.pings_per_second", level / PING_INTERVAL, "1/s", "keep-alive")
     return rss_per
 
 

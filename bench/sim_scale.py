@@ -46,7 +46,7 @@ from ._harness import Report
 from .sim_server import raise_fd_limit, sim_server
 
 LEVELS = (1000, 5000, 10000)
-SMOKE_LEVELS = (20, 60)
+SMOKE_LEVELS = (10, 30)
 RATE = 200.0
 DURATION = 15.0
 START_CONCURRENCY = 64

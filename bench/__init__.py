@@ -9,7 +9,9 @@
   ``KernelPool`` (target 2);
 * ``transfer``: uploads and downloads against the Contents API, and 1 GiB (target 3);
 * ``output``: client memory while 10 MB is printed (target 4);
-* ``scale``: 100 concurrent sessions on one Client (target 5).
+* ``scale``: 100 concurrent sessions on one Client (target 5);
+* ``sim_scale``: 1k/5k/10k sessions from one Client and through the provider, against
+  ``sim_server`` (simulated kernels; target 8).
 
 Every benchmark starts its own servers and kernels on 127.0.0.1, runs the contenders
 interleaved in one process tree, prints one ``figure`` line per number and one

@@ -24,6 +24,7 @@ BENCHMARKS = (
     "transfer",
     "output",
     "scale",
+    "sim_scale",
     "mcp_start",
     "mcp_latency",
 )

@@ -14,7 +14,7 @@ import pytest
 PUBLIC: dict[str, set[str]] = {
     "jupyter_interp": {
         *("AuthenticationError", "ChecksumMismatch", "Client", "ClientConfig"),
-        *("ConnectError", "ConnectionClosed", "ErrorInfo", "ExecutionFailed"),
+        *("ConnectError", "ConnectionClosed", "ErrorInfo", "ExecutionFailed", "InvalidArgument"),
         *("ExecutionResult", "ExecutionStatus", "FileTransferError", "JupyterInterpError"),
         *("KernelDied", "KernelError", "KernelLaunchError", "KernelLaunchTimeout"),
         *("KernelNotFound", "KernelPool", "KernelSpecNotFound", "KernelUnavailable"),

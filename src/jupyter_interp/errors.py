@@ -14,6 +14,7 @@ request headers.
     JupyterInterpError
     ├── ProtocolError
     │   ├── LocalProtocolError          the caller misused an object
+    │   │   └── InvalidArgument         (also ValueError) a value out of range: timeout <= 0
     │   └── RemoteProtocolError         the server sent bytes/messages we cannot accept
     ├── TransportError
     │   ├── ConnectError                nothing listening, DNS, TLS handshake failure
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectError",
     "ConnectionClosed",
     "FileTransferError",
+    "InvalidArgument",
     "JupyterInterpError",
     "KernelDied",
     "KernelError",
@@ -83,6 +85,10 @@ class ProtocolError(JupyterInterpError):
 
 class LocalProtocolError(ProtocolError):
     """We (or the caller) did something the protocol or an object's state forbids."""
+
+
+class InvalidArgument(LocalProtocolError, ValueError):
+    """An argument's value is out of its range (a ``timeout`` of 0, say); a ``ValueError``."""
 
 
 class RemoteProtocolError(ProtocolError):

@@ -78,9 +78,9 @@ async def test_a_timeout_that_is_no_positive_number_is_refused(
     shared_session: Session, timeout: float
 ) -> None:
     with anyio.fail_after(_TIMEOUT):
-        with pytest.raises(LocalProtocolError, match="timeout must be a positive number"):
+        with pytest.raises(ValueError, match="timeout must be a positive number"):
             await shared_session.execute("1", timeout=timeout)
-        with pytest.raises(LocalProtocolError, match="timeout must be a positive number"):
+        with pytest.raises(ValueError, match="timeout must be a positive number"):
             async for _ in shared_session.stream("1", timeout=timeout):
                 pass
         after = await shared_session.execute("2 + 2", timeout=30)

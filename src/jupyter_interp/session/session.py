@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import telemetry
-from ..errors import LocalProtocolError, SessionClosed
+from ..errors import InvalidArgument, SessionClosed
 from ..files.sources import UploadSource
 from ..files.transfer import FileTransfer
 from ..notebook import ExecutionHistory, save_notebook, to_notebook
@@ -109,10 +109,10 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed, KernelUnavailable, KernelDied: the session cannot run code.
-            LocalProtocolError: ``timeout`` is not a positive number (0, negative, NaN),
-                ``code`` is not valid UTF-8 text, or the request would exceed the
-                server's WebSocket message cap (``max_send_message_size``, 10 MiB):
-                upload large data as a file instead.
+            InvalidArgument: ``timeout`` is not a positive number (0, negative, NaN).
+            LocalProtocolError: ``code`` is not valid UTF-8 text, or the request would
+                exceed the server's WebSocket message cap (``max_send_message_size``,
+                10 MiB): upload large data as a file instead.
         """
         async with self._exec_lock:
             with telemetry.execution(self, code) as observe:
@@ -308,12 +308,12 @@ class Session(SessionChannel):
 
         Raises:
             SessionClosed: the session is closed.
-            LocalProtocolError: ``timeout`` is not a positive number, the request is not
-                valid text, or it would exceed the server's WebSocket message cap
-                (``max_send_message_size``).
+            InvalidArgument: ``timeout`` is not a positive number (a ``ValueError``).
+            LocalProtocolError: the request is not valid text, or it would exceed the
+                server's WebSocket message cap (``max_send_message_size``).
         """
         if timeout is not None and not timeout > 0:  # NaN included
-            raise LocalProtocolError(f"timeout must be a positive number of seconds, got {timeout}")
+            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout}")
         self._check_open()
         self._config.check_execute_size(code, user_expressions, buffers)
         tracker, request = self._conn.execute(

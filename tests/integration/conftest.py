@@ -31,6 +31,7 @@ from jupyter_interp.client import Client
 from jupyter_interp.session import Session
 
 from .gateway_env import ensure_enterprise_gateway
+from .provider_harness import gateway_abc  # noqa: F401 (a fixture for the provider tests)
 from .servers import (
     RunningServer,
     running_enterprise_gateway,

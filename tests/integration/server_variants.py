@@ -17,8 +17,8 @@ from pathlib import Path
 
 import attrs
 
+from .server_process import MARKER_VARIABLE
 from .servers import (
-    _MARKER_VARIABLE,
     EG_REFUSED_USERNAME,
     RunningServer,
     free_port,
@@ -40,7 +40,7 @@ _VARIANT_APPS = {
         "KG_AUTH_TOKEN",
         {
             "KG_LIST_KERNELS": "False",
-            "KG_ENV_PROCESS_WHITELIST": f"{_MARKER_VARIABLE},IPYTHONDIR",
+            "KG_ENV_PROCESS_WHITELIST": f"{MARKER_VARIABLE},IPYTHONDIR",
         },
     ),
     "enterprise_gateway": (
@@ -50,7 +50,7 @@ _VARIANT_APPS = {
         {
             "EG_LIST_KERNELS": "False",
             "EG_UNAUTHORIZED_USERS": EG_REFUSED_USERNAME,
-            "EG_INHERITED_ENVS": f"PATH,{_MARKER_VARIABLE},IPYTHONDIR",
+            "EG_INHERITED_ENVS": f"PATH,{MARKER_VARIABLE},IPYTHONDIR",
         },
     ),
 }

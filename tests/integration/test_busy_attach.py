@@ -17,7 +17,7 @@ import pytest
 import jupyter_interp as ji
 
 from .conftest import TEST_CLIENT_SETTINGS, ServerUnderTest
-from .test_provider import kernel_exists
+from .provider_harness import kernel_exists
 from .test_provider_tenancy import provider_for
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,7 @@ from jupyter_interp.protocol import rest
 from jupyter_interp.provider import InvalidSessionId, JupyterCodeInterpreterProvider, SessionInUse
 
 from .conftest import ServerUnderTest
-from .test_provider import kernel_exists
+from .provider_harness import kernel_exists
 
 pytestmark = pytest.mark.anyio
 

@@ -23,6 +23,14 @@ from jupyter_interp.protocol.result import ExecutionResult, ExecutionStatus
 
 from .conftest import SERVER_KINDS
 from .gateway_env import ensure_enterprise_gateway
+from .provider_harness import (
+    BACKEND,
+    GATEWAY_BASE,
+    StandInCodeInterpreterProvider,
+    load_provider,
+    retire,
+    settings,
+)
 from .server_variants import running_server_at
 from .servers import RunningServer, free_port
 from .shared_kernel import module_backend  # noqa: F401 (fixtures)
@@ -31,14 +39,6 @@ from .test_faults import (
     _TIMEOUT,
     _client,
     _stream_until,
-)
-from .test_provider import (
-    BACKEND,
-    GATEWAY_BASE,
-    StandInCodeInterpreterProvider,
-    load_provider,
-    retire,
-    settings,
 )
 
 pytestmark = pytest.mark.anyio

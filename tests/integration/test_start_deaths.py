@@ -25,9 +25,9 @@ from jupyter_interp.client import Client
 from jupyter_interp.errors import KernelDied
 
 from .conftest import TEST_CLIENT_SETTINGS
+from .provider_harness import StandInCodeInterpreterProvider, provider_on
 from .server_variants import running_server_variant
 from .servers import RunningServer
-from .test_provider import StandInCodeInterpreterProvider, gateway_abc, provider_on  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -127,7 +127,7 @@ async def test_a_kernel_that_always_dies_fails_the_start_fast_and_typed(
     assert left == ()
 
 
-@pytest.mark.usefixtures("gateway_abc")  # imported above: installs the gateway's base class
+@pytest.mark.usefixtures("gateway_abc")  # conftest's: installs the gateway's base class
 async def test_the_provider_replaces_a_kernel_dropped_at_start_up(
     dying: DyingKernels, tmp_path: Path
 ) -> None:

@@ -26,6 +26,8 @@ BENCHMARKS = (
     "scale",
     "mcp_start",
     "mcp_latency",
+    "load",
+    "soak",
 )
 VERDICTS = ("PASS ", "FAIL ", "NOT-MEASURED ")
 

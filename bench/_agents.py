@@ -14,9 +14,13 @@ id is kept in ``Tally.kernels`` so the caller can check the server has none left
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -33,7 +37,9 @@ __all__ = [
     "ProviderDriver",
     "Tally",
     "agents_parser",
+    "counting_retries",
     "kernels_left",
+    "process_sample",
     "run_agent",
 ]
 
@@ -204,3 +210,38 @@ def agents_parser(description: str | None, *, agents: int, smoke: str) -> argpar
     parser.add_argument("--agents", type=int, default=agents)
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     return parser
+
+
+def process_sample() -> dict[str, float]:
+    """This process's RSS (MiB), open file descriptors and live anyio tasks (Linux)."""
+    rss_kib = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kib = int(line.split()[1])
+    return {
+        "rss_mib": rss_kib / 1024,
+        "fds": float(len(os.listdir("/proc/self/fd"))),
+        "tasks": float(len(anyio.get_running_tasks())),
+    }
+
+
+class _RetryCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.retries = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("kernel start attempt"):
+            self.retries += 1
+
+
+@contextmanager
+def counting_retries() -> Iterator[_RetryCounter]:
+    """Count the kernel starts the client retried (its warnings) inside the block."""
+    counter = _RetryCounter()
+    logger = logging.getLogger("jupyter_interp.client")
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)

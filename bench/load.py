@@ -35,7 +35,9 @@ from ._agents import (
     ProviderDriver,
     Tally,
     agents_parser,
+    counting_retries,
     kernels_left,
+    process_sample,
     run_agent,
 )
 from ._gateways import enterprise_gateway
@@ -87,8 +89,10 @@ async def _measure(
 ) -> None:  # fmt: skip
     name = f"{server}.{path}"
     baseline = reset_peak_rss()
-    async with PATHS[path](url, token) as driver:
-        tally, wall, cpu = await run_agents(driver, agents, cells, file_bytes)
+    with counting_retries() as counter:
+        async with PATHS[path](url, token) as driver:
+            tally, wall, cpu = await run_agents(driver, agents, cells, file_bytes)
+        after = process_sample()
     async with Client(url, token=token) as checker:
         left = await kernels_left(checker, tally.kernels)
     report.figure(f"{name}.agents_ok", tally.agents_ok, f"of {agents}")
@@ -97,6 +101,9 @@ async def _measure(
         report.timing(f"{name}.execute", tally.latencies)
         report.figure(f"{name}.client_cpu_per_execute", cpu / len(tally.latencies) * 1e3, "ms")
     report.figure(f"{name}.rss_peak_over_start", peak_rss_over_baseline(baseline) / 2**20, "MiB")
+    report.figure(f"{name}.rss_after", after["rss_mib"], "MiB")
+    report.figure(f"{name}.fds_after", after["fds"], "")
+    report.figure(f"{name}.start_retries", counter.retries, "", "transient start failures absorbed")
     report.figure(f"{name}.kernels_left", len(left), "")
     passed = not tally.failures and not left and tally.agents_ok == agents
     report.target(

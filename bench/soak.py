@@ -23,13 +23,11 @@ Verdicts (PASS/FAIL lines):
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import anyio
 import attrs
@@ -38,7 +36,7 @@ from jupyter_interp.client import Client
 from jupyter_interp.errors import JupyterInterpError
 from jupyter_interp.session import Session
 
-from ._agents import agents_parser
+from ._agents import agents_parser, process_sample
 from ._harness import Report, jupyter_server
 from .load import TCP_TRANSPORT
 
@@ -61,18 +59,6 @@ class Soak:
     untyped: list[str] = attrs.field(factory=list)
     actions: Counter[str] = attrs.field(factory=Counter)
     samples: list[tuple[float, dict[str, float]]] = attrs.field(factory=list)
-
-
-def _sample() -> dict[str, float]:
-    rss_kib = 0
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss_kib = int(line.split()[1])
-    return {
-        "rss_mib": rss_kib / 1024,
-        "fds": float(len(os.listdir("/proc/self/fd"))),
-        "tasks": float(len(anyio.get_running_tasks())),
-    }
 
 
 async def _act(session: Session, action: str, soak: Soak, rng: random.Random) -> None:
@@ -115,7 +101,7 @@ async def _agent(client: Client, soak: Soak, deadline: float, seed: int) -> None
 async def _sampler(soak: Soak, interval: float) -> None:
     started = anyio.current_time()
     while True:
-        soak.samples.append((anyio.current_time() - started, _sample()))
+        soak.samples.append((anyio.current_time() - started, process_sample()))
         await anyio.sleep(interval)
 
 

@@ -1,11 +1,12 @@
 """Agents for the load and soak benchmarks: one workload, through Client or the provider.
 
 Strategy: an agent is the gateway's unit of work: start a session, run stateful cells
-(``x += 1; print(x)``, each checked), move a file up and back (checked byte for byte),
-stop. ``ClientDriver`` runs it on a shared ``Client`` (one per process, as a service
-would); ``ProviderDriver`` through ``JupyterCodeInterpreterProvider``, as the gateway
-calls it. A ``Tally`` records every execute's latency and every failure by type; a
-failure ends that agent, never the run.
+(``x += 1; print(x)``, each checked: the last line printed is the count; lines the
+kernel printed itself before it are counted as noise), move a file up and back
+(checked byte for byte), stop. ``ClientDriver`` runs it on a shared ``Client`` (one
+per process, as a service would); ``ProviderDriver`` through
+``JupyterCodeInterpreterProvider``, as the gateway calls it. A ``Tally`` records every
+execute's latency and every failure by type; a failure ends that agent, never the run.
 
 Invariants: every kernel an agent started is stopped by the agent (shielded), and its
 id is kept in ``Tally.kernels`` so the caller can check the server has none left.
@@ -61,6 +62,9 @@ class Tally:
     kernels: set[str] = attrs.field(factory=set)
     agents_ok: int = 0
     outcomes: Counter[str] = attrs.field(factory=Counter)
+    #: cells whose stdout had lines of the kernel's own before the answer
+    noisy: int = 0
+    noise_example: str = ""
 
     def fail(self, error: BaseException) -> None:
         """Count ``error`` by type (an exception group: each of its leaves)."""
@@ -181,8 +185,12 @@ async def _work(driver: Driver, handle: str, tally: Tally, cells: int, file_byte
         status, stdout = await driver.execute(handle, CELL)
         tally.latencies.append(time.perf_counter() - began)
         tally.outcomes[status] += 1
-        if status != "ok" or stdout.strip() != str(expected):
+        lines = stdout.strip().splitlines() or [""]
+        if status != "ok" or lines[-1] != str(expected):
             raise WrongAnswer(f"cell {expected}: {status} {stdout.strip()[:80]!r}")
+        if len(lines) > 1:  # e.g. IPython's history database locked by other kernels
+            tally.noisy += 1
+            tally.noise_example = tally.noise_example or lines[0][:120]
     if file_bytes:
         data = os.urandom(file_bytes)
         name = f"load-{handle}.bin"  # Client sessions share the server's root directory

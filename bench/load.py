@@ -105,6 +105,7 @@ async def _measure(
     report.figure(f"{name}.fds_after", after["fds"], "")
     report.figure(f"{name}.start_retries", counter.retries, "", "transient start failures absorbed")
     report.figure(f"{name}.kernels_left", len(left), "")
+    report.figure(f"{name}.noisy_cells", tally.noisy, "", tally.noise_example or "none")
     passed = not tally.failures and not left and tally.agents_ok == agents
     report.target(
         f"{name}: {agents} concurrent agents, zero failures, no kernel left",

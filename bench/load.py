@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import anyio
 
@@ -120,16 +120,17 @@ async def _run(args: argparse.Namespace) -> None:
     agents, cells, file_bytes = (
         (3, 3, 16 * 1024) if args.smoke else (args.agents, CELLS, FILE_BYTES)
     )
-    async with AsyncExitStack() as stack:
-        server = await stack.enter_async_context(jupyter_server([TCP_TRANSPORT]))
-        for path in args.paths.split(","):
-            await _measure(
-                report, "jupyter_server_tcp", path, server.url, server.token, agents, cells,
-                file_bytes,
-            )  # fmt: skip
+    servers = args.servers.split(",")
+    if "jupyter_server" in servers:
+        async with jupyter_server([TCP_TRANSPORT]) as server:
+            for path in args.paths.split(","):
+                await _measure(
+                    report, "jupyter_server_tcp", path, server.url, server.token, agents, cells,
+                    file_bytes,
+                )  # fmt: skip
     gateway_label = f"enterprise_gateway: {agents} concurrent agents, zero failures"
-    if args.smoke or args.no_gateway:
-        report.target(gateway_label, None, "skipped (smoke run or --no-gateway)")
+    if args.smoke or "enterprise_gateway" not in servers:
+        report.target(gateway_label, None, "skipped (smoke run, or not in --servers)")
         return
     async with enterprise_gateway() as gateway:
         if gateway is None:
@@ -146,7 +147,7 @@ async def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = agents_parser(__doc__, agents=AGENTS, smoke="3 agents, seconds")
     parser.add_argument("--paths", default="client,provider", help="client,provider")
-    parser.add_argument("--no-gateway", action="store_true", help="Jupyter Server only")
+    parser.add_argument("--servers", default="jupyter_server,enterprise_gateway")
     args = parser.parse_args(argv)
     anyio.run(_run, args, backend=args.backend)
     return 0

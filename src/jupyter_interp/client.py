@@ -33,10 +33,10 @@ import httpx
 from anyio.abc import TaskStatus
 
 from . import telemetry
+from ._start_retry import may_have_started, start_with_retries, with_kernel_id
 from .config import ClientConfig
 from .errors import (
     JupyterInterpError,
-    KernelDied,
     KernelLaunchError,
     KernelLaunchTimeout,
     KernelSpecNotFound,
@@ -303,10 +303,11 @@ class Client:
                 the Contents API cannot map (files then move through the kernel only).
             file_root: kernel-side directory that file transfers are confined to.
 
-        A kernel that dies before it first answers (the server drops a kernel whose
-        restarts keep failing, as when another socket took one of the ports picked for
-        it) is deleted and replaced once by a fresh one, which the server gives new
-        ports; a second such death raises ``KernelDied``.
+        A start that fails for a passing reason (a kernel that dies before it first
+        answers, as when another socket took one of the ports picked for it; a 5xx on
+        the start; a WebSocket closed before the first reply) is deleted and tried
+        again with a fresh kernel id, up to ``config.start_attempts`` attempts in all,
+        after a short jittered pause (see ``_start_retry``).
 
         Raises:
             KernelSpecNotFound, ResourceLimitError, KernelLaunchError, KernelDied,
@@ -321,6 +322,7 @@ class Client:
         request: rest.HttpRequest,
         name: str | None,
         *,
+        kernel_id: str | None = None,
         file_root_for: Callable[[str], str],
         owned: bool = True,
         cleanup_timeout: float = 30.0,
@@ -329,34 +331,58 @@ class Client:
         """Send the start ``request`` and open a Session on the kernel it started (the
         provider's start too, with a request of its own and ``owned=False``).
 
-        A kernel that dies before it first answers is deleted and started once more; any
-        other failure to open deletes it and is raised. ``name``: the kernelspec to
-        check when the launch fails (None: no check). ``owned``: deleted when the Client
+        Each attempt asks for a kernel id of ours (``kernel_id``, else a fresh one per
+        attempt) and deletes that kernel when it fails; transient failures are retried
+        (``_start_retry``, ``config.start_attempts``). ``name``: the kernelspec to check
+        when the launch fails (None: no check). ``owned``: deleted when the Client
         closes (else kept, as an attached session is). ``vet`` sees the start's answer
         first: what it raises propagates and the kernel is left untouched.
         """
         kind = await self.server_kind() if telemetry.recording() else ""
         spec = str((request.json or {}).get("name") or "")
+
+        async def attempt(wanted: str) -> Session:
+            try:
+                model = await self._start_kernel(with_kernel_id(request, wanted), name)
+            except BaseException as exc:
+                if may_have_started(exc):
+                    await self._discard(wanted, name or "", cleanup_timeout)
+                raise
+            if vet is not None:
+                vet(model)
+            try:
+                return await self._open(model.id, model.name, file_root=file_root_for(model.id))
+            except BaseException:
+                await self._discard(model.id, model.name, cleanup_timeout)
+                raise
+
         with telemetry.session_start(spec, self.config.base_url, server_kind=kind):
-            replacements = 1
-            while True:
-                model = await self._start_kernel(request, name)
-                if vet is not None:
-                    vet(model)
-                try:
-                    session = await self._open(
-                        model.id, model.name, file_root=file_root_for(model.id)
-                    )
-                    break
-                except BaseException as exc:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
-                        await self._link(model.id, model.name).delete()
-                    if not isinstance(exc, KernelDied) or replacements == 0:
-                        raise
-                    replacements -= 1
-                    logger.warning("%s; starting a fresh kernel", exc)
-        (self._owned if owned else self._attached).append(session)
+            session = await start_with_retries(
+                attempt,
+                attempts=self.config.start_attempts,
+                kernel_ids=(lambda: kernel_id) if kernel_id else lambda: str(uuid.uuid4()),
+            )
+        self._hold(session, owned=owned)
         return session
+
+    def _hold(self, session: Session, *, owned: bool) -> None:
+        """Keep ``session`` for the exit's cleanup; drop those shut down or detached.
+
+        Why: a long-lived Client (the provider's) would otherwise keep every session it
+        ever opened, history and all (the soak's RSS grew 7 MiB a minute). One that
+        gave up with its kernel maybe alive is kept: leaving deletes it.
+        """
+        for held in (self._owned, self._attached):
+            held[:] = [s for s in held if not (s.closed and not s._delete_pending)]
+        (self._owned if owned else self._attached).append(session)
+
+    async def _discard(self, kernel_id: str, kernel_name: str, timeout: float) -> None:
+        """Delete what a failed start attempt left (bounded, shielded, best effort)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+            try:
+                await self._link(kernel_id, kernel_name).delete()
+            except JupyterInterpError as exc:
+                logger.warning("deleting kernel %s of a failed start: %s", kernel_id, exc)
 
     async def _start_kernel(self, request: rest.HttpRequest, name: str | None) -> rest.KernelModel:
         try:
@@ -375,7 +401,7 @@ class Client:
         """
         model = await self.get_kernel(kernel_id)
         session = await self._open(model.id, model.name, file_root=file_root)
-        self._attached.append(session)
+        self._hold(session, owned=False)
         return session
 
     @asynccontextmanager

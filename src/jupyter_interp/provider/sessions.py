@@ -242,22 +242,19 @@ class SessionKeeper:
 
         Whatever this process remembered of the id (history, alias) is dropped first,
         and a ``chosen`` (caller-given) id's folder is emptied: nothing of an earlier
-        session of that id reaches the new one. As in ``Client.start_session``, a kernel
-        that dies before it first answers is deleted and started once more (same id,
-        fresh ports). A start the server answers with a kernel that already has
-        connections, or that has a second connection once ours is open, is someone
-        else's (two replicas racing for one id): ``SessionInUse``, and that kernel is
-        left alone.
+        session of that id reaches the new one. As in ``Client.start_session``, a start
+        that fails for a passing reason (a kernel dead at birth, a 5xx) is deleted and
+        tried again, with the same kernel id. A start the server answers with a kernel
+        that already has connections, or that has a second connection once ours is
+        open, is someone else's (two replicas racing for one id): ``SessionInUse``, and
+        that kernel is left alone.
         """
         self.forget(session_id)
         client = _client(runtime)
         name = await self._kernel_for(client, kernel_name, language)
         wanted = self.kernel_id(session_id)
         folder = self.folder(session_id)
-        request = rest.start_kernel(
-            name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
-        )
-        request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
+        request = rest.start_kernel(name, env=client.config.start_env(env), path="")
 
         def refuse_a_used_kernel(model: rest.KernelModel) -> None:
             if model.connections:
@@ -265,7 +262,8 @@ class SessionKeeper:
 
         session = await client._start_and_open(
             request,
-            None,
+            name,
+            kernel_id=wanted,
             file_root_for=lambda _kernel_id: folder,
             owned=False,
             cleanup_timeout=_CLEANUP_TIMEOUT,

@@ -69,7 +69,7 @@ class ClientConfig:
         handshake_timeout: WebSocket connect + upgrade + kernel_info readiness.
         start_attempts: how many times a kernel start is tried when it fails for a
             passing reason (a kernel dead at birth, a 5xx, a WebSocket closed before
-            the first reply); 1 disables retries. See ``_start_retry``.
+            the first reply); 1 disables retries. See ``client.start_retry``.
         max_message_size: largest incoming WebSocket message accepted (bytes).
         max_send_message_size: largest outgoing WebSocket message the server accepts
             (bytes; None: do not check). Jupyter Server and both gateways run on

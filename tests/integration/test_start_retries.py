@@ -4,7 +4,7 @@ A private Jupyter Server runs ``flaky_kernels.FlakyKernelManager``: the test say
 many launches fail, and the server answers those starts with its own 500. A private
 Kernel Gateway allows one kernel (``max_kernels=1``) for the resource limit. Kernels
 that die at birth are in ``test_start_deaths.py``; the policy itself is unit-tested
-offline in ``tests/test_start_retry.py``. Both servers are shared by the module's tests
+offline in ``tests/client/test_start_retry.py``. Both servers are shared by the module's tests
 (on both backends); each test leaves no kernel behind.
 """
 
@@ -23,7 +23,8 @@ from jupyter_interp.errors import AuthenticationError, KernelSpecNotFound, Resou
 
 from .conftest import TEST_CLIENT_SETTINGS
 from .flaky_kernels import failures_file
-from .servers import RunningServer, running_server_variant
+from .server_variants import running_server_variant
+from .servers import RunningServer
 from .test_provider import StandInCodeInterpreterProvider, gateway_abc, provider_on  # noqa: F401
 
 pytestmark = pytest.mark.anyio

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -32,20 +33,20 @@ import anyio
 import httpx
 from anyio.abc import TaskStatus
 
-from . import telemetry
-from ._start_retry import may_have_started, start_with_retries, with_kernel_id
-from .config import ClientConfig
-from .errors import (
+from .. import telemetry
+from ..config import ClientConfig
+from ..errors import (
     JupyterInterpError,
     KernelLaunchError,
     KernelLaunchTimeout,
-    KernelSpecNotFound,
     LocalProtocolError,
 )
-from .io.http import HttpTransport
-from .protocol import rest
-from .session.kernel_link import KernelLink
-from .session.session import Session
+from ..io.http import HttpTransport
+from ..protocol import rest
+from ..session.kernel_link import KernelLink
+from ..session.session import Session
+from .server import ServerQueries
+from .start_retry import may_have_started, start_with_retries, with_kernel_id
 
 __all__ = ["Client", "shutdown_on_exit"]
 
@@ -75,7 +76,7 @@ async def shutdown_on_exit(started: Awaitable[Session]) -> AsyncIterator[Session
             await session.shutdown()
 
 
-class Client:
+class Client(ServerQueries):
     """A connection to one Jupyter server; opens kernel Sessions.
 
     Args:
@@ -193,92 +194,6 @@ class Client:
             raise LocalProtocolError("use the Client inside 'async with'")
         return self._http
 
-    # -- server information ---------------------------------------------------------
-
-    async def api_status(self) -> rest.ApiStatus:
-        """Version information (``GET /api``), with the credentials checked.
-
-        Jupyter Server answers ``/api`` without looking at the token, so the kernelspecs
-        are fetched as well (and cached for ``kernelspecs()``): every server checks the
-        token there.
-
-        Raises:
-            AuthenticationError: the server refused the token.
-        """
-        status = await self.http.call(rest.api_status(), rest.parse_api_status)
-        self._kernelspecs = await self.http.call(
-            rest.list_kernelspecs(), rest.parse_list_kernelspecs
-        )
-        return status
-
-    async def server_kind(self) -> str:
-        """``"jupyter_server"``, ``"kernel_gateway"`` or ``"enterprise_gateway"`` (asked once).
-
-        Enterprise Gateway says its ``gateway_version`` in ``GET /api``; of the others,
-        only Jupyter Server answers ``GET /api/status``.
-        """
-        if self._server_kind is None:
-            status = await self.http.call(rest.api_status(), rest.parse_api_status)
-            if status.gateway_version:
-                self._server_kind = "enterprise_gateway"
-            else:
-                code, _ = await self.http.send(rest.HttpRequest(method="GET", path="api/status"))
-                self._server_kind = "jupyter_server" if code == 200 else "kernel_gateway"
-        return self._server_kind
-
-    async def kernelspecs(self) -> rest.KernelSpecs:
-        """The kernelspecs the server offers (cached after the first call)."""
-        if self._kernelspecs is None:
-            self._kernelspecs = await self.http.call(
-                rest.list_kernelspecs(), rest.parse_list_kernelspecs
-            )
-        return self._kernelspecs
-
-    async def list_kernels(self) -> tuple[rest.KernelModel, ...]:
-        """Running kernels (gateways refuse this unless configured to allow it)."""
-        return await self.http.call(rest.list_kernels(), rest.parse_list_kernels)
-
-    async def get_kernel(self, kernel_id: str) -> rest.KernelModel:
-        return await self.http.call(rest.get_kernel(kernel_id), rest.parse_get_kernel)
-
-    async def resolve_kernel_name(
-        self, kernel_name: str | None, language: str | None
-    ) -> str | None:
-        """Pick a kernelspec: ``kernel_name`` wins; else one whose language matches."""
-        if kernel_name or not language:
-            return kernel_name
-        specs = await self.kernelspecs()
-        wanted = language.strip().lower()
-        matches = sorted(
-            name for name, spec in specs.specs.items() if spec.language.lower() == wanted
-        )
-        if not matches:
-            offered = ", ".join(
-                f"{name} ({spec.language})" for name, spec in sorted(specs.specs.items())
-            )
-            raise KernelSpecNotFound(
-                f"no kernel for language {language!r}; the server offers: {offered}"
-            )
-        if specs.default in matches:
-            return specs.default
-        return matches[0]
-
-    async def _check_kernel_name(self, name: str, failure: KernelLaunchError) -> None:
-        """After a failed start: raise ``KernelSpecNotFound`` if ``name`` is not offered.
-
-        Jupyter Server answers an unknown kernelspec name with a bare 500 "Unhandled
-        error", so the start failure alone cannot tell a typo from a broken kernel.
-        """
-        try:
-            specs = await self.kernelspecs()
-        except JupyterInterpError:
-            return  # the launch failure is what the caller should see
-        if name not in specs.specs:
-            offered = ", ".join(sorted(specs.specs)) or "none"
-            raise KernelSpecNotFound(
-                f"no kernelspec named {name!r}; the server offers: {offered}"
-            ) from failure
-
     # -- sessions -------------------------------------------------------------------
 
     async def start_session(
@@ -307,7 +222,7 @@ class Client:
         answers, as when another socket took one of the ports picked for it; a 5xx on
         the start; a WebSocket closed before the first reply) is deleted and tried
         again with a fresh kernel id, up to ``config.start_attempts`` attempts in all,
-        after a short jittered pause (see ``_start_retry``).
+        after a short jittered pause (see ``start_retry``).
 
         Raises:
             KernelSpecNotFound, ResourceLimitError, KernelLaunchError, KernelDied,
@@ -333,7 +248,7 @@ class Client:
 
         Each attempt asks for a kernel id of ours (``kernel_id``, else a fresh one per
         attempt) and deletes that kernel when it fails; transient failures are retried
-        (``_start_retry``, ``config.start_attempts``). ``name``: the kernelspec to check
+        (``start_retry``, ``config.start_attempts``). ``name``: the kernelspec to check
         when the launch fails (None: no check). ``owned``: deleted when the Client
         closes (else kept, as an attached session is). ``vet`` sees the start's answer
         first: what it raises propagates and the kernel is left untouched.

@@ -31,7 +31,7 @@ from typing import TypeVar
 import anyio
 import attrs
 
-from .errors import (
+from ..errors import (
     AuthenticationError,
     ConnectionClosed,
     KernelDied,
@@ -42,7 +42,7 @@ from .errors import (
     NotFoundError,
     ResourceLimitError,
 )
-from .protocol import rest
+from ..protocol import rest
 
 __all__ = [
     "Backoff",

@@ -53,19 +53,24 @@ from ..errors import (
     TransportError,
 )
 from .config import ProviderSettings
-from .identity import (
+from .errors import (
     InvalidSessionId,
-    SessionIdentity,
+    SessionFileNotFound,
     SessionInUse,
+    SessionLimitReached,
+    SessionNotFound,
     SessionRefused,
+)
+from .identity import (
+    SessionIdentity,
     check_session_id,
     generated_secret,
     new_session_id,
 )
-from .lifetime import SessionCap, SessionCuller, SessionLimitReached, Usage
+from .lifetime import SessionCap, SessionCuller, Usage
 from .results import execution_dict, history_entry, language_refusal, refused_dict
 from .runtime import ClientOwner, Runtime, SessionRecord
-from .sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
+from .sessions import SessionKeeper
 
 __all__ = [
     "HealthProblem",

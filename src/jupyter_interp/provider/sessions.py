@@ -52,12 +52,13 @@ from ..protocol.result import ExecutionResult, ExecutionStatus
 from ..session import Session
 from .config import ProviderSettings
 from .directory import SessionDirectory, SessionMeta
-from .identity import SessionIdentity, SessionInUse
+from .errors import SessionInUse, SessionNotFound
+from .identity import SessionIdentity
 from .outputs import SavedOutput, output_files, output_name
 from .results import now_iso
 from .runtime import Runtime, SessionRecord
 
-__all__ = ["SessionFileNotFound", "SessionKeeper", "SessionNotFound"]
+__all__ = ["SessionKeeper"]
 
 logger = logging.getLogger("jupyter_interp.provider")
 
@@ -72,25 +73,6 @@ _SUSPICIOUS = frozenset(
         ExecutionStatus.KERNEL_DIED,
     }
 )
-
-
-class SessionNotFound(JupyterInterpError, KeyError, ValueError):
-    """No such session: never started, stopped, or its kernel is gone.
-
-    A ``KeyError`` (the gateway answers 404 for ``get_session`` and history) and a
-    ``ValueError`` (404 for execute and files), whose ``str`` reads as a sentence.
-    """
-
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        super().__init__(f"session {session_id!r} not found (never started, stopped or gone)")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class SessionFileNotFound(RemoteFileNotFound, ValueError):
-    """The file is not in the session's folder (a ``ValueError``: the gateway's 404)."""
 
 
 def _live(runtime: Runtime, session_id: str) -> SessionRecord | None:

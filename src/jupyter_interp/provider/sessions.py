@@ -54,7 +54,6 @@ from .config import ProviderSettings
 from .directory import SessionDirectory, SessionMeta
 from .errors import SessionInUse, SessionNotFound
 from .identity import SessionIdentity
-from .outputs import SavedOutput, output_files, output_name
 from .results import now_iso
 from .runtime import Runtime, SessionRecord
 
@@ -63,7 +62,6 @@ __all__ = ["SessionKeeper"]
 logger = logging.getLogger("jupyter_interp.provider")
 
 _CLEANUP_TIMEOUT = 10.0
-_MAX_SAVED_OUTPUTS = 20
 #: outcomes after which we ask the server whether the kernel still exists
 _SUSPICIOUS = frozenset(
     {
@@ -340,26 +338,6 @@ class SessionKeeper:
                 "cannot use %s as the working directory of session %s: %s",
                 record.folder, record.meta.session_id, result.describe(),
             )  # fmt: skip
-
-    async def save_outputs(
-        self, record: SessionRecord, result: ExecutionResult
-    ) -> list[SavedOutput]:
-        """Save the rich outputs of ``result`` as flat-named files in the session folder."""
-        saved: list[SavedOutput] = []
-        for index, output in enumerate(output_files(result), start=1):
-            if index > _MAX_SAVED_OUTPUTS:
-                logger.warning(
-                    "only the first %d rich outputs of an execution are saved", _MAX_SAVED_OUTPUTS
-                )
-                break
-            name = output_name(result, index, output)
-            try:
-                committed = await record.session.upload(name, output.data)
-            except JupyterInterpError as exc:
-                logger.warning("saving %s failed: %s", name, exc)
-                continue
-            saved.append(SavedOutput(name=name, mime_type=output.mime_type, size=committed.size))
-        return saved
 
     # -- stopping ---------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ BENCHMARKS = (
     "sim_scale",
     "mcp_start",
     "mcp_latency",
+    "load",
+    "soak",
 )
 VERDICTS = ("PASS ", "FAIL ", "NOT-MEASURED ")
 

@@ -32,7 +32,8 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from jupyter_interp.io.websocket import WebSocket, connect_websocket
+from jupyter_interp.io.connect import connect_websocket
+from jupyter_interp.io.websocket import WebSocket
 from jupyter_interp.protocol.message_factory import MessageFactory
 from jupyter_interp.protocol.wire import V1_SUBPROTOCOL, codec_for
 

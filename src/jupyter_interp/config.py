@@ -67,6 +67,9 @@ class ClientConfig:
             as ``KERNEL_LAUNCH_TIMEOUT``; the HTTP read timeout of the start request is
             larger by ``launch_timeout_pad``).
         handshake_timeout: WebSocket connect + upgrade + kernel_info readiness.
+        start_attempts: how many times a kernel start is tried when it fails for a
+            passing reason (a kernel dead at birth, a 5xx, a WebSocket closed before
+            the first reply); 1 disables retries. See ``client.start_retry``.
         max_message_size: largest incoming WebSocket message accepted (bytes).
         max_send_message_size: largest outgoing WebSocket message the server accepts
             (bytes; None: do not check). Jupyter Server and both gateways run on
@@ -94,6 +97,7 @@ class ClientConfig:
     launch_timeout: float = attrs.field(default=120.0, validator=_positive)
     launch_timeout_pad: float = attrs.field(default=10.0, validator=_positive)
     handshake_timeout: float = attrs.field(default=120.0, validator=_positive)
+    start_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     max_message_size: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)
     max_send_message_size: int | None = attrs.field(default=SERVER_MESSAGE_CAP, validator=_positive)
     ping_interval: float | None = attrs.field(default=30.0, validator=_positive)

@@ -5,7 +5,9 @@ server picked for it: jupyter_client restarts it on the same ports) is dropped b
 server after its restarts fail, while the server holds our WebSocket upgrade for its
 kernel_info timeout (60 s) before it answers 404. Each test runs a private server whose
 kernelspecs run ``_LAUNCHER``: it counts its launches in a file and exits at once for
-the first ``fails`` of them, then runs ipykernel. The servers poll their kernels every
+the first ``fails`` of them, then runs ipykernel. A start is tried
+``ClientConfig.start_attempts`` times, each with a fresh kernel (the provider: with the
+same kernel id). The servers poll their kernels every
 half second and give up after one failed restart, so a dying kernel is dropped in about
 a second.
 """
@@ -22,6 +24,7 @@ import attrs
 import pytest
 
 from jupyter_interp.client import Client
+from jupyter_interp.config import ClientConfig
 from jupyter_interp.errors import KernelDied
 
 from .conftest import TEST_CLIENT_SETTINGS
@@ -52,7 +55,8 @@ runpy.run_module("ipykernel_launcher", run_name="__main__")
 
 
 #: the kernelspecs of each server, and how many launches of each die
-_SPECS = {"dropped-once": _LAUNCHES_PER_DROP, "always-dies": 1000}
+_SPECS = {"dropped-twice": 2 * _LAUNCHES_PER_DROP, "always-dies": 1000}
+_ATTEMPTS = ClientConfig().start_attempts
 
 
 @attrs.frozen
@@ -97,17 +101,17 @@ def _client(server: RunningServer) -> Client:
     return Client(server.url, token=server.token, **TEST_CLIENT_SETTINGS)
 
 
-async def test_a_kernel_dropped_at_start_up_is_replaced_by_a_fresh_one(
+async def test_kernels_dropped_at_start_up_are_replaced_by_fresh_ones(
     dying: DyingKernels,
 ) -> None:
     with anyio.fail_after(_TIMEOUT):
-        async with _client(dying.server) as client, client.session("dropped-once") as session:
+        async with _client(dying.server) as client, client.session("dropped-twice") as session:
             result = await session.execute("6 * 7")
             running = [model.id for model in await client.list_kernels()]
 
     assert result.result == "42"
-    assert dying.launches("dropped-once") == _LAUNCHES_PER_DROP + 1
-    assert running == [session.kernel_id]  # the dropped kernel is not left behind
+    assert dying.launches("dropped-twice") == 2 * _LAUNCHES_PER_DROP + 1
+    assert running == [session.kernel_id]  # the dropped kernels are not left behind
 
 
 async def test_a_kernel_that_always_dies_fails_the_start_fast_and_typed(
@@ -122,23 +126,23 @@ async def test_a_kernel_that_always_dies_fails_the_start_fast_and_typed(
             left = await client.list_kernels()
 
     assert "died before it answered" in str(caught.value)
-    assert dying.launches("always-dies") == 2 * _LAUNCHES_PER_DROP  # one replacement
+    assert dying.launches("always-dies") == _ATTEMPTS * _LAUNCHES_PER_DROP
     assert took < _SERVER_HOLD  # not held until the server's kernel_info timeout
     assert left == ()
 
 
 @pytest.mark.usefixtures("gateway_abc")  # conftest's: installs the gateway's base class
-async def test_the_provider_replaces_a_kernel_dropped_at_start_up(
+async def test_the_provider_replaces_kernels_dropped_at_start_up(
     dying: DyingKernels, tmp_path: Path
 ) -> None:
     files = tmp_path / "files"
     with anyio.fail_after(_TIMEOUT):
         async with provider_on(
-            dying.server, files, StandInCodeInterpreterProvider, kernel_name="dropped-once"
+            dying.server, files, StandInCodeInterpreterProvider, kernel_name="dropped-twice"
         ) as provider:
             started = await provider.start_session("agent-7")
             answer = await provider.execute(started["session_id"], "6 * 7")
             await provider.stop_session(started["session_id"])
 
     assert answer["result"] == "42"
-    assert dying.launches("dropped-once") == _LAUNCHES_PER_DROP + 1
+    assert dying.launches("dropped-twice") == 2 * _LAUNCHES_PER_DROP + 1

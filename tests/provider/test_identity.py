@@ -20,11 +20,10 @@ from jupyter_interp.errors import LocalProtocolError
 from jupyter_interp.provider import JupyterCodeInterpreterProvider
 from jupyter_interp.provider import identity as _provider_identity
 from jupyter_interp.provider.config import SECRET_ENV, ProviderSettings
+from jupyter_interp.provider.errors import InvalidSessionId, SessionInUse
 from jupyter_interp.provider.identity import (
     MAX_SESSION_ID_LENGTH,
-    InvalidSessionId,
     SessionIdentity,
-    SessionInUse,
     check_session_id,
     generated_secret,
 )

@@ -10,7 +10,8 @@ import pytest
 
 from jupyter_interp.errors import LocalProtocolError
 from jupyter_interp.provider.config import DEFAULT_IDLE_TIMEOUT, ProviderSettings
-from jupyter_interp.provider.lifetime import SessionLimitReached, Usage
+from jupyter_interp.provider.errors import SessionLimitReached
+from jupyter_interp.provider.lifetime import Usage
 
 
 def test_idle_timeout_and_max_sessions_parse_from_yaml_strings() -> None:

@@ -39,33 +39,35 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
-import anyio
-import attrs
-
 from ..client import Client
 from ..errors import (
-    AuthenticationError,
     JupyterInterpError,
     KernelError,
     LocalProtocolError,
     RemoteFileNotFound,
     SessionClosed,
-    TransportError,
 )
 from .config import ProviderSettings
-from .identity import (
+from .errors import (
     InvalidSessionId,
-    SessionIdentity,
+    SessionFileNotFound,
     SessionInUse,
+    SessionLimitReached,
+    SessionNotFound,
     SessionRefused,
+)
+from .health import HealthProblem, check_health
+from .identity import (
+    SessionIdentity,
     check_session_id,
     generated_secret,
     new_session_id,
 )
-from .lifetime import SessionCap, SessionCuller, SessionLimitReached, Usage
+from .lifetime import SessionCap, SessionCuller, Usage
+from .outputs import save_outputs
 from .results import execution_dict, history_entry, language_refusal, refused_dict
 from .runtime import ClientOwner, Runtime, SessionRecord
-from .sessions import SessionFileNotFound, SessionKeeper, SessionNotFound
+from .sessions import SessionKeeper
 
 __all__ = [
     "HealthProblem",
@@ -83,19 +85,6 @@ logger = logging.getLogger("jupyter_interp.provider")
 T = TypeVar("T")
 
 _GATEWAY_BASE = "agentic_primitives_gateway.primitives.code_interpreter.base"
-
-
-class HealthProblem(str):
-    """What ``healthcheck()`` found wrong: a message that is falsy, like ``False``.
-
-    The gateway stores the value in its readiness report and tests it with ``all()``:
-    a plain non-empty string would count as healthy there.
-    """
-
-    __slots__ = ()
-
-    def __bool__(self) -> bool:
-        return False
 
 
 def _register_with_gateway() -> None:
@@ -267,7 +256,7 @@ class JupyterCodeInterpreterProvider:
             await keeper.prepare(runtime, record)
             result = await record.session.execute(code, timeout=self.settings.execution_timeout)
             await keeper.check_result(runtime, record, result)
-            saved = await keeper.save_outputs(record, result)
+            saved = await save_outputs(record.session, result)
             return execution_dict(
                 record.meta.session_id,
                 result,
@@ -321,38 +310,13 @@ class JupyterCodeInterpreterProvider:
     # -- provider lifecycle -----------------------------------------------------------
 
     async def healthcheck(self) -> bool | str:
-        """True when the server takes our token on ``GET /api`` and offers the kernel.
+        """True when the server takes our token and offers the configured kernelspec.
 
-        Otherwise a falsy ``HealthProblem`` saying what is wrong. Works on any event loop
-        (the gateway checks on a fresh one in a worker thread) and never raises.
+        Otherwise a falsy ``HealthProblem`` saying what is wrong (see ``health``). Works
+        on any event loop (the gateway checks on a fresh one in a worker thread) and
+        never raises.
         """
-        timeout = self.settings.healthcheck_timeout
-        config = attrs.evolve(self._client_config, request_timeout=timeout)
-        try:
-            with anyio.fail_after(timeout + 1):
-                async with Client(config=config) as probe:
-                    return await self._probe(probe)
-        except TimeoutError:
-            return HealthProblem(f"{self.settings.base_url} gave no answer within {timeout:g} s")
-
-    async def _probe(self, probe: Client) -> bool | str:
-        where = self.settings.base_url
-        try:
-            status = await probe.api_status()
-            specs = await probe.kernelspecs()
-        except AuthenticationError as exc:
-            return HealthProblem(f"{where} refused our token: {exc}")
-        except TransportError as exc:
-            return HealthProblem(f"{where} is unreachable: {exc}")
-        except JupyterInterpError as exc:
-            return HealthProblem(f"{where} answered with an error: {exc}")
-        if self.settings.kernel_name not in specs.specs:
-            offered = ", ".join(sorted(specs.specs)) or "none"
-            return HealthProblem(
-                f"{where} (version {status.version}) has no kernelspec "
-                f"{self.settings.kernel_name!r}; it offers: {offered}"
-            )
-        return True
+        return await check_health(self.settings, self._client_config)
 
     async def close(self) -> None:
         """Disconnect every session and stop the client; kernels keep running.

@@ -31,15 +31,12 @@ import re
 import secrets
 import uuid
 
-from ..errors import JupyterInterpError
+from .errors import InvalidSessionId
 
 __all__ = [
     "MAX_SESSION_ID_LENGTH",
     "MIN_SECRET_LENGTH",
-    "InvalidSessionId",
     "SessionIdentity",
-    "SessionInUse",
-    "SessionRefused",
     "check_session_id",
     "generated_secret",
     "new_session_id",
@@ -54,25 +51,6 @@ _SESSION_ID = re.compile(rf"[A-Za-z0-9._~:@-]{{1,{MAX_SESSION_ID_LENGTH}}}")
 _FOLDER_PREFIX = "jupyter-interp-"
 
 _process_secret: str | None = None
-
-
-class SessionRefused(JupyterInterpError, ValueError):
-    """``start_session`` refused the request (a ``ValueError``: the gateway's HTTP 400)."""
-
-
-class InvalidSessionId(SessionRefused):
-    """The caller's session id is not one every route can address."""
-
-
-class SessionInUse(SessionRefused):
-    """The caller's session id names a session or kernel that exists."""
-
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        super().__init__(
-            f"session id {session_id!r} is already in use; choose another id, or start "
-            "the session without one to get a fresh id"
-        )
 
 
 def new_session_id() -> str:

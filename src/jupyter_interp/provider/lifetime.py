@@ -36,23 +36,13 @@ import anyio
 
 from ..errors import JupyterInterpError, KernelNotFound
 from ..protocol.contents import parse_rfc3339
-from .identity import SessionRefused
+from .errors import SessionLimitReached
 from .runtime import Runtime
 from .sessions import SessionKeeper
 
-__all__ = ["SessionCap", "SessionCuller", "SessionLimitReached", "Usage"]
+__all__ = ["SessionCap", "SessionCuller", "Usage"]
 
 logger = logging.getLogger("jupyter_interp.provider")
-
-
-class SessionLimitReached(SessionRefused):
-    """``max_sessions`` sessions are running: the start is refused (HTTP 400)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the provider's limit of {limit} sessions (max_sessions) is reached: stop a "
-            "session before starting another"
-        )
 
 
 class Usage:

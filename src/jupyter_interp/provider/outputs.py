@@ -8,6 +8,9 @@ and a short note, clearly marked, tells the caller what each one is and what it 
 called. Only the preferred MIME type of each output is saved; an ``execute_result``'s
 HTML or JSON is not (its text/plain is the result), but its image is.
 
+``save_outputs`` uploads them into the session folder (at most 20 per execution; a
+failed upload is logged and skipped, never fatal to the execution's result).
+
 Invariants: names match ``output-[g<generation>-]<count>-<n>.<ext>`` (letters, digits,
 ``-`` and ``.`` only); nothing is inlined as base64 in a result; undecodable data is
 skipped, never saved half.
@@ -18,14 +21,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 
+from ..errors import JupyterInterpError
 from ..protocol.result import ExecutionResult
+from ..session.session import Session
 
 __all__ = [
+    "MAX_SAVED_OUTPUTS",
     "IMAGE_TYPES",
     "SAVED_TYPES",
     "OutputFile",
@@ -33,7 +40,13 @@ __all__ = [
     "output_files",
     "output_name",
     "output_note",
+    "save_outputs",
 ]
+
+logger = logging.getLogger("jupyter_interp.provider")
+
+#: rich outputs saved per execution at most
+MAX_SAVED_OUTPUTS = 20
 
 #: image MIME types, in order of preference within one bundle
 IMAGE_TYPES: dict[str, str] = {
@@ -128,3 +141,22 @@ def output_note(saved: Sequence[SavedOutput]) -> str:
         f"[jupyter-interp] {len(saved)} rich {outputs} saved as files in this session: "
         f"{listed}. Download each by name from the session's files."
     )
+
+
+async def save_outputs(session: Session, result: ExecutionResult) -> list[SavedOutput]:
+    """Save the rich outputs of ``result`` as flat-named files in the session's folder."""
+    saved: list[SavedOutput] = []
+    for index, output in enumerate(output_files(result), start=1):
+        if index > MAX_SAVED_OUTPUTS:
+            logger.warning(
+                "only the first %d rich outputs of an execution are saved", MAX_SAVED_OUTPUTS
+            )
+            break
+        name = output_name(result, index, output)
+        try:
+            committed = await session.upload(name, output.data)
+        except JupyterInterpError as exc:
+            logger.warning("saving %s failed: %s", name, exc)
+            continue
+        saved.append(SavedOutput(name=name, mime_type=output.mime_type, size=committed.size))
+    return saved

@@ -52,17 +52,16 @@ from ..protocol.result import ExecutionResult, ExecutionStatus
 from ..session import Session
 from .config import ProviderSettings
 from .directory import SessionDirectory, SessionMeta
-from .identity import SessionIdentity, SessionInUse
-from .outputs import SavedOutput, output_files, output_name
+from .errors import SessionInUse, SessionNotFound
+from .identity import SessionIdentity
 from .results import now_iso
 from .runtime import Runtime, SessionRecord
 
-__all__ = ["SessionFileNotFound", "SessionKeeper", "SessionNotFound"]
+__all__ = ["SessionKeeper"]
 
 logger = logging.getLogger("jupyter_interp.provider")
 
 _CLEANUP_TIMEOUT = 10.0
-_MAX_SAVED_OUTPUTS = 20
 #: outcomes after which we ask the server whether the kernel still exists
 _SUSPICIOUS = frozenset(
     {
@@ -72,25 +71,6 @@ _SUSPICIOUS = frozenset(
         ExecutionStatus.KERNEL_DIED,
     }
 )
-
-
-class SessionNotFound(JupyterInterpError, KeyError, ValueError):
-    """No such session: never started, stopped, or its kernel is gone.
-
-    A ``KeyError`` (the gateway answers 404 for ``get_session`` and history) and a
-    ``ValueError`` (404 for execute and files), whose ``str`` reads as a sentence.
-    """
-
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        super().__init__(f"session {session_id!r} not found (never started, stopped or gone)")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class SessionFileNotFound(RemoteFileNotFound, ValueError):
-    """The file is not in the session's folder (a ``ValueError``: the gateway's 404)."""
 
 
 def _live(runtime: Runtime, session_id: str) -> SessionRecord | None:
@@ -242,22 +222,19 @@ class SessionKeeper:
 
         Whatever this process remembered of the id (history, alias) is dropped first,
         and a ``chosen`` (caller-given) id's folder is emptied: nothing of an earlier
-        session of that id reaches the new one. As in ``Client.start_session``, a kernel
-        that dies before it first answers is deleted and started once more (same id,
-        fresh ports). A start the server answers with a kernel that already has
-        connections, or that has a second connection once ours is open, is someone
-        else's (two replicas racing for one id): ``SessionInUse``, and that kernel is
-        left alone.
+        session of that id reaches the new one. As in ``Client.start_session``, a start
+        that fails for a passing reason (a kernel dead at birth, a 5xx) is deleted and
+        tried again, with the same kernel id. A start the server answers with a kernel
+        that already has connections, or that has a second connection once ours is
+        open, is someone else's (two replicas racing for one id): ``SessionInUse``, and
+        that kernel is left alone.
         """
         self.forget(session_id)
         client = _client(runtime)
         name = await self._kernel_for(client, kernel_name, language)
         wanted = self.kernel_id(session_id)
         folder = self.folder(session_id)
-        request = rest.start_kernel(
-            name, env=client.config.start_env({**env, "KERNEL_ID": wanted}), path=""
-        )
-        request = attrs.evolve(request, json={**(request.json or {}), "kernel_id": wanted})
+        request = rest.start_kernel(name, env=client.config.start_env(env), path="")
 
         def refuse_a_used_kernel(model: rest.KernelModel) -> None:
             if model.connections:
@@ -265,7 +242,8 @@ class SessionKeeper:
 
         session = await client._start_and_open(
             request,
-            None,
+            name,
+            kernel_id=wanted,
             file_root_for=lambda _kernel_id: folder,
             owned=False,
             cleanup_timeout=_CLEANUP_TIMEOUT,
@@ -360,26 +338,6 @@ class SessionKeeper:
                 "cannot use %s as the working directory of session %s: %s",
                 record.folder, record.meta.session_id, result.describe(),
             )  # fmt: skip
-
-    async def save_outputs(
-        self, record: SessionRecord, result: ExecutionResult
-    ) -> list[SavedOutput]:
-        """Save the rich outputs of ``result`` as flat-named files in the session folder."""
-        saved: list[SavedOutput] = []
-        for index, output in enumerate(output_files(result), start=1):
-            if index > _MAX_SAVED_OUTPUTS:
-                logger.warning(
-                    "only the first %d rich outputs of an execution are saved", _MAX_SAVED_OUTPUTS
-                )
-                break
-            name = output_name(result, index, output)
-            try:
-                committed = await record.session.upload(name, output.data)
-            except JupyterInterpError as exc:
-                logger.warning("saving %s failed: %s", name, exc)
-                continue
-            saved.append(SavedOutput(name=name, mime_type=output.mime_type, size=committed.size))
-        return saved
 
     # -- stopping ---------------------------------------------------------------------
 

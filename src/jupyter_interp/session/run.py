@@ -233,6 +233,8 @@ class ExecutionRun:
                 if now >= self._grace_until:
                     if not settling and (gone := await self._kernel_missing()) is not None:
                         return await self._kernel_gone("the kernel stopped mid-execution", gone)
+                    if self._tracker.done:  # the missing half came while we asked: mailed
+                        continue
                     return self._finalize(self._finish_incomplete())
             if now >= self._deadline:
                 return await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())

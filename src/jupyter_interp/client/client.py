@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -32,20 +33,20 @@ import anyio
 import httpx
 from anyio.abc import TaskStatus
 
-from . import telemetry
-from .config import ClientConfig
-from .errors import (
+from .. import telemetry
+from ..config import ClientConfig
+from ..errors import (
     JupyterInterpError,
-    KernelDied,
     KernelLaunchError,
     KernelLaunchTimeout,
-    KernelSpecNotFound,
     LocalProtocolError,
 )
-from .io.http import HttpTransport
-from .protocol import rest
-from .session.kernel_link import KernelLink
-from .session.session import Session
+from ..io.http import HttpTransport
+from ..protocol import rest
+from ..session.kernel_link import KernelLink
+from ..session.session import Session
+from .server import ServerQueries
+from .start_retry import may_have_started, start_with_retries, with_kernel_id
 
 __all__ = ["Client", "shutdown_on_exit"]
 
@@ -75,7 +76,7 @@ async def shutdown_on_exit(started: Awaitable[Session]) -> AsyncIterator[Session
             await session.shutdown()
 
 
-class Client:
+class Client(ServerQueries):
     """A connection to one Jupyter server; opens kernel Sessions.
 
     Args:
@@ -193,92 +194,6 @@ class Client:
             raise LocalProtocolError("use the Client inside 'async with'")
         return self._http
 
-    # -- server information ---------------------------------------------------------
-
-    async def api_status(self) -> rest.ApiStatus:
-        """Version information (``GET /api``), with the credentials checked.
-
-        Jupyter Server answers ``/api`` without looking at the token, so the kernelspecs
-        are fetched as well (and cached for ``kernelspecs()``): every server checks the
-        token there.
-
-        Raises:
-            AuthenticationError: the server refused the token.
-        """
-        status = await self.http.call(rest.api_status(), rest.parse_api_status)
-        self._kernelspecs = await self.http.call(
-            rest.list_kernelspecs(), rest.parse_list_kernelspecs
-        )
-        return status
-
-    async def server_kind(self) -> str:
-        """``"jupyter_server"``, ``"kernel_gateway"`` or ``"enterprise_gateway"`` (asked once).
-
-        Enterprise Gateway says its ``gateway_version`` in ``GET /api``; of the others,
-        only Jupyter Server answers ``GET /api/status``.
-        """
-        if self._server_kind is None:
-            status = await self.http.call(rest.api_status(), rest.parse_api_status)
-            if status.gateway_version:
-                self._server_kind = "enterprise_gateway"
-            else:
-                code, _ = await self.http.send(rest.HttpRequest(method="GET", path="api/status"))
-                self._server_kind = "jupyter_server" if code == 200 else "kernel_gateway"
-        return self._server_kind
-
-    async def kernelspecs(self) -> rest.KernelSpecs:
-        """The kernelspecs the server offers (cached after the first call)."""
-        if self._kernelspecs is None:
-            self._kernelspecs = await self.http.call(
-                rest.list_kernelspecs(), rest.parse_list_kernelspecs
-            )
-        return self._kernelspecs
-
-    async def list_kernels(self) -> tuple[rest.KernelModel, ...]:
-        """Running kernels (gateways refuse this unless configured to allow it)."""
-        return await self.http.call(rest.list_kernels(), rest.parse_list_kernels)
-
-    async def get_kernel(self, kernel_id: str) -> rest.KernelModel:
-        return await self.http.call(rest.get_kernel(kernel_id), rest.parse_get_kernel)
-
-    async def resolve_kernel_name(
-        self, kernel_name: str | None, language: str | None
-    ) -> str | None:
-        """Pick a kernelspec: ``kernel_name`` wins; else one whose language matches."""
-        if kernel_name or not language:
-            return kernel_name
-        specs = await self.kernelspecs()
-        wanted = language.strip().lower()
-        matches = sorted(
-            name for name, spec in specs.specs.items() if spec.language.lower() == wanted
-        )
-        if not matches:
-            offered = ", ".join(
-                f"{name} ({spec.language})" for name, spec in sorted(specs.specs.items())
-            )
-            raise KernelSpecNotFound(
-                f"no kernel for language {language!r}; the server offers: {offered}"
-            )
-        if specs.default in matches:
-            return specs.default
-        return matches[0]
-
-    async def _check_kernel_name(self, name: str, failure: KernelLaunchError) -> None:
-        """After a failed start: raise ``KernelSpecNotFound`` if ``name`` is not offered.
-
-        Jupyter Server answers an unknown kernelspec name with a bare 500 "Unhandled
-        error", so the start failure alone cannot tell a typo from a broken kernel.
-        """
-        try:
-            specs = await self.kernelspecs()
-        except JupyterInterpError:
-            return  # the launch failure is what the caller should see
-        if name not in specs.specs:
-            offered = ", ".join(sorted(specs.specs)) or "none"
-            raise KernelSpecNotFound(
-                f"no kernelspec named {name!r}; the server offers: {offered}"
-            ) from failure
-
     # -- sessions -------------------------------------------------------------------
 
     async def start_session(
@@ -303,10 +218,11 @@ class Client:
                 the Contents API cannot map (files then move through the kernel only).
             file_root: kernel-side directory that file transfers are confined to.
 
-        A kernel that dies before it first answers (the server drops a kernel whose
-        restarts keep failing, as when another socket took one of the ports picked for
-        it) is deleted and replaced once by a fresh one, which the server gives new
-        ports; a second such death raises ``KernelDied``.
+        A start that fails for a passing reason (a kernel that dies before it first
+        answers, as when another socket took one of the ports picked for it; a 5xx on
+        the start; a WebSocket closed before the first reply) is deleted and tried
+        again with a fresh kernel id, up to ``config.start_attempts`` attempts in all,
+        after a short jittered pause (see ``start_retry``).
 
         Raises:
             KernelSpecNotFound, ResourceLimitError, KernelLaunchError, KernelDied,
@@ -321,6 +237,7 @@ class Client:
         request: rest.HttpRequest,
         name: str | None,
         *,
+        kernel_id: str | None = None,
         file_root_for: Callable[[str], str],
         owned: bool = True,
         cleanup_timeout: float = 30.0,
@@ -329,34 +246,58 @@ class Client:
         """Send the start ``request`` and open a Session on the kernel it started (the
         provider's start too, with a request of its own and ``owned=False``).
 
-        A kernel that dies before it first answers is deleted and started once more; any
-        other failure to open deletes it and is raised. ``name``: the kernelspec to
-        check when the launch fails (None: no check). ``owned``: deleted when the Client
+        Each attempt asks for a kernel id of ours (``kernel_id``, else a fresh one per
+        attempt) and deletes that kernel when it fails; transient failures are retried
+        (``start_retry``, ``config.start_attempts``). ``name``: the kernelspec to check
+        when the launch fails (None: no check). ``owned``: deleted when the Client
         closes (else kept, as an attached session is). ``vet`` sees the start's answer
         first: what it raises propagates and the kernel is left untouched.
         """
         kind = await self.server_kind() if telemetry.recording() else ""
         spec = str((request.json or {}).get("name") or "")
+
+        async def attempt(wanted: str) -> Session:
+            try:
+                model = await self._start_kernel(with_kernel_id(request, wanted), name)
+            except BaseException as exc:
+                if may_have_started(exc):
+                    await self._discard(wanted, name or "", cleanup_timeout)
+                raise
+            if vet is not None:
+                vet(model)
+            try:
+                return await self._open(model.id, model.name, file_root=file_root_for(model.id))
+            except BaseException:
+                await self._discard(model.id, model.name, cleanup_timeout)
+                raise
+
         with telemetry.session_start(spec, self.config.base_url, server_kind=kind):
-            replacements = 1
-            while True:
-                model = await self._start_kernel(request, name)
-                if vet is not None:
-                    vet(model)
-                try:
-                    session = await self._open(
-                        model.id, model.name, file_root=file_root_for(model.id)
-                    )
-                    break
-                except BaseException as exc:
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(cleanup_timeout):
-                        await self._link(model.id, model.name).delete()
-                    if not isinstance(exc, KernelDied) or replacements == 0:
-                        raise
-                    replacements -= 1
-                    logger.warning("%s; starting a fresh kernel", exc)
-        (self._owned if owned else self._attached).append(session)
+            session = await start_with_retries(
+                attempt,
+                attempts=self.config.start_attempts,
+                kernel_ids=(lambda: kernel_id) if kernel_id else lambda: str(uuid.uuid4()),
+            )
+        self._hold(session, owned=owned)
         return session
+
+    def _hold(self, session: Session, *, owned: bool) -> None:
+        """Keep ``session`` for the exit's cleanup; drop those shut down or detached.
+
+        Why: a long-lived Client (the provider's) would otherwise keep every session it
+        ever opened, history and all (the soak's RSS grew 7 MiB a minute). One that
+        gave up with its kernel maybe alive is kept: leaving deletes it.
+        """
+        for held in (self._owned, self._attached):
+            held[:] = [s for s in held if not (s.closed and not s._delete_pending)]
+        (self._owned if owned else self._attached).append(session)
+
+    async def _discard(self, kernel_id: str, kernel_name: str, timeout: float) -> None:
+        """Delete what a failed start attempt left (bounded, shielded, best effort)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+            try:
+                await self._link(kernel_id, kernel_name).delete()
+            except JupyterInterpError as exc:
+                logger.warning("deleting kernel %s of a failed start: %s", kernel_id, exc)
 
     async def _start_kernel(self, request: rest.HttpRequest, name: str | None) -> rest.KernelModel:
         try:
@@ -375,7 +316,7 @@ class Client:
         """
         model = await self.get_kernel(kernel_id)
         session = await self._open(model.id, model.name, file_root=file_root)
-        self._attached.append(session)
+        self._hold(session, owned=False)
         return session
 
     @asynccontextmanager

@@ -252,17 +252,20 @@ async def test_a_websocket_dropped_before_readiness_is_opened_again(
 async def test_a_websocket_dropped_at_every_opening_fails_the_start_and_leaks_no_kernel(
     any_server: ServerUnderTest, proxy: TcpProxy
 ) -> None:
+    # two start attempts (each a fresh kernel), each opening its WebSocket three times
     proxy.websocket_drops = 10
     with anyio.fail_after(_TIMEOUT):
-        async with _client(proxy.url(), any_server.token) as client:
+        async with _client(proxy.url(), any_server.token, start_attempts=2) as client:
             with pytest.raises((ConnectionClosed, ConnectError)):
                 await client.start_session()
             channels = [line for line in proxy.request_lines if "/channels?" in line]
-            (kernel_id,) = {line.split("/api/kernels/", 1)[1].split("/")[0] for line in channels}
-            with pytest.raises(KernelNotFound):  # the kernel it started was deleted
-                await client.get_kernel(kernel_id)
+            kernel_ids = {line.split("/api/kernels/", 1)[1].split("/")[0] for line in channels}
+            for kernel_id in kernel_ids:
+                with pytest.raises(KernelNotFound):  # each kernel it started was deleted
+                    await client.get_kernel(kernel_id)
 
-    assert len(channels) == 3  # opened three times, then gave up
+    assert len(kernel_ids) == 2
+    assert len(channels) == 6  # opened three times per attempt, then gave up
 
 
 async def test_a_hang_up_past_the_handshake_timeout_is_not_retried(
@@ -276,7 +279,9 @@ async def test_a_hang_up_past_the_handshake_timeout_is_not_retried(
     proxy.websocket_drops = 3
     proxy.websocket_delays = (1.6, 1.6)
     with anyio.fail_after(_TIMEOUT):
-        async with _client(proxy.url(), any_server.token, handshake_timeout=3.0) as client:
+        async with _client(
+            proxy.url(), any_server.token, handshake_timeout=3.0, start_attempts=1
+        ) as client:  # one attempt: the channel's own reopening rule (see test_start_retries)
             with pytest.raises((ConnectionClosed, ConnectError, TransportTimeout)) as failed:
                 await client.start_session()
 

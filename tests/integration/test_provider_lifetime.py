@@ -39,7 +39,7 @@ async def test_idle_sessions_end_and_sessions_in_use_do_not(
     long_cell: dict[str, Any] = {}
 
     async def run_long(sid: str) -> None:
-        long_cell.update(await provider.execute(sid, "import time\ntime.sleep(10)\n'done'"))
+        long_cell.update(await provider.execute(sid, "import time\ntime.sleep(6)\n'done'"))
 
     try:
         with anyio.fail_after(_LIMIT):

@@ -34,6 +34,7 @@ import pytest
 
 import jupyter_interp as ji
 from jupyter_interp.protocol import rest
+from jupyter_interp.provider import JupyterCodeInterpreterProvider
 
 from .servers import RunningServer
 
@@ -48,6 +49,8 @@ PNG = base64.b64decode(
 )
 #: seconds one provider test may take
 _LIMIT = 120
+#: the ``session_secret`` of the providers ``provider_for`` builds (replicas share it)
+SECRET = "tenancy-tests-shared-secret"
 
 
 class StandInCodeInterpreterProvider(abc.ABC):
@@ -153,3 +156,13 @@ async def kernel_exists(server: RunningServer | ServerUnderTest, kernel_id: str)
 async def delete_kernel(server: RunningServer, kernel_id: str) -> None:
     async with ji.Client(server.url, token=server.token) as client:
         await client.http.call(rest.delete_kernel(kernel_id), rest.parse_delete_kernel)
+
+
+def provider_for(
+    server: ServerUnderTest, file_root: Path, **settings: str
+) -> JupyterCodeInterpreterProvider:
+    """A provider on ``server`` with the tests' secret (every replica shares it)."""
+    config = {"execution_timeout": "30", "session_secret": SECRET, **settings}
+    return JupyterCodeInterpreterProvider(
+        base_url=server.url, token=server.token, file_root=str(file_root), **config
+    )

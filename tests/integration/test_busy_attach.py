@@ -17,8 +17,7 @@ import pytest
 import jupyter_interp as ji
 
 from .conftest import TEST_CLIENT_SETTINGS, ServerUnderTest
-from .provider_harness import kernel_exists
-from .test_provider_tenancy import provider_for
+from .provider_harness import kernel_exists, provider_for
 
 pytestmark = pytest.mark.anyio
 

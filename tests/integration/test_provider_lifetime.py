@@ -16,9 +16,8 @@ import pytest
 from jupyter_interp.provider import JupyterCodeInterpreterProvider, SessionLimitReached
 
 from .conftest import ServerUnderTest
-from .provider_harness import kernel_exists
+from .provider_harness import kernel_exists, provider_for
 from .servers import RunningServer
-from .test_provider_tenancy import provider_for
 
 pytestmark = pytest.mark.anyio
 

@@ -20,8 +20,7 @@ import pytest
 from jupyter_interp.provider import JupyterCodeInterpreterProvider
 
 from .conftest import ServerUnderTest
-from .provider_harness import PNG
-from .test_provider_tenancy import provider_for
+from .provider_harness import PNG, provider_for
 
 pytestmark = pytest.mark.anyio
 

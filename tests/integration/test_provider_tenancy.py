@@ -24,11 +24,10 @@ from jupyter_interp.protocol import rest
 from jupyter_interp.provider import InvalidSessionId, JupyterCodeInterpreterProvider, SessionInUse
 
 from .conftest import ServerUnderTest
-from .provider_harness import kernel_exists
+from .provider_harness import kernel_exists, provider_for
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "tenancy-tests-shared-secret"
 _LIMIT = 180
 
 
@@ -72,16 +71,6 @@ class OwnedGateway:
         self._require_owner(caller, session_id)
         await self.provider.stop_session(session_id)
         self.owners.pop(session_id, None)
-
-
-def provider_for(
-    server: ServerUnderTest, file_root: Path, **settings: str
-) -> JupyterCodeInterpreterProvider:
-    """A provider on ``server`` with the tests' secret (every replica shares it)."""
-    config = {"execution_timeout": "30", "session_secret": SECRET, **settings}
-    return JupyterCodeInterpreterProvider(
-        base_url=server.url, token=server.token, file_root=str(file_root), **config
-    )
 
 
 @asynccontextmanager

@@ -25,7 +25,7 @@ from jupyter_interp.pool import KernelPool
 from jupyter_interp.protocol.result import ExecutionStatus
 
 from .conftest import ServerUnderTest
-from .test_provider_tenancy import provider_for
+from .provider_harness import provider_for
 
 pytestmark = pytest.mark.anyio
 

@@ -144,12 +144,13 @@ async def test_server_exiting_during_startup_raises_connect_error(tmp_path: Path
     fake = tmp_path / "jupyter_server"
     fake.mkdir()
     (fake / "__init__.py").write_text("")
-    (fake / "__main__.py").write_text(
+    (fake / "serverapp.py").write_text(
         "import os, sys\n"
-        "print('argv:', sys.argv[1:])\n"
-        "print('JUPYTER_TOKEN:', os.environ.get('JUPYTER_TOKEN'))\n"
-        "print('token file:', open(os.environ['JUPYTER_TOKEN_FILE']).read())\n"
-        "sys.exit(3)\n"
+        "def main():\n"
+        "    print('argv:', sys.argv[1:])\n"
+        "    print('JUPYTER_TOKEN:', os.environ.get('JUPYTER_TOKEN'))\n"
+        "    print('token file:', open(os.environ['JUPYTER_TOKEN_FILE']).read())\n"
+        "    return 3\n"
     )
     env = {"PYTHONPATH": str(tmp_path), "JUPYTER_TOKEN": "callers-token"}
     with anyio.fail_after(_TEST_TIMEOUT), pytest.raises(ConnectError) as caught:

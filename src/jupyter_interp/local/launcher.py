@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 ``launch_jupyter_server()`` is an async context manager that owns one
-``python -m jupyter_server`` subprocess and everything it spawns:
+Jupyter Server subprocess and everything it spawns:
 
 * **Dependencies first.** ``jupyter_server`` and ``ipykernel`` must be importable by the
   target interpreter (a tiny probe subprocess, with the server's environment, asks);
@@ -24,12 +24,18 @@ Theory of operation
   which runs ipykernel kernels over IPC (many kernels starting at once cannot race for
   ports), when the server can load it (the dependency probe asks); the caller's
   ``extra_args`` come last and override it.
+* **Start-up time.** The server runs ``jupyter_server.serverapp.main`` with the module
+  ``rfc3987_syntax`` marked absent. Jupyter Server's event logger imports jsonschema's
+  format checkers, and through them that module, which builds a grammar on import: 2-3 s,
+  most of the server's start-up. It serves only the ``iri`` and ``iri-reference``
+  formats, which none of the server's event schemas uses; without it jsonschema leaves
+  those two formats unchecked.
 * **Readiness.** Start-up waits, bounded by ``startup_timeout``, until the info file
   exists and ``GET /api`` answers 200 (httpx, loopback, no proxies from the environment).
   An early exit raises ``ConnectError`` and a deadline ``TransportTimeout``, both with the
   tail of the server log (token scrubbed).
 * **Output.** The server's stdout/stderr go to a log file, never to a pipe nobody reads.
-  It runs in the private directory, so ``-m`` cannot import stray modules from the
+  It runs in the private directory, so the server cannot import stray modules from the
   caller's working directory.
 * **Teardown** runs on normal exit, on an exception and on cancellation, shielded:
   SIGTERM, on which Jupyter Server shuts its kernels down and exits; after
@@ -70,6 +76,11 @@ import httpx
 from ..errors import ConnectError, MissingDependency, TransportTimeout
 
 __all__ = ["LocalJupyterServer", "launch_jupyter_server"]
+
+_SERVER_MAIN = (
+    "import sys; sys.modules['rfc3987_syntax'] = None; "
+    "from jupyter_server.serverapp import main; sys.exit(main())"
+)
 
 _REQUIRED_MODULES = ("jupyter_server", "ipykernel")
 _KERNEL_MANAGER = "jupyter_interp.local.kernels.EmbeddedKernelManager"
@@ -115,7 +126,7 @@ async def launch_jupyter_server(
         root_dir: The server's root directory; default a fresh temporary directory that
             is removed on exit.
         startup_timeout: Seconds to wait for the server to answer ``GET /api``.
-        extra_args: Extra command-line arguments for ``python -m jupyter_server``.
+        extra_args: Extra command-line arguments for Jupyter Server (``jupyter server``).
         env: Extra environment variables for the server and its kernels, layered over
             ``os.environ`` (the launcher owns ``JUPYTER_RUNTIME_DIR``, ``JUPYTER_TOKEN``
             and ``JUPYTER_TOKEN_FILE``).
@@ -148,7 +159,7 @@ async def launch_jupyter_server(
             root = str(await anyio.Path(root_dir).absolute())
         server_env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
         server_env["JUPYTER_TOKEN_FILE"] = _write_private_files(private_dir, runtime_dir, token)
-        command = [interpreter, "-m", "jupyter_server", *_server_args(root)]
+        command = [interpreter, "-c", _SERVER_MAIN, *_server_args(root)]
         try:
             with anyio.fail_after(startup_timeout):
                 if await _require_server_modules(interpreter, server_env, private_dir):

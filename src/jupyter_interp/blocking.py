@@ -365,7 +365,7 @@ class KernelPool(_SessionOpener):
     Use it in a ``with`` block inside its Client's.
     """
 
-    def __init__(self, client: Client, sizes: Mapping[str, int]) -> None:
+    def __init__(self, client: Client, sizes: Mapping[str | None, int]) -> None:
         self._runner = client._runner
         self.aio = _pool.KernelPool(client.aio, sizes)
         self._opener = self.aio

@@ -94,7 +94,10 @@ class KernelPool:
 
     Args:
         client: the Client the kernels are started with (enter it first).
-        sizes: kernelspec name -> how many idle warm sessions to keep (at least 1).
+        sizes: kernelspec name -> how many idle warm sessions to keep (at least 1). The
+            name ``None`` pools the server's default kernelspec without asking the
+            server which it is: a start that names neither a kernel nor a language
+            takes those sessions, and warming begins with no request beforehand.
 
     Example::
 
@@ -107,7 +110,7 @@ class KernelPool:
         LocalProtocolError: an empty ``sizes`` or a size below 1.
     """
 
-    def __init__(self, client: Client, sizes: Mapping[str, int]) -> None:
+    def __init__(self, client: Client, sizes: Mapping[str | None, int]) -> None:
         if not sizes:
             raise LocalProtocolError("a KernelPool needs at least one kernelspec")
         for name, size in sizes.items():
@@ -115,7 +118,7 @@ class KernelPool:
                 raise LocalProtocolError(f"pool size for {name!r} must be an int >= 1")
         self._client = client
         self._sizes = dict(sizes)
-        self._specs: dict[str, _Spec] = {}
+        self._specs: dict[str | None, _Spec] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
 
@@ -155,8 +158,8 @@ class KernelPool:
 
     # -- public surface ---------------------------------------------------------------
 
-    def idle(self, kernel_name: str) -> int:
-        """How many warm sessions of ``kernel_name`` are ready right now."""
+    def idle(self, kernel_name: str | None) -> int:
+        """How many warm sessions of ``kernel_name`` (``None``: the default) are ready."""
         spec = self._specs.get(kernel_name)
         return 0 if spec is None else sum(not s.closed for s in spec.idle)
 
@@ -192,18 +195,19 @@ class KernelPool:
             Everything ``Client.start_session`` raises (cold starts).
         """
         self._check_open()
-        name = await self._client.resolve_kernel_name(kernel_name, language)
-        if name is None:
-            name = (await self._client.kernelspecs()).default
-        spec = None if name is None else self._specs.get(name)
+        name: str | None = None  # the server's default, when pooled under None
+        if kernel_name is not None or language is not None or None not in self._specs:
+            name = await self._client.resolve_kernel_name(kernel_name, language)
+            if name is None:
+                name = (await self._client.kernelspecs()).default
+        spec = self._specs.get(name)
         if spec is not None and not env and path == "":
             while (session := spec.take()) is not None:
                 if await self._alive(session):
                     session.file_root = file_root
                     telemetry.pool_request(session.kernel_name, hit=True)
                     return session
-        if name is not None:
-            telemetry.pool_request(name, hit=False)
+        telemetry.pool_request(name or "", hit=False)
         return await self._client.start_session(name, env=env, path=path, file_root=file_root)
 
     @asynccontextmanager
@@ -237,7 +241,7 @@ class KernelPool:
         if self._tg is None or self._closed:
             raise LocalProtocolError("use the KernelPool inside 'async with'")
 
-    async def _replenish(self, name: str, spec: _Spec) -> None:
+    async def _replenish(self, name: str | None, spec: _Spec) -> None:
         delay = _FIRST_RETRY_DELAY
         while True:
             await spec.wanted.wait()
@@ -249,7 +253,7 @@ class KernelPool:
                     await anyio.sleep(delay)
                     delay = min(delay * 2, _MAX_RETRY_DELAY)
 
-    async def _start_one(self, name: str, spec: _Spec) -> bool:
+    async def _start_one(self, name: str | None, spec: _Spec) -> bool:
         """Start one warm session, shielded so its kernel is recorded before any cancel."""
         config = self._client.config
         bound = config.start_timeout + config.handshake_timeout
@@ -257,10 +261,10 @@ class KernelPool:
             try:
                 session = await self._client.start_session(name)
             except Exception as exc:  # a background start must never fail the pool
-                logger.warning("warm start of a %r kernel failed: %s", name, exc)
+                logger.warning("warm start of a %r kernel failed: %s", name or "default", exc)
                 return False
             spec.idle.append(session)
             spec.notify()
             return True
-        logger.warning("warm start of a %r kernel took longer than %g s", name, bound)
+        logger.warning("warm start of a %r kernel took longer than %g s", name or "default", bound)
         return False

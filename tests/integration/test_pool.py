@@ -96,6 +96,26 @@ async def test_requests_a_warm_kernel_cannot_serve_start_cold(
     assert gone
 
 
+async def test_the_default_kernelspec_pooled_as_none_serves_unnamed_starts_only(
+    jupyter_server: RunningServer, client_factory: Callable[..., Client]
+) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        async with client_factory() as client, KernelPool(client, {None: 1}) as pool:
+            await pool.wait_ready()
+            warm = await _kernels(jupyter_server)
+            async with pool.session(_KERNEL) as named:  # the default's name: still cold
+                served_named = named.kernel_id
+                idle_after_named = pool.idle(None)
+            async with pool.session() as unnamed:
+                served_unnamed, unnamed_kernel = unnamed.kernel_id, unnamed.kernel_name
+            default = (await client.kernelspecs()).default
+
+    assert served_named not in warm
+    assert idle_after_named == 1
+    assert served_unnamed in warm
+    assert unnamed_kernel == default == _KERNEL
+
+
 async def test_a_warm_kernel_deleted_behind_the_pools_back_is_never_handed_out(
     jupyter_server: RunningServer, client_factory: Callable[..., Client]
 ) -> None:

@@ -50,15 +50,12 @@ class ServerSettings:
 
 @asynccontextmanager
 async def warm_pool(client: Client, settings: ServerSettings) -> AsyncIterator[KernelPool | None]:
-    """A ``KernelPool`` of ``settings.pool_size`` kernels of the server's kernelspec
-    (None when the size is 0 or the server names no default), warming from entry."""
+    """A ``KernelPool`` of ``settings.pool_size`` kernels of the configured kernelspec,
+    else of the server's default (pooled as ``None``, so warming starts at once, with no
+    request to learn its name), warming from entry; None when the size is 0."""
     if settings.pool_size == 0:
         yield None
         return
     name = await client.resolve_kernel_name(settings.kernel, settings.language)
-    name = name or (await client.kernelspecs()).default
-    if name is None:
-        yield None
-        return
     async with KernelPool(client, {name: settings.pool_size}) as pool:
         yield pool

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import signal
 from typing import Any, cast
@@ -87,12 +88,12 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError("--pool and --max-output must be >= 0")
     if not args.http_idle_timeout > 0:
         raise ValueError("--http-idle-timeout must be > 0")
-    try:
-        import mcp.server.lowlevel  # noqa: F401
-    except ImportError as exc:
+    # find, not import: the SDK takes a second to import, which ``run`` overlaps with
+    # the first kernel's start
+    if importlib.util.find_spec("mcp") is None:
         raise MissingDependency(
             "the MCP server needs the 'mcp' extra: pip install 'jupyter-interp[mcp]'"
-        ) from exc
+        )
 
 
 async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
@@ -123,29 +124,42 @@ async def run(args: argparse.Namespace) -> None:
         if args.url
         else local_server(output_budget=budget)
     )
-    async with client_cm as client, warm_pool(client, settings) as pool:
-        # the first kernel starts while the SDK loads in a thread
-        server_module = await anyio.to_thread.run_sync(importlib.import_module, _SERVER)
-        server = server_module.create_server(client, settings, pool=pool)
-        if args.http is None:
-            from mcp.server.stdio import stdio_server
+    # the SDK loads in a thread from the start, while the first kernel starts
+    sdk_loaded = anyio.Event()
+    loaded: list[Any] = []
 
-            from .stdin import StdinLines
+    async def load_sdk() -> None:
+        loaded.append(await anyio.to_thread.run_sync(importlib.import_module, _SERVER))
+        sdk_loaded.set()
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_cancel_on_signal, tg.cancel_scope)
-                # the SDK only iterates ``stdin``; ours can be cancelled (see .stdin)
-                async with (
-                    StdinLines() as lines,
-                    stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write),
-                ):
-                    await server.run(read, write, server.create_initialization_options())
-                tg.cancel_scope.cancel()
-        else:  # uvicorn handles SIGINT/SIGTERM itself: it ends serve() gracefully
-            from .http import http_app, serve_http
+    async with anyio.create_task_group() as loading:
+        loading.start_soon(load_sdk)
+        async with client_cm as client, warm_pool(client, settings) as pool:
+            await sdk_loaded.wait()
+            await _serve(args, loaded[0].create_server(client, settings, pool=pool))
 
-            host, port = _host_port(args.http)
-            app = http_app(
-                server, token=args.http_token, host=host, idle_timeout=args.http_idle_timeout
-            )
-            await serve_http(app, host, port)
+
+async def _serve(args: argparse.Namespace, server: Any) -> None:
+    """Run ``server`` on the transport ``args`` names."""
+    if args.http is None:
+        from mcp.server.stdio import stdio_server
+
+        from .stdin import StdinLines
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+            # the SDK only iterates ``stdin``; ours can be cancelled (see .stdin)
+            async with (
+                StdinLines() as lines,
+                stdio_server(stdin=cast("anyio.AsyncFile[str]", lines)) as (read, write),
+            ):
+                await server.run(read, write, server.create_initialization_options())
+            tg.cancel_scope.cancel()
+    else:  # uvicorn handles SIGINT/SIGTERM itself: it ends serve() gracefully
+        from .http import http_app, serve_http
+
+        host, port = _host_port(args.http)
+        app = http_app(
+            server, token=args.http_token, host=host, idle_timeout=args.http_idle_timeout
+        )
+        await serve_http(app, host, port)

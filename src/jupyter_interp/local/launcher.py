@@ -5,9 +5,11 @@ Theory of operation
 ``launch_jupyter_server()`` is an async context manager that owns one
 Jupyter Server subprocess and everything it spawns:
 
-* **Dependencies first.** ``jupyter_server`` and ``ipykernel`` must be importable by the
-  target interpreter (a tiny probe subprocess, with the server's environment, asks);
-  otherwise ``MissingDependency`` names the extra to install.
+* **Dependencies first.** The server process runs a short bootstrap (``-c``) before
+  Jupyter Server: it exits with a status of its own when ``jupyter_server`` or
+  ``ipykernel`` cannot be found there (with the server's environment and working
+  directory, which may differ from ours), which becomes ``MissingDependency`` naming the
+  extra to install; no separate probe process is spent on it.
 * **Private directories.** A fresh private directory (mode 0700) holds the runtime dir
   (``JUPYTER_RUNTIME_DIR``: the ``jpserver-<pid>.json`` info file, kernel connection
   files), the token file and the server log. Unless the caller gives ``root_dir``, a
@@ -77,15 +79,11 @@ from ..errors import ConnectError, MissingDependency, TransportTimeout
 
 __all__ = ["LocalJupyterServer", "launch_jupyter_server"]
 
-_SERVER_MAIN = (
-    "import sys; sys.modules['rfc3987_syntax'] = None; "
-    "from jupyter_server.serverapp import main; sys.exit(main())"
-)
-
 _REQUIRED_MODULES = ("jupyter_server", "ipykernel")
 _KERNEL_MANAGER = "jupyter_interp.local.kernels.EmbeddedKernelManager"
-# The probe's exit status when the required modules are there but not our kernel manager.
-_NO_KERNEL_MANAGER = 3
+# The bootstrap's exit status when a required module is missing (Jupyter Server's own
+# failures exit with 1).
+_MISSING_MODULE_EXIT = 87
 _PROBE_INTERVAL = 0.05
 _PROBE_REQUEST_TIMEOUT = 5.0
 _SWEEP_TIMEOUT = 5.0
@@ -159,14 +157,12 @@ async def launch_jupyter_server(
             root = str(await anyio.Path(root_dir).absolute())
         server_env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
         server_env["JUPYTER_TOKEN_FILE"] = _write_private_files(private_dir, runtime_dir, token)
-        command = [interpreter, "-c", _SERVER_MAIN, *_server_args(root)]
+        command = [interpreter, "-c", _bootstrap(), *_server_args(root)]
         try:
             with anyio.fail_after(startup_timeout):
-                if await _require_server_modules(interpreter, server_env, private_dir):
-                    command.append(f"--MappingKernelManager.kernel_manager_class={_KERNEL_MANAGER}")
                 command.extend(extra_args)  # last, so that the caller's options win
                 process = await _spawn(command, server_env, log_path)
-                server = await _wait_until_ready(process, runtime_dir, token, log_path)
+                server = await _wait_until_ready(process, interpreter, runtime_dir, token, log_path)
         except TimeoutError as exc:
             raise TransportTimeout(
                 f"Jupyter Server did not answer within {startup_timeout} s; "
@@ -209,41 +205,29 @@ def _server_args(root_dir: str) -> list[str]:
     return args
 
 
-async def _require_server_modules(interpreter: str, env: Mapping[str, str], cwd: Path) -> bool:
-    """Raise ``MissingDependency`` unless ``interpreter`` has the server's modules; return
-    whether the server can also load our kernel manager (``kernels``: this
-    package, and Jupyter Server 2 for the class it extends).
+def _bootstrap() -> str:
+    """The server process's ``-c`` program: check the modules, leave out
+    ``rfc3987_syntax`` (see Start-up time), pick the kernel manager, run Jupyter Server.
 
-    Asked of a subprocess with the server's environment and working directory even for
-    our own interpreter: the server imports the manager by name there, where a package
-    this process found through a ``sys.path`` of its own may be absent.
+    Our kernel manager is used where the server can load it: this package (found, not
+    imported: the server imports it by name) and Jupyter Server 2 for the class it extends.
     """
-    check = (
-        "import importlib.util, sys\n"
-        f"if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):\n"
-        "    sys.exit(1)\n"
-        "try:\n"
-        "    from importlib.metadata import version\n"
-        "    ours = int(version('jupyter_server').split('.')[0]) >= 2 and bool(\n"
-        f"        importlib.util.find_spec({_KERNEL_MANAGER.rpartition('.')[0]!r}))\n"
-        "except Exception:\n"
-        "    ours = False\n"
-        f"sys.exit(0 if ours else {_NO_KERNEL_MANAGER})\n"
-    )
-    try:
-        result = await anyio.run_process(
-            [interpreter, "-c", check],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            cwd=cwd,
-            check=False,
-        )
-    except OSError as exc:
-        raise ConnectError(f"cannot run the Python interpreter {interpreter!r}: {exc}") from exc
-    if result.returncode not in (0, _NO_KERNEL_MANAGER):
-        _missing(interpreter)
-    return result.returncode == 0
+    return f"""\
+import importlib.util, sys
+if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):
+    sys.exit({_MISSING_MODULE_EXIT})
+sys.modules["rfc3987_syntax"] = None
+try:
+    from importlib.metadata import version
+    ours = int(version("jupyter_server").split(".")[0]) >= 2 and bool(
+        importlib.util.find_spec({_KERNEL_MANAGER.rpartition(".")[0]!r}))
+except Exception:
+    ours = False
+if ours:
+    sys.argv.insert(1, "--MappingKernelManager.kernel_manager_class={_KERNEL_MANAGER}")
+from jupyter_server.serverapp import main
+sys.exit(main())
+"""
 
 
 def _missing(interpreter: str) -> NoReturn:
@@ -270,12 +254,14 @@ async def _spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> 
 
 
 async def _wait_until_ready(
-    process: anyio.abc.Process, runtime_dir: Path, token: str, log_path: Path
+    process: anyio.abc.Process, interpreter: str, runtime_dir: Path, token: str, log_path: Path
 ) -> LocalJupyterServer:
     info_file = anyio.Path(runtime_dir / f"jpserver-{process.pid}.json")
     headers = {"Authorization": f"token {token}"}
     async with httpx.AsyncClient(trust_env=False, timeout=_PROBE_REQUEST_TIMEOUT) as http:
         while True:
+            if process.returncode == _MISSING_MODULE_EXIT:
+                _missing(interpreter)
             if process.returncode is not None:
                 raise ConnectError(
                     f"Jupyter Server exited with code {process.returncode} during start-up; "

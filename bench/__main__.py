@@ -21,6 +21,7 @@ BENCHMARKS = (
     "core",
     "latency",
     "session_start",
+    "cold_start",
     "transfer",
     "output",
     "scale",

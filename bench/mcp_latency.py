@@ -22,7 +22,7 @@ from mcp import Client as McpClient
 from jupyter_interp.client import Client
 
 from ._harness import Options, Report, interleave, jupyter_server, parse_options
-from .mcp_start import stdio_server
+from .mcp_start import server_env, stdio_server
 
 CODE = "1+1"
 RATIO = 1.5
@@ -35,7 +35,7 @@ async def _run(options: Options) -> None:
         jupyter_server() as server,
         Client(server.url, token=server.token) as client,
         client.session("python3") as session,
-        McpClient(stdio_server(server, "--pool", "0"), read_timeout_seconds=120) as mcp,
+        McpClient(stdio_server(server_env(server), "--pool", "0"), read_timeout_seconds=120) as mcp,
     ):
 
         async def through_mcp() -> None:

@@ -2,9 +2,11 @@
 
 ``jupyter-interp exec CODE`` (or ``-f FILE``, or ``-`` for stdin) runs code on the server
 named by ``--url``/``--token`` or ``JUPYTER_URL``/``JUPYTER_TOKEN``, else on a private
-Jupyter Server started on 127.0.0.1 for the occasion. Streams are printed as they
+Jupyter Server started on 127.0.0.1 for the occasion (or the shared one that
+``jupyter-interp server start`` left running). Streams are printed as they
 arrive; rich outputs (images, HTML, PDF) are saved under ``--output-dir`` and their paths
-printed; ``--json`` prints the aggregated result instead.
+printed; ``--json`` prints the aggregated result instead. ``jupyter-interp server
+start|stop|status`` manages the shared local server (``local.shared``).
 
 Exit status: 0 success, 1 the code failed (error, timeout, kernel death, ...), 2 usage or
 connection errors.
@@ -69,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
         "--notebook", default=None, help="also save the run as a notebook (.ipynb; needs nbformat)"
     )
     mcp_command.add_server_options(add_server_options(mcp_command.add_parser(commands)))
+    shared = commands.add_parser(
+        "server", help="start, stop or show the shared local server later commands use"
+    )
+    shared.add_argument("action", choices=("start", "stop", "status"))
+    shared.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=3600.0,
+        help="start: seconds without kernels or requests after which it stops itself",
+    )
     return parser
 
 
@@ -142,12 +154,12 @@ def result_to_json(result: ExecutionResult, saved: Sequence[Path]) -> dict[str, 
 
 async def _run(args: argparse.Namespace, code: str, out: TextIO, err: TextIO) -> int:
     from .client import Client
-    from .local.server import local_server
+    from .local.shared import shared_or_private
 
     if args.url:
         client_cm: Any = Client(args.url, token=args.token)
     else:
-        client_cm = local_server()
+        client_cm = shared_or_private()
     result: ExecutionResult | None = None
     async with client_cm as client, client.session(args.kernel, language=args.language) as session:
         async for event in session.stream(code, timeout=args.timeout):
@@ -207,12 +219,37 @@ def _serve_mcp(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     return EXIT_OK
 
 
+def _manage_shared(args: argparse.Namespace, out: TextIO) -> int:
+    from .local import shared
+
+    if args.action == "start":
+        server = shared.start_shared_server(idle_timeout=args.idle_timeout)
+        out.write(f"shared server at {server.url} (root {server.root_dir}, pid {server.pid})\n")
+        return EXIT_OK
+    if args.action == "stop":
+        stopped = shared.stop_shared_server()
+        out.write("stopped\n" if stopped else "no shared server is running\n")
+        return EXIT_OK
+    running = shared.read_shared_server()
+    if running is None:
+        out.write("no shared server is running\n")
+        return EXIT_CODE_FAILED
+    out.write(f"shared server at {running.url} (root {running.root_dir}, pid {running.pid})\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "mcp":
         return _serve_mcp(parser, args)
+    if args.command == "server":
+        try:
+            return _manage_shared(args, sys.stdout)
+        except (JupyterInterpError, OSError) as exc:
+            print(f"jupyter-interp: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         code = _read_code(args)
     except (ValueError, OSError) as exc:

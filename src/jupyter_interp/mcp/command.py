@@ -1,8 +1,9 @@
 """``jupyter-interp mcp``: serve the MCP server over stdio (default) or streamable HTTP.
 
 Strategy: the server options mirror ``exec`` (``--url``/``--token`` or
-``JUPYTER_URL``/``JUPYTER_TOKEN``, else the embedded local server; ``--kernel``,
-``--language``, ``--timeout``, ``--backend``) plus the transport's. The SDK is imported
+``JUPYTER_URL``/``JUPYTER_TOKEN``, else the shared local server if one runs, else the
+embedded local server; ``--kernel``, ``--language``, ``--timeout``, ``--backend``) plus
+the transport's. The SDK is imported
 only when the command runs, so a missing ``mcp`` extra is a plain message, not a
 traceback. stdio serves one connection until EOF; ``--http HOST:PORT`` listens on
 loopback unless told otherwise, with an optional bearer token (``--http-token`` or
@@ -107,7 +108,7 @@ async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
 async def run(args: argparse.Namespace) -> None:
     """Serve until EOF (stdio) or until cancelled or signalled (HTTP)."""
     from ..client import Client
-    from ..local import local_server
+    from ..local.shared import shared_or_private
     from ..protocol.budget import OutputBudget
     from .settings import Limits, ServerSettings, warm_pool
 
@@ -122,7 +123,7 @@ async def run(args: argparse.Namespace) -> None:
     client_cm: Any = (
         Client(args.url, token=args.token, output_budget=budget)
         if args.url
-        else local_server(output_budget=budget)
+        else shared_or_private(output_budget=budget)
     )
     # the SDK loads in a thread from the start, while the first kernel starts
     sdk_loaded = anyio.Event()

@@ -6,13 +6,17 @@ process timed from spawn to exit (what a user waits for at a shell prompt):
 * ``exec``: ``jupyter-interp exec 'print(1)'`` with no server URL in the environment, so
   it starts its private Jupyter Server, one kernel, runs the cell, shuts both down;
 * ``jupyter_execute``: ``jupyter execute`` (nbclient) on a notebook of that one cell: it
-  starts the kernel itself over ZMQ, with no server.
+  starts the kernel itself over ZMQ, with no server;
+* ``exec_shared``: the same ``exec`` once the user has started the shared local server
+  (``jupyter-interp server start``, before the race; stopped after it): a fresh kernel
+  per command, no server start.
 
-No server or kernel outlives a round. After the race, the same steps run in this process
-with timers (``where_the_time_goes``): interpreter start and imports (a separate
-``python -c 'import jupyter_interp.cli'``), the server's start, the kernel's, the cell,
-the kernel's shutdown and the server's stop. Target: ``exec`` median <= 0.6x
-``jupyter_execute`` median.
+No kernel outlives a round, and no server either but the shared one. After the race,
+the same steps run in this process with timers (``where_the_time_goes``): interpreter
+start and imports (a separate ``python -c 'import jupyter_interp.cli'``), the server's
+start, the kernel's, the cell, the kernel's shutdown and the server's stop. Targets:
+``exec`` median <= 0.6x ``jupyter_execute`` median, cold; and the same for
+``exec_shared``.
 """
 
 from __future__ import annotations
@@ -35,24 +39,20 @@ TARGET = 0.6
 CELL = "print(1)"
 
 
-def _environment() -> dict[str, str]:
-    """Ours, without a server to use: both contenders start cold."""
-    return {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
+def _environment(state_dir: Path) -> dict[str, str]:
+    """Ours, without a server URL, and ``state_dir`` for the shared server's state."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
+    env["JUPYTER_INTERP_STATE_DIR"] = str(state_dir)
+    return env
 
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _run(command: list[str], cwd: str) -> None:
-    subprocess.run(
-        command,
-        env=_environment(),
-        cwd=cwd,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _run(command: list[str], cwd: Path, state_dir: Path) -> None:
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(command, env=_environment(state_dir), cwd=cwd, check=True, **quiet)
 
 
 async def _where_the_time_goes(report: Report, rounds: int) -> None:
@@ -84,28 +84,41 @@ async def _where_the_time_goes(report: Report, rounds: int) -> None:
 async def _race(options: Options) -> None:
     report = Report("cold_start", smoke=options.smoke)
     rounds, warmup = (1, 0) if options.smoke else (9, 1)
-    with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as scratch_name:
+        scratch = Path(scratch_name)
         notebook = nbformat.v4.new_notebook()
         notebook.cells.append(nbformat.v4.new_code_cell(CELL))
-        nbformat.write(notebook, str(Path(scratch) / "one.ipynb"))
-        commands = {
-            "exec": [_bin("jupyter-interp"), "exec", CELL],
-            "jupyter_execute": [_bin("jupyter"), "execute", "one.ipynb"],
+        nbformat.write(notebook, str(scratch / "one.ipynb"))
+        no_shared, shared = scratch / "no-shared-server", scratch / "shared-server"
+        server = [_bin("jupyter-interp"), "server"]
+        runs = {
+            "exec": ([_bin("jupyter-interp"), "exec", CELL], no_shared),
+            "jupyter_execute": ([_bin("jupyter"), "execute", "one.ipynb"], no_shared),
+            "exec_shared": ([_bin("jupyter-interp"), "exec", CELL], shared),
         }
         contenders = {
-            name: (lambda command=command: anyio.to_thread.run_sync(_run, command, scratch))
-            for name, command in commands.items()
+            name: (
+                lambda command=command, state=state: anyio.to_thread.run_sync(
+                    _run, command, scratch, state
+                )
+            )
+            for name, (command, state) in runs.items()
         }
-        samples = await interleave(contenders, rounds=rounds, warmup=warmup)
+        await anyio.to_thread.run_sync(_run, [*server, "start"], scratch, shared)
+        try:
+            samples = await interleave(contenders, rounds=rounds, warmup=warmup)
+        finally:
+            await anyio.to_thread.run_sync(_run, [*server, "stop"], scratch, shared)
     medians = {name: report.timing(name, values).median for name, values in samples.items()}
-    ratio = medians["exec"] / medians["jupyter_execute"]
-    report.figure("ratio_vs_jupyter_execute", ratio, "x")
-    ours, theirs = medians["exec"] * 1e3, medians["jupyter_execute"] * 1e3
-    report.target(
-        f"cold one-shot exec median <= {TARGET}x jupyter execute",
-        ratio <= TARGET,
-        f"{ratio:.3f}x ({ours:.0f} ms vs {theirs:.0f} ms)",
-    )
+    theirs = medians["jupyter_execute"]
+    for name, label in (("exec", "cold"), ("exec_shared", "with the shared server")):
+        ratio = medians[name] / theirs
+        report.figure(f"{name}.ratio_vs_jupyter_execute", ratio, "x")
+        report.target(
+            f"one-shot exec ({label}) median <= {TARGET}x jupyter execute",
+            ratio <= TARGET,
+            f"{ratio:.3f}x ({medians[name] * 1e3:.0f} ms vs {theirs * 1e3:.0f} ms)",
+        )
     await _where_the_time_goes(report, 1 if options.smoke else 5)
 
 

@@ -269,8 +269,7 @@ async def test_rich_output(kernel: Session, case: KernelCase) -> None:
         assert result.result is None or case.name == KERNEL_NAMES["deno"]  # Deno: a value
 
 
-#: per kernel: a cell that prints and shows a picture or text but has no value, and the
-#: kinds of its outputs; then one whose value comes before such a display
+#: per kernel: a cell that prints and displays but has no value; one with both
 _SHOWN = {
     KERNEL_NAMES["ipykernel"]: (
         "from IPython.display import display; print(1); display(2)",

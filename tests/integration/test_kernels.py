@@ -25,6 +25,7 @@ from jupyter_interp.errors import KernelSpecNotFound, UnsupportedKernel
 from jupyter_interp.protocol.files import CHUNK_SIZE
 from jupyter_interp.protocol.files.replies import EntryKind
 from jupyter_interp.protocol.result import ExecutionStatus, Recovery, strip_ansi
+from jupyter_interp.provider.results import execution_dict
 from jupyter_interp.session import Session
 
 from .conftest import TEST_CLIENT_SETTINGS
@@ -249,9 +250,13 @@ async def test_the_value_of_the_cell(kernel: Session, case: KernelCase) -> None:
         assert result.ok, result.describe()
         if case.name == KERNEL_NAMES["bash_kernel"]:  # no values in bash: only output
             assert (result.result, result.stdout) == (None, "42\n")
-        elif case.name == KERNEL_NAMES["IRkernel"]:  # IRkernel shows values as display_data
-            assert result.result is None
-            assert [o.data["text/plain"] for o in result.outputs] == ["[1] 42"]
+        elif case.name == KERNEL_NAMES["IRkernel"]:  # its value comes as display_data
+            assert result.result == "[1] 42"
+            assert [(o.kind, o.data["text/plain"]) for o in result.outputs] == [
+                ("execute_result", "[1] 42")
+            ]
+            outcome = execution_dict("s", result, cap=None)  # the provider shows it as such
+            assert (outcome["result"], "display" in outcome) == ("[1] 42", False)
         else:
             assert strip_ansi(result.result or "") == "42"
 
@@ -261,6 +266,32 @@ async def test_rich_output(kernel: Session, case: KernelCase) -> None:
         result = await kernel.execute(case.html)
         assert result.ok, result.describe()
         assert [o.data["text/html"].strip() for o in result.outputs] == ["<b>x</b>"]
+        assert result.result is None or case.name == KERNEL_NAMES["deno"]  # Deno: a value
+
+
+#: per kernel: a cell that prints and displays but has no value; one with both
+_SHOWN = {
+    KERNEL_NAMES["ipykernel"]: (
+        "from IPython.display import display; print(1); display(2)",
+        "display(3); 6 * 7",
+    ),
+    KERNEL_NAMES["IRkernel"]: ("print(1); plot(1:3); invisible(7)", "6 * 7; plot(1:3)"),
+}
+
+
+async def test_a_display_is_never_the_value(kernel: Session, case: KernelCase) -> None:
+    with anyio.fail_after(_TIMEOUT):
+        assigned = await kernel.execute(case.set_x)
+        assert (assigned.ok, assigned.result) == (True, None)
+        if case.name not in _SHOWN:
+            return
+        shown, value_first = _SHOWN[case.name]
+        result = await kernel.execute(shown)
+        assert (result.ok, result.result) == (True, None), result.describe()
+        assert [o.kind for o in result.outputs] == ["display_data"]
+        result = await kernel.execute(value_first)
+        assert strip_ansi(result.result or "") in ("42", "[1] 42")
+        assert sorted(o.kind for o in result.outputs) == ["display_data", "execute_result"]
 
 
 async def test_no_execution_loses_output_published_late(kernel: Session, case: KernelCase) -> None:

@@ -339,14 +339,6 @@ def test_input_request_event() -> None:
     assert (result.status, result.detail) == (ExecutionStatus.INPUT_REQUIRED, "stdin disabled")
 
 
-def test_irkernel_value_is_a_display_not_a_result() -> None:
-    tracker, request, kernel = start("1+1")
-    kernel.copies_parent_session = True
-    result = finished(feed(tracker, kernel.irkernel_run(request, 1, "[1] 2")))
-    assert result.result is None
-    assert [(o.kind, o.data["text/plain"]) for o in result.outputs] == [("display_data", "[1] 2")]
-
-
 def test_unknown_stream_name_goes_to_stdout_but_keeps_its_name() -> None:
     tracker, request, kernel = start()
     events = tracker.receive(kernel.stream(request, "x", name="debug"))

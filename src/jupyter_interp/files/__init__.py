@@ -1,7 +1,8 @@
 """File transfer on a kernel: the routes that move bytes between caller and kernel.
 
 ``transfer`` is ``FileTransfer``, a Session's file operations through kernel-side
-snippets; ``contents`` the Jupyter Server Contents API route; ``direct`` large
+snippets; ``contents`` the Jupyter Server Contents API route (``replace`` puts its
+uploads in place and recovers from a crash in between); ``direct`` large
 downloads over the server's ``files/`` URL; ``sinks`` where downloaded bytes go;
 ``pipeline`` keeps a window of chunk executions in flight.
 

@@ -8,14 +8,16 @@ A caller's path is checked by ``confine`` and appended to the file root's API pa
 the session's relative file root).
 
 * Upload: chunks of ``chunk_size`` bytes go as a chunked ``PUT`` (``chunk`` = 1, 2,
-  ..., then an empty ``-1``) to ``<name>.<id>.part`` next to the target (no leading dot:
-  the server refuses hidden names unless ``allow_hidden``); the client hashes as it
-  reads and checks the size after every chunk. The server's size and sha256 of the temp
-  file (``hash=1``) must then match before the temp file is renamed onto the target.
-* Replace: a rename refuses an existing target, so an existing file is first renamed
-  to ``<name>.<id>.old``, then the temp file to the target, then the old file is
-  emptied and deleted. If the second rename fails (or is cancelled) the old file is
-  renamed back.
+  ..., then an empty ``-1``) to ``contents_swap.temp_name`` next to the target (no
+  leading dot: the server refuses hidden names unless ``allow_hidden``); the client
+  hashes as it reads and checks the size after every chunk. After the first chunk,
+  ``files/`` must serve the temp file. The server's size and sha256 of the temp file
+  (``hash=1``) must then match before the temp file is put in place.
+* Replace (``replace.Swapper``): a rename refuses an existing target, so an existing
+  file is renamed aside (``contents_swap.aside_name``), the temp file onto the target,
+  and the old file is deleted. If the second rename fails (or is cancelled) the old
+  file is renamed back. Every upload first finishes what a crashed replace of its
+  target left (``Swapper.recover``); so do a download and a stat that find it missing.
 * Download: stat with sha256, then ``GET files/<path>`` with ``Range`` per chunk; bytes
   are hashed as they arrive and handed to the sink in order, one range behind: the
   last range goes only once the digest matched, so a sink never holds a whole
@@ -24,18 +26,26 @@ the session's relative file root).
   path has that stat's size and mtime.
 
 Guarantees: memory is bounded by two chunks (plus an upload chunk's base64 and JSON
-forms) either way. The target name never holds a partial or unverified file; a new file appears by
-one rename; while an existing one is replaced, the name is briefly absent between two
-renames, and the old file is kept as ``.old`` until the new one is in place (a process
-killed in between leaves it there). On any failure, cancellation included, the temp
-file is emptied and deleted (shielded, bounded). Deletions go to the server's trash
-when ``delete_to_trash`` is on: the temp and old files are emptied first.
+forms) either way. The target name never holds a partial or unverified file; a new
+file appears by one rename; while an existing one is replaced, the name is absent
+between two renames (the server has no atomic replace: ``contents_swap``). A crash
+there leaves the old file under its ``.old`` name, put back by the next upload,
+download or stat of the target; a stray ``.old`` after a finished swap is deleted by
+the next upload. On any failure, cancellation included, the temp file is emptied and
+deleted (shielded, bounded); a file moved aside is never written to, only renamed or
+deleted (it may be a symlink). Deletions go to the server's trash when
+``delete_to_trash`` is on.
 
-Limits: paths are confined lexically; symlinks inside the file root are followed by
-the server, and Jupyter Server's Contents API (2.21) follows them out of its root for
-stat, list, upload and delete. Only downloads are fenced to the server root, by the
-``files/`` handler (403, ``PathNotConfined``). Hidden names are refused or not listed
-unless the server sets ``ContentsManager.allow_hidden``.
+Limits: paths are confined lexically. The Contents API (jupyter_server 2.21) follows
+symlinks without saying so: its models come from ``lstat`` (a symlink to a file shows
+the link's size and mtime, a symlink to a directory looks like a directory) and it
+does not resolve paths against its root. The one check the server offers is
+``files/``, which refuses (403, ``PathNotConfined``) a path that resolves outside the
+server root: downloads read through it, and an upload stops after its first chunk
+when its temp file does (the chunk is deleted again). A symlink leading elsewhere
+inside the server root is followed by stat, list, upload and download; an upload onto
+a symlinked file replaces the link, never the file it points to. Hidden names are
+refused or not listed unless the server sets ``ContentsManager.allow_hidden``.
 """
 
 from __future__ import annotations
@@ -60,12 +70,13 @@ from ..errors import (
     UnsupportedKernel,
 )
 from ..io.http import HttpTransport
-from ..protocol import contents
+from ..protocol import contents, contents_swap
 from ..protocol.files.replies import Deleted, DirListing, EntryKind, FileStat, UploadCommitted
 from ..protocol.files.snippets import CHUNK_SIZE
 from ..protocol.rest import HttpRequest
 from .host import TransferHost
-from .sinks import download_bytes, download_file
+from .replace import Swapper
+from .sinks import HeldBack, download_bytes, download_file
 from .sources import UploadSource, upload_chunks
 
 __all__ = ["ContentsTransfer", "contents_fallback", "has_contents_api"]
@@ -98,6 +109,7 @@ class ContentsTransfer:
         self._http = http
         self._root = contents.api_path(root, "", allow_root=True)
         self._chunk_size = chunk_size
+        self._swap = Swapper(self._rename, self._remove, self._names)
 
     @classmethod
     def for_session(
@@ -150,6 +162,33 @@ class ContentsTransfer:
         if model is not None and model.kind is not contents.ContentsKind.DIRECTORY:
             raise FileTransferError(f"{path!r} is not a directory")
 
+    async def _names(self, directory: str) -> list[str] | None:
+        """The names in ``directory``; None when it is missing or no directory."""
+        request = contents.list_directory(directory)
+        try:
+            listing = await self._call(request, contents.parse_listing, path=directory or "/")
+        except FileTransferError:
+            return None
+        return [entry.name for entry in listing.entries]
+
+    async def _remove(self, path: str) -> None:
+        """Delete ``path`` without writing to it (it may be a symlink): shielded,
+        bounded, errors only logged."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
+            try:
+                await self._call(contents.delete(path), contents.parse_deleted, path=path)
+            except JupyterInterpError as exc:
+                _log.warning("could not remove %r: %s", path, exc)
+
+    async def _target_stat(self, target: str) -> FileStat:
+        """``_file_stat``, after putting back a target an interrupted replace left missing."""
+        try:
+            return await self._file_stat(target)
+        except RemoteFileNotFound:
+            if not await self._swap.recover(target):
+                raise
+        return await self._file_stat(target)
+
     async def _discard(self, path: str) -> None:
         """Empty and delete ``path``: shielded, bounded, errors only logged."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
@@ -171,13 +210,16 @@ class ContentsTransfer:
         """
         target = contents.api_path(self._root, path)
         parent, _, name = target.rpartition("/")
+        await self._swap.recover(target)
         existing = await self._model(target)
         if existing is not None and existing.kind is contents.ContentsKind.DIRECTORY:
             raise FileTransferError(f"{path!r} is a directory")
         if existing is None:
             await self._ensure_directory(parent)
+        else:
+            await self._served(target)
         transfer_id = uuid.uuid4().hex
-        temp = contents.api_path(parent, f"{name[:32]}.{transfer_id}.part")
+        temp = contents.api_path(parent, contents_swap.temp_name(name, transfer_id))
         digest, size, number = hashlib.sha256(), 0, 1
         try:
             async with aclosing(upload_chunks(data, self._chunk_size)) as chunks:
@@ -192,40 +234,27 @@ class ContentsTransfer:
             stat = await self._file_stat(temp)
             if (stat.size, stat.sha256) != (size, digest.hexdigest()):
                 raise ChecksumMismatch(f"the server holds other bytes than were sent for {path!r}")
-            await self._replace(temp, target, transfer_id)
+            await self._swap.replace(temp, target, transfer_id)
         except BaseException:
             await self._discard(temp)
             raise
         return UploadCommitted(size=size, sha256=digest.hexdigest())
 
     async def _save(self, temp: str, number: int, chunk: bytes, expected: int) -> None:
+        """Save one chunk; after the first, ``files/`` must serve the temp file (a
+        directory symlink leading out of the server root stops the upload there)."""
         request = contents.save_chunk(temp, number, chunk)
         saved = await self._call(request, contents.parse_model, path=temp)
         if saved.size != expected:
             raise FileTransferError(
                 f"the server holds {saved.size} bytes of {temp!r}, not {expected}"
             )
+        if number == 1:
+            await self._served(temp)
 
-    async def _replace(self, temp: str, target: str, transfer_id: str) -> None:
-        """Rename ``temp`` onto ``target``, moving an existing target aside first."""
-        if await self._rename(temp, target):
-            return
-        parent, _, name = target.rpartition("/")
-        old = contents.api_path(parent, f"{name[:32]}.{transfer_id}.old")
-        if not await self._rename(target, old):
-            raise FileTransferError(f"cannot move {target!r} aside: {old!r} exists")
-        try:
-            if not await self._rename(temp, target):
-                raise FileTransferError(f"{target!r} was created again during the upload")
-        except BaseException:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT):
-                restored = False
-                with contextlib.suppress(JupyterInterpError):
-                    restored = await self._rename(old, target)
-            if not restored:
-                _log.error("upload to %r failed; the previous file is kept as %r", target, old)
-            raise
-        await self._discard(old)
+    async def _served(self, path: str) -> None:
+        """``files/`` serves ``path``: it does not resolve outside the server root."""
+        await self._call(contents.read_range(path, 0, 1), contents.parse_served, path=path)
 
     async def download_to(self, path: str, sink: Callable[[bytes], Awaitable[object]]) -> FileStat:
         """Stream ``path`` range by range into ``sink``; return the verified stat.
@@ -237,9 +266,9 @@ class ContentsTransfer:
             FileTransferError: a directory, or the file changed during the download.
         """
         target = contents.api_path(self._root, path)
-        stat = await self._file_stat(target)
+        stat = await self._target_stat(target)
         try:
-            await self._stream(target, stat, _HeldBack(sink))
+            await self._stream(target, stat, HeldBack(sink))
         except ChecksumMismatch:
             now: FileStat | None = None
             with contextlib.suppress(JupyterInterpError):
@@ -271,7 +300,7 @@ class ContentsTransfer:
                 failed (the file changed or went away).
         """
         target = self.api_path(path)
-        held = _HeldBack(sink)
+        held = HeldBack(sink)
         try:
             model = await self._call(contents.get_model(target), contents.parse_model, path=target)
             if not contents.same_file(model, expected):
@@ -283,7 +312,7 @@ class ContentsTransfer:
             return False
         return True
 
-    async def _stream(self, target: str, stat: FileStat, held: _HeldBack) -> None:
+    async def _stream(self, target: str, stat: FileStat, held: HeldBack) -> None:
         """Read ``stat.size`` bytes of ``target`` range by range into ``held``."""
         for offset in range(0, stat.size, self._chunk_size):
             length = min(self._chunk_size, stat.size - offset)
@@ -305,12 +334,16 @@ class ContentsTransfer:
         """Size, mtime and sha256 of the regular file at ``path``; a directory's mtime."""
         target = contents.api_path(self._root, path)
         try:
-            return await self._file_stat(target)
+            stat = await self._target_stat(target)
+        except RemoteFileNotFound:
+            raise
         except FileTransferError:
             model = await self._model(target)  # a directory is refused above: say what it is
             if model is None or model.kind is not contents.ContentsKind.DIRECTORY:
                 raise
-        return FileStat(size=0, mtime_ns=model.mtime_ns, sha256="", kind=EntryKind.DIRECTORY)
+            return FileStat(size=0, mtime_ns=model.mtime_ns, sha256="", kind=EntryKind.DIRECTORY)
+        await self._served(target)
+        return stat
 
     async def list_dir(self, path: str = "") -> DirListing:
         """The entries of a directory (the file root by default), without hidden ones."""
@@ -334,38 +367,6 @@ class ContentsTransfer:
             raise FileTransferError(f"{path!r} is a directory that is not empty")
         await self._call(contents.delete(target), contents.parse_deleted, path=target)
         return Deleted(kind=model.kind.entry_kind)
-
-
-class _HeldBack:
-    """Hands chunks to a sink one behind, hashing them: the last chunk goes only once
-    the whole sha256 matched, so a sink never holds a complete unverified file."""
-
-    def __init__(self, sink: Callable[[bytes], Awaitable[object]]) -> None:
-        self._sink = sink
-        self._digest = hashlib.sha256()
-        self._held: bytes | None = None
-        #: whether the sink was called (set before the call: its errors count as after)
-        self.started = False
-
-    async def add(self, data: bytes) -> None:
-        self._digest.update(data)
-        held, self._held = self._held, data
-        if held is not None:
-            self.started = True
-            await self._sink(held)
-
-    async def finish(self, sha256: str, target: str) -> None:
-        """Verify the digest, then hand over the held chunk.
-
-        Raises:
-            ChecksumMismatch: the bytes do not match ``sha256``.
-        """
-        if self._digest.hexdigest() != sha256:
-            raise ChecksumMismatch(f"the downloaded bytes of {target!r} do not match its sha256")
-        if self._held is not None:
-            self.started = True
-            await self._sink(self._held)
-            self._held = None
 
 
 async def contents_fallback(session: TransferHost) -> ContentsTransfer | str:

@@ -8,7 +8,8 @@ use it directly.
 Layout: ``messages``/``message_factory`` (values and builders), ``wire``/``wire_json``
 (frame codecs), ``events``/``result`` (what callers see), ``execution`` and its output
 parsers, ``connection`` (one kernel channel), ``rest``/``rest_models``/``contents``
-(REST requests as values) and ``files/`` (kernel-side file snippets and their replies).
+(REST requests as values; ``contents_swap``: the names and recovery plan of a replace)
+and ``files/`` (kernel-side file snippets and their replies).
 
 May import: the standard library, attrs and ``jupyter_interp.errors``; nothing else.
 """

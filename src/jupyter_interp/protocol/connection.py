@@ -87,6 +87,9 @@ class KernelConnection:
         settle: executions started from now on wait for late output after their reply
             and idle (see ``ExecutionTracker``); set it for kernels that
             ``publishes_after_idle`` says do that.
+        values_as_displays: executions started from now on take a value shown as
+            ``display_data`` for their result; set it for kernels that
+            ``shows_values_as_displays`` says do that.
     """
 
     def __init__(self, factory: MessageFactory, *, budget: OutputBudget = _UNLIMITED) -> None:
@@ -105,6 +108,7 @@ class KernelConnection:
         self._kernel_session: str | None = None
         self._counters = MessageCounters()
         self.settle = False
+        self.values_as_displays = False
 
     @property
     def factory(self) -> MessageFactory:
@@ -154,7 +158,11 @@ class KernelConnection:
         msg_id = message.header.msg_id
         self._register(msg_id)
         tracker = ExecutionTracker(
-            message, budget=self._budget, generation=self._generation, settle=self.settle
+            message,
+            budget=self._budget,
+            generation=self._generation,
+            settle=self.settle,
+            values_as_displays=self.values_as_displays,
         )
         self._prune()
         self._counters.start(msg_id, alone=not self._trackers)

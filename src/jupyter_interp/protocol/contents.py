@@ -16,7 +16,8 @@ the file root, which must then be relative), ``api_path`` appends a caller's pat
 ``save_chunk``         ``PUT`` ``{"type": "file", "format": "base64", "chunk": n}``;
                        ``n`` = 1 truncates, 2, 3, ... append, -1 appends and ends
 ``rename``             ``PATCH`` ``{"path": new}``; refuses an existing target (409)
-``read_range``         ``GET files/<p>`` with ``Range``: raw bytes, ``200``/``206``
+``read_range``         ``GET files/<p>`` with ``Range``: raw bytes, ``200``/``206``;
+                       ``parse_served``: only whether ``files/`` serves the path
 =====================  ============================================================
 
 A snippet kernel's downloads may take the ``files/`` route too (6x faster): there the
@@ -86,6 +87,7 @@ __all__ = [
     "parse_probe",
     "parse_range",
     "parse_renamed",
+    "parse_served",
     "probe",
     "read_range",
     "rename",
@@ -337,6 +339,19 @@ def parse_deleted(status: int, body: bytes | object, *, path: str) -> None:
     """Check the answer to ``delete(path)`` (204)."""
     if status not in _NO_CONTENT:
         raise _error(status, body, f"deleting {path!r}")
+
+
+def parse_served(status: int, body: bytes, *, path: str) -> None:
+    """Check the answer to ``read_range(path, 0, 1)``: ``files/`` serves ``path`` (416:
+    an empty file). The one check of where a path leads that the server offers.
+
+    Raises:
+        PathNotConfined: 403: ``path`` resolves outside the server root (a symlink).
+    """
+    if status == 403:
+        raise PathNotConfined(f"{path!r} resolves outside the server root")
+    if status not in _RANGE and status != 416:
+        raise _error(status, body, f"reading {path!r}")
 
 
 def parse_range(status: int, body: bytes, *, path: str, length: int) -> bytes:

@@ -29,7 +29,9 @@ Theory of operation:
   -> ERROR with a ``detail``. ``error`` comes from the iopub ``error`` message, else from
   the reply; xeus' bare ``{"status": "error"}`` leaves it None and says so in ``detail``.
   Idle without a reply ends as NO_REPLY (through ``finish_incomplete``).
-* Content is validated into events by ``kernel_output``; ``execution_output`` folds the
+* Content is validated into events by ``kernel_output`` (``VALUE_DISPLAY_PARSERS`` for
+  a ``values_as_displays`` tracker, so IRkernel's values arrive as ``ExecuteResult``);
+  ``execution_output`` folds the
   output events into the result's fields (streams under the ``OutputBudget``, rich
   outputs, the result text). The server's rate-limit notice becomes ``OutputDropped``:
   it sets ``output_dropped`` and puts its first line in ``detail``, never in ``stderr``.
@@ -61,7 +63,13 @@ from .execution_states import (
     TrackerState,
     _Input,
 )
-from .kernel_output import OUTPUT_PARSERS, count_field, mapping_field, text_field
+from .kernel_output import (
+    OUTPUT_PARSERS,
+    VALUE_DISPLAY_PARSERS,
+    count_field,
+    mapping_field,
+    text_field,
+)
 from .messages import Message
 from .result import ErrorInfo, ExecutionResult, ExecutionStatus, Recovery, _execution_result
 
@@ -82,12 +90,23 @@ class ExecutionTracker:
         settle: the kernel may publish output after its reply and idle (Deno): once both
             are in, stay ``SETTLING`` (``awaiting_grace``) and take output until
             ``finish_incomplete`` instead of finishing at once.
+        values_as_displays: the kernel publishes values as ``display_data`` (IRkernel,
+            see ``kernel_output.shows_values_as_displays``): such a display is the result.
 
     Raises:
         LocalProtocolError: ``request`` is not an ``execute_request``.
     """
 
-    __slots__ = ("_generation", "_msg_id", "_output", "_reply", "_result", "_settle", "_state")
+    __slots__ = (
+        "_generation",
+        "_msg_id",
+        "_output",
+        "_parsers",
+        "_reply",
+        "_result",
+        "_settle",
+        "_state",
+    )
 
     def __init__(
         self,
@@ -96,6 +115,7 @@ class ExecutionTracker:
         budget: OutputBudget = _UNLIMITED,
         generation: int = 0,
         settle: bool = False,
+        values_as_displays: bool = False,
     ) -> None:
         header = request.header
         if header.msg_type != "execute_request":
@@ -103,6 +123,7 @@ class ExecutionTracker:
         self._msg_id = header.msg_id
         self._generation = generation
         self._settle = settle
+        self._parsers = VALUE_DISPLAY_PARSERS if values_as_displays else OUTPUT_PARSERS
         self._state = _PENDING
         self._output = OutputFold(budget.max_stream_bytes)
         self._reply: Mapping[str, Any] | None = None
@@ -170,7 +191,7 @@ class ExecutionTracker:
             return self._on_status(message)
         if msg_type == "execute_reply":
             return self._on_reply(message)
-        parse = OUTPUT_PARSERS.get(msg_type)
+        parse = self._parsers.get(msg_type)
         if parse is None:  # comms, debug events, ...: not part of the result
             return []
         event = parse(self._msg_id, message)

@@ -13,8 +13,9 @@ Invariants:
 * ``clear_output`` clears rich ``outputs`` only; streams are the agent's log and are kept.
   ``wait=True`` defers the clear to the next stream, display, result or error.
 * ``update_display_data`` replaces the bundle of every output with its ``display_id``.
-* ``result_text`` is ``text/plain`` of the last ``execute_result`` (None for IRkernel,
-  which shows values as ``display_data``); ``error`` is the first iopub ``error``;
+* ``result_text`` is ``text/plain`` of the last ``execute_result`` (IRkernel's values,
+  shown as ``display_data``, arrive here as ``ExecuteResult``: see ``kernel_output``);
+  ``error`` is the first iopub ``error``;
   ``dropped_notice`` is the first line of the server's first rate-limit notice.
 """
 

@@ -17,6 +17,13 @@ Invariants:
 * ``publishes_after_idle`` names, from ``kernel_info``, the kernels whose output may
   arrive after their ``idle`` status (Deno's results, displays and console output, about
   one execution in ten here), so that their executions wait for it.
+* ``shows_values_as_displays`` names, from ``kernel_info``, the kernels that publish a
+  cell's value as ``display_data`` (IRkernel); their trackers parse with
+  ``VALUE_DISPLAY_PARSERS``, where a display that has ``text/plain``, no picture
+  (``image/*``, ``application/pdf``: IRkernel's plots carry one) and no ``display_id``
+  becomes an ``ExecuteResult`` (count None). On the wire IRkernel's value and an explicit
+  ``IRdisplay::display(x)`` are the same message, so the latter counts as a value too;
+  every other kernel keeps ``OUTPUT_PARSERS``, where only ``execute_result`` is a value.
 """
 
 from __future__ import annotations
@@ -40,10 +47,22 @@ from .events import (
 from .messages import Message
 from .result import ErrorInfo
 
-__all__ = ["OUTPUT_PARSERS", "count_field", "mapping_field", "publishes_after_idle", "text_field"]
+__all__ = [
+    "OUTPUT_PARSERS",
+    "VALUE_DISPLAY_PARSERS",
+    "count_field",
+    "mapping_field",
+    "publishes_after_idle",
+    "shows_values_as_displays",
+    "text_field",
+]
 
 #: ``implementation`` prefixes (``kernel_info_reply``) of kernels that publish late
 _LATE_PUBLISHERS = ("Deno",)
+#: ``implementation`` names of kernels that publish values as ``display_data``
+_VALUE_DISPLAYERS = ("IRkernel",)
+#: MIME type prefixes of pictures: a display carrying one is never a value
+_PICTURES = ("image/", "application/pdf")
 
 
 def publishes_after_idle(kernel_info: Mapping[str, Any]) -> bool:
@@ -51,6 +70,12 @@ def publishes_after_idle(kernel_info: Mapping[str, Any]) -> bool:
     execution's output after its ``idle`` status."""
     implementation = kernel_info.get("implementation")
     return isinstance(implementation, str) and implementation.startswith(_LATE_PUBLISHERS)
+
+
+def shows_values_as_displays(kernel_info: Mapping[str, Any]) -> bool:
+    """Whether the kernel that gave this ``kernel_info_reply`` content publishes a cell's
+    value as ``display_data`` instead of ``execute_result``."""
+    return kernel_info.get("implementation") in _VALUE_DISPLAYERS
 
 
 _RATE_LIMIT_PREFIXES = ("IOPub data rate exceeded", "IOPub message rate exceeded")
@@ -136,12 +161,26 @@ def _parse_execute_result(msg_id: str, message: Message) -> ExecutionEvent:
     return _execute_result(msg_id, count, data, metadata)
 
 
-def _parse_display_data(msg_id: str, message: Message) -> ExecutionEvent:
+def _parse_display_data(msg_id: str, message: Message) -> DisplayData:
     content = message.content
     data = mapping_field(content, "data", "display_data")
     metadata = mapping_field(content, "metadata", "display_data")
     display_id = _display_id(content, "display_data")
     return DisplayData(msg_id=msg_id, data=data, metadata=metadata, display_id=display_id)
+
+
+def _parse_value_display(msg_id: str, message: Message) -> ExecutionEvent:
+    """``display_data`` on a kernel that shows values that way: a value is an
+    ``ExecuteResult``, anything else stays a ``DisplayData``."""
+    event = _parse_display_data(msg_id, message)
+    data = event.data
+    if (
+        event.display_id is None
+        and "text/plain" in data
+        and not any(mime.startswith(_PICTURES) for mime in data)
+    ):
+        return _execute_result(msg_id, None, data, event.metadata)
+    return event
 
 
 def _parse_update_display_data(msg_id: str, message: Message) -> ExecutionEvent:
@@ -189,3 +228,5 @@ OUTPUT_PARSERS: dict[str, Callable[[str, Message], ExecutionEvent]] = {
     "error": _parse_error,
     "input_request": _parse_input_request,
 }
+#: ``OUTPUT_PARSERS`` for kernels that ``shows_values_as_displays``
+VALUE_DISPLAY_PARSERS = {**OUTPUT_PARSERS, "display_data": _parse_value_display}

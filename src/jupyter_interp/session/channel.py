@@ -61,7 +61,7 @@ from ..protocol.events import (
     KernelStatus,
     ReplyReceived,
 )
-from ..protocol.kernel_output import publishes_after_idle
+from ..protocol.kernel_output import publishes_after_idle, shows_values_as_displays
 from ..protocol.messages import Message
 from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
@@ -207,6 +207,7 @@ class SessionChannel:
                         logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
                     self.kernel_info = info.content
                     self._conn.settle = publishes_after_idle(info.content)
+                    self._conn.values_as_displays = shows_values_as_displays(info.content)
                     self._ready.set()
                     self._bump_epoch()
                     return

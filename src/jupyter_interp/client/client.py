@@ -51,6 +51,8 @@ from .start_retry import may_have_started, start_with_retries, with_kernel_id
 __all__ = ["Client", "shutdown_on_exit"]
 
 logger = logging.getLogger("jupyter_interp.client")
+#: sessions held before the first sweep of finished ones (see ``Client._hold``)
+_FIRST_PRUNE = 64
 
 #: Sessions closed at once when a Client exits: unbounded, thousands of DELETEs queue
 #: in httpx's pool (100 connections, 20 kept alive) and the tail of them outlives the
@@ -126,6 +128,7 @@ class Client(ServerQueries):
         self._serving: set[anyio.CancelScope] = set()
         self._owned: list[Session] = []
         self._attached: list[Session] = []
+        self._prune_at = _FIRST_PRUNE  # len(self._owned) + len(self._attached)
         self._kernelspecs: rest.KernelSpecs | None = None
         self._server_kind: str | None = None
         self._closed = False
@@ -285,11 +288,17 @@ class Client(ServerQueries):
 
         Why: a long-lived Client (the provider's) would otherwise keep every session it
         ever opened, history and all (the soak's RSS grew 7 MiB a minute). One that
-        gave up with its kernel maybe alive is kept: leaving deletes it.
+        gave up with its kernel maybe alive is kept: leaving deletes it. The lists are
+        swept when they have doubled since the last sweep, not on every start (with
+        10,000 sessions open, a sweep per start made the starts quadratic), so at most
+        about as many finished sessions as live ones are held.
         """
+        (self._owned if owned else self._attached).append(session)
+        if len(self._owned) + len(self._attached) < self._prune_at:
+            return
         for held in (self._owned, self._attached):
             held[:] = [s for s in held if not (s.closed and not s._delete_pending)]
-        (self._owned if owned else self._attached).append(session)
+        self._prune_at = max(_FIRST_PRUNE, 2 * (len(self._owned) + len(self._attached)))
 
     async def _discard(self, kernel_id: str, kernel_name: str, timeout: float) -> None:
         """Delete what a failed start attempt left (bounded, shielded, best effort)."""

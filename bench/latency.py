@@ -27,7 +27,7 @@ status are in. Targets: ``jupyter_interp`` median <= 1.25x ``zmq_async`` and <= 
 kernels. When the Enterprise Gateway test venv exists (``tests/integration/
 gateway_env.py``), the same comparison runs through Enterprise Gateway too, against ZMQ
 kernels of the gateway venv's own interpreter and ipykernel. Smoke runs do the asyncio
-phase only, without the gateway.
+phase only, without the gateway, on one kernel per contender.
 
 Each contender runs on two kernels of its own, one call on each in turn: how the
 scheduler places one kernel process on the two cores moved one contender's median by
@@ -179,20 +179,23 @@ async def _contenders_through(
     *,
     zmq_python: Path | None,
     loop: asyncio.AbstractEventLoop | None,
+    kernels: int,
 ) -> Callable[[str], dict[str, Contender]]:
-    """Open every contender's two kernels; jupyter_interp's first, on a fresh server."""
+    """Open ``kernels`` kernels per contender; jupyter_interp's first, on a fresh server."""
     client = await stack.enter_async_context(Client(url, token=token))
-    sessions = [await stack.enter_async_context(client.session()) for _ in range(2)]
-    raws = [await stack.enter_async_context(raw_socket_kernel(url, token)) for _ in range(2)]
+    sessions = [await stack.enter_async_context(client.session()) for _ in range(kernels)]
+    raws = [await stack.enter_async_context(raw_socket_kernel(url, token)) for _ in range(kernels)]
     starter = await stack.enter_async_context(raw_starter(url, token))
-    floors = [await starter.start() for _ in range(2)]
+    floors = [await starter.start() for _ in range(kernels)]
     native = loop is None
     zmq_loop = asyncio.get_running_loop() if loop is None else loop
     asyncs = [
         await stack.enter_async_context(zmq_kernel(python=zmq_python, loop=zmq_loop))
-        for _ in range(2)
+        for _ in range(kernels)
     ]
-    blockings = [await stack.enter_async_context(zmq_kernel(python=zmq_python)) for _ in range(2)]
+    blockings = [
+        await stack.enter_async_context(zmq_kernel(python=zmq_python)) for _ in range(kernels)
+    ]
 
     def contenders(code: str) -> dict[str, Contender]:
         return {
@@ -208,7 +211,8 @@ async def _contenders_through(
 
 async def _phase(options: Options, backend: str) -> None:
     report = Report(f"latency.{backend}", smoke=options.smoke)
-    rounds, warmup = (1, 1) if options.smoke else (200, 20)
+    # smoke: one kernel per contender, to keep CI's run short
+    rounds, warmup, kernels = (1, 1, 1) if options.smoke else (200, 20, 2)
     with _zmq_loop(backend) as loop:
         if loop is not None:
             overhead = _loop_overhead(loop)
@@ -218,7 +222,7 @@ async def _phase(options: Options, backend: str) -> None:
             # measured the same (5.09 vs 5.01 ms asyncio, 6.12 vs 6.20 ms trio)
             server = await stack.enter_async_context(jupyter_server(_TCP_KERNELS))
             contenders = await _contenders_through(
-                stack, server.url, server.token, zmq_python=None, loop=loop
+                stack, server.url, server.token, zmq_python=None, loop=loop, kernels=kernels
             )
             plain = None
             if backend == "asyncio" and importlib.util.find_spec("websockets") is not None:
@@ -254,7 +258,12 @@ async def _phase(options: Options, backend: str) -> None:
                     )
                 return
             eg_contenders = await _contenders_through(
-                stack, gateway.url, gateway.token, zmq_python=gateway.python, loop=loop
+                stack,
+                gateway.url,
+                gateway.token,
+                zmq_python=gateway.python,
+                loop=loop,
+                kernels=kernels,
             )
             await _compare(
                 report, "enterprise_gateway", eg_contenders, rounds=rounds, warmup=warmup

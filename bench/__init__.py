@@ -4,7 +4,8 @@
 ``python -m bench.<name> [--smoke]`` runs one:
 
 * ``core``: the sans-I/O codecs, connection and tracker, messages per second (target 6);
-* ``latency``: execute round trips against jupyter_client/ZMQ and websockets (target 1);
+* ``latency``: execute round trips against jupyter_client/ZMQ (async and blocking), a
+  blocking raw-socket WebSocket client and websockets (target 1);
 * ``session_start``: cold starts against the raw REST+WebSocket path, and
   ``KernelPool`` (target 2);
 * ``transfer``: uploads and downloads against the Contents API, and 1 GiB (target 3);

@@ -1,14 +1,11 @@
-"""The peers jupyter_interp is measured against, each as an async context manager.
+"""The peers jupyter_interp is measured against through a server, each as an async
+context manager (the ZMQ peers, with no server, are in ``zmq_peers``).
 
-* ``zmq_kernel``: jupyter_client's ``KernelManager`` starts a local kernel of the same
-  kernelspec and a ``BlockingKernelClient`` talks ZMQ to it directly, with no server in
-  between: the floor for any client that goes through a server. Its ``execute`` is the
-  leanest correct jupyter_client loop (send; read iopub until our ``idle``; read the
-  shell reply). It blocks the event loop while it runs, which is fair: nothing else is
-  scheduled during a timed call.
 * ``websockets_kernel``: a plain client built on the ``websockets`` library, as most
   Jupyter WebSocket clients are written: legacy JSON frames, read until the reply and
   ``idle`` of the request arrive. It does nothing about delayed ACKs.
+* ``raw_socket_kernel``: a blocking raw-socket WebSocket client (``raw_socket``) through
+  the same server: the floor for any client of a server.
 * ``raw_starter``: the minimal path to a usable kernel through a server, built from the
   same primitives the library uses (httpx POST, ``connect_websocket``, one
   ``kernel_info`` round trip, nothing else): the floor for ``Client.start_session``.
@@ -19,13 +16,10 @@ Every kernel started here is shut down when its block exits, whatever happened.
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -37,87 +31,18 @@ from jupyter_interp.io.websocket import WebSocket
 from jupyter_interp.protocol.message_factory import MessageFactory
 from jupyter_interp.protocol.wire import V1_SUBPROTOCOL, codec_for
 
+from .raw_socket import RawSocketKernel, execute_content
+
 __all__ = [
     "RawKernel",
     "RawStarter",
     "WebsocketsKernel",
-    "ZmqKernel",
+    "raw_socket_kernel",
     "raw_starter",
     "websockets_kernel",
-    "zmq_kernel",
 ]
 
 _TIMEOUT = 60.0
-
-
-class ZmqKernel:
-    """A local kernel driven over ZMQ by jupyter_client (blocking client)."""
-
-    def __init__(self, kernel_name: str, spec_dir: Path | None = None) -> None:
-        from jupyter_client.kernelspec import KernelSpecManager
-        from jupyter_client.manager import KernelManager
-
-        if spec_dir is None:
-            self._manager = KernelManager(kernel_name=kernel_name)
-        else:
-            specs = KernelSpecManager(kernel_dirs=[str(spec_dir)])
-            self._manager = KernelManager(kernel_name=kernel_name, kernel_spec_manager=specs)
-        self._client: Any = None
-
-    def start(self) -> None:
-        self._manager.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._client = self._manager.blocking_client()
-        self._client.start_channels()
-        self._client.wait_for_ready(timeout=_TIMEOUT)
-
-    def stop(self) -> None:
-        if self._client is not None:
-            self._client.stop_channels()
-        if self._manager.has_kernel:
-            self._manager.shutdown_kernel(now=True)
-
-    def execute(self, code: str) -> dict[str, Any]:
-        """Run ``code``; return the execute_reply once the reply and ``idle`` arrived."""
-        client = self._client
-        msg_id = client.execute(code)
-        while True:  # bounded: get_*_msg raise queue.Empty after the timeout
-            message = client.get_iopub_msg(timeout=_TIMEOUT)
-            if (
-                message["parent_header"].get("msg_id") == msg_id
-                and message["msg_type"] == "status"
-                and message["content"].get("execution_state") == "idle"
-            ):
-                break
-        while True:
-            reply: dict[str, Any] = client.get_shell_msg(timeout=_TIMEOUT)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return reply
-
-
-@asynccontextmanager
-async def zmq_kernel(
-    kernel_name: str = "python3", *, python: Path | None = None
-) -> AsyncIterator[ZmqKernel]:
-    """A local kernel of ``kernel_name``; with ``python``, an ipykernel of that interpreter
-    (the kernel a gateway running from another venv would start)."""
-    with tempfile.TemporaryDirectory(prefix="bench-zmq-") as spec_root:
-        spec_dir = None
-        if python is not None:
-            spec_dir = Path(spec_root)
-            (spec_dir / kernel_name).mkdir()
-            spec = {
-                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": kernel_name,
-                "language": "python",
-            }
-            (spec_dir / kernel_name / "kernel.json").write_text(json.dumps(spec))
-        kernel = ZmqKernel(kernel_name, spec_dir)
-        try:
-            await anyio.to_thread.run_sync(kernel.start)
-            yield kernel
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(kernel.stop)
 
 
 async def _start_kernel(http: httpx.AsyncClient, kernel_name: str) -> str:
@@ -141,6 +66,17 @@ def _http(url: str, token: str) -> httpx.AsyncClient:
     )
 
 
+@asynccontextmanager
+async def _server_kernel(url: str, token: str, kernel_name: str) -> AsyncIterator[str]:
+    """The id of a fresh kernel on the server at ``url``, deleted when the block exits."""
+    async with _http(url, token) as http:
+        kernel_id = await _start_kernel(http, kernel_name)
+        try:
+            yield kernel_id
+        finally:
+            await _delete_kernel(http, kernel_id)
+
+
 class WebsocketsKernel:
     """A kernel on a server, driven by a plain ``websockets`` client (legacy JSON frames)."""
 
@@ -162,14 +98,7 @@ class WebsocketsKernel:
             },
             "parent_header": {},
             "metadata": {},
-            "content": {
-                "code": code,
-                "silent": False,
-                "store_history": True,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
+            "content": execute_content(code),
         }
         await self._connection.send(json.dumps(request))
         reply: dict[str, Any] | None = None
@@ -193,18 +122,14 @@ async def websockets_kernel(
     """A fresh kernel on the server at ``url`` with a ``websockets`` connection to it."""
     from websockets.asyncio.client import connect
 
-    async with _http(url, token) as http:
-        kernel_id = await _start_kernel(http, kernel_name)
-        try:
-            session = uuid.uuid4().hex
-            ws_url = url.replace("http", "ws", 1) + (
-                f"api/kernels/{kernel_id}/channels?session_id={session}"
-            )
-            headers = {"Authorization": f"token {token}"}
-            async with connect(ws_url, additional_headers=headers, max_size=None) as connection:
-                yield WebsocketsKernel(connection, session)
-        finally:
-            await _delete_kernel(http, kernel_id)
+    async with _server_kernel(url, token, kernel_name) as kernel_id:
+        session = uuid.uuid4().hex
+        ws_url = url.replace("http", "ws", 1) + (
+            f"api/kernels/{kernel_id}/channels?session_id={session}"
+        )
+        headers = {"Authorization": f"token {token}"}
+        async with connect(ws_url, additional_headers=headers, max_size=None) as connection:
+            yield WebsocketsKernel(connection, session)
 
 
 class RawKernel:
@@ -302,3 +227,17 @@ async def raw_starter(url: str, token: str) -> AsyncIterator[RawStarter]:
         finally:
             with anyio.CancelScope(shield=True):
                 await starter.stop_all()
+
+
+@asynccontextmanager
+async def raw_socket_kernel(
+    url: str, token: str, kernel_name: str = "python3"
+) -> AsyncIterator[RawSocketKernel]:
+    """A fresh kernel on the server at ``url`` with a blocking raw-socket client on it."""
+    async with _server_kernel(url, token, kernel_name) as kernel_id:
+        kernel = RawSocketKernel(url, token, kernel_id, timeout=_TIMEOUT)
+        try:
+            kernel.kernel_info()
+            yield kernel
+        finally:
+            kernel.close()

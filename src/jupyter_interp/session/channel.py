@@ -6,7 +6,7 @@ this only moves frames. Exactly one reader task receives frames, feeds them to t
 connection and routes the resulting events to the execution that waits for them (its
 ``Mailbox`` in ``_routes``). The reader is also the only task that (re)connects the
 WebSocket: anyone who needs a new connection (a restart, a dropped socket) asks it and
-waits for ``_ready``.
+waits for ``_ready``; ``reconnect`` does the reconnecting.
 
 Invariants:
 
@@ -47,8 +47,6 @@ from ..errors import (
     ConnectionClosed,
     JupyterInterpError,
     KernelDied,
-    KernelNotFound,
-    KernelUnavailable,
     RemoteProtocolError,
     TransportError,
 )
@@ -67,6 +65,7 @@ from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
 from .keepalive import keep_alive
 from .opening import open_first
+from .reconnect import reconnect
 from .run import Mailbox
 
 if TYPE_CHECKING:
@@ -82,7 +81,6 @@ _KERNEL_INFO_RETRY = 3.0
 #: after a kernel_info reply, how long its iopub status may lag before we ask again
 _NUDGE = 0.25
 _MAX_NUDGES = 8
-_RECONNECT_ATTEMPTS = 5
 #: the longest interval between kernel_info requests while a reconnect waits for a cell
 _PATIENT_RETRY_MAX = 30.0
 
@@ -231,8 +229,10 @@ class SessionChannel:
         events = self._conn.receive(message)
         if any(isinstance(event, KernelRestarted) for event in events):
             # before the ended executions wake their callers: a request sent on this
-            # socket now would reach the new kernel with no iopub subscription for it
-            self._ready = anyio.Event()
+            # socket now would reach the new kernel with no iopub subscription for it;
+            # senders waiting on the old event wake and look again (theirs may have ended)
+            stale, self._ready = self._ready, anyio.Event()
+            stale.set()
         for event in events:
             if isinstance(event, KernelStatus):  # nobody else waits for one
                 status_seen = status_seen or event.parent_msg_id in wanted
@@ -273,57 +273,7 @@ class SessionChannel:
             if self._stopped.is_set():
                 return
             with telemetry.kernel_event(self, "reconnect", str(self._reconnect_reason or cause)):
-                await self._reconnect(cause)
-
-    async def _reconnect(self, cause: Exception | None) -> None:
-        # requests registered so far went out on the old socket, unless a restart frame
-        # already stopped sending (its executions ended; later ones wait for the new one)
-        sent_before = set(self._conn.in_flight) if self._ready.is_set() else set()
-        if self._ready.is_set():
-            self._ready = anyio.Event()
-        reason, self._reconnect_reason = self._reconnect_reason, None
-        self._conn.notice_reconnect(sent_before)  # their ends get checked for lost messages
-        await self._close_ws()
-        delay = 0.1
-        for attempt in range(_RECONNECT_ATTEMPTS):
-            try:
-                await self._connect(patient=bool(self._conn.in_flight))
-                logger.info("kernel %s reconnected (%s)", self.kernel_id, reason or cause)
-                self._fail_unanswered(sent_before)
-                return
-            except KernelNotFound as exc:
-                error = KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
-                break
-            except (TransportError, TimeoutError) as exc:
-                logger.warning(
-                    "reconnect %d to kernel %s failed: %s", attempt + 1, self.kernel_id, exc
-                )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        else:
-            error = KernelUnavailable(f"lost the connection to kernel {self.kernel_id}")
-        await self._give_up(error)
-        await anyio.sleep_forever()  # no socket to read: _run cancels the reader now
-
-    def _fail_unanswered(self, sent_before: set[str]) -> None:
-        """After a reconnect, end each execution of ``sent_before`` (in flight when the
-        socket dropped) that has neither its reply nor its idle.
-
-        The server replays what it buffered before anything else, and a kernel answers
-        shell requests in order, so the handshake's kernel_info reply comes after every
-        earlier reply: one still missing was lost with the old socket (or the request
-        itself was). Waiting on would hang an execution without a deadline; sending the
-        request again could run the code twice.
-        """
-        for msg_id in self._conn.in_flight:
-            tracker = self._conn.tracker(msg_id)
-            if msg_id not in sent_before or tracker is None or tracker.awaiting_grace:
-                continue  # sent since, or half-finished (the run's completion grace ends it)
-            detail = "the connection dropped and the end of this execution was lost with it"
-            for event in self._conn.fail(msg_id, ExecutionStatus.CONNECTION_LOST, detail=detail):
-                route = self._routes.get(getattr(event, "msg_id", ""))
-                if route is not None:
-                    route.put(event)  # type: ignore[arg-type]
+                await reconnect(self, cause)
 
     async def _give_up(self, error: JupyterInterpError) -> None:
         self._unusable = error
@@ -400,12 +350,15 @@ class SessionChannel:
         A failed write may still have reached the server, so an ``execute_request`` is
         never sent twice: its execution stays in flight and ends with its replayed reply,
         or as CONNECTION_LOST once the reconnect shows the reply will not come
-        (``_fail_unanswered``). Another message is retried once, on the new socket, only
+        (``reconnect.fail_unanswered``); nothing is sent for an execution that ended
+        while it waited for readiness. Another message is retried once, on the new socket, only
         while ``for_execution`` (the execution it serves, if any) is still in flight.
         The WebSocket writes whole messages under its own lock, so none is needed here.
         """
         for attempt in (1, 2):
-            if not self._ready.is_set():
+            while not self._ready.is_set():
+                if for_execution is not None and self._conn.tracker(for_execution) is None:
+                    return  # the execution it serves ended meanwhile (a restart failed it)
                 await self._ready.wait()
             self._check_open()
             if (

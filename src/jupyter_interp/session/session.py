@@ -267,7 +267,7 @@ class Session(SessionChannel):
     ) -> ExecutionResult:
         run = self._start_execution(code, everything=False, **options)
         try:
-            await self._send(run.request)
+            await self._send(run.request, for_execution=run.msg_id)
             finished = await run.finished()
         finally:
             self._end_execution(run, on_end)
@@ -285,7 +285,7 @@ class Session(SessionChannel):
         (an abandoned stream's recovered result too)."""
         run = self._start_execution(code, everything=everything, **options)
         try:
-            await self._send(run.request)
+            await self._send(run.request, for_execution=run.msg_id)
             # closed here, in this task, when our consumer leaves early: that runs
             # the run's recovery (interrupt) before the lock is released
             async with aclosing(run.events()) as events:

@@ -21,7 +21,9 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import telemetry
-from ..errors import InvalidArgument, SessionClosed
+from ..errors import InvalidArgument, JupyterInterpError, SessionClosed
 from ..files.sources import UploadSource
 from ..files.transfer import FileTransfer
 from ..notebook import ExecutionHistory, save_notebook, to_notebook
@@ -293,6 +295,21 @@ class Session(SessionChannel):
                     yield event
         finally:
             self._end_execution(run, on_end)
+
+    async def _nudge(self) -> None:
+        """Open a second WebSocket to the kernel and close it again.
+
+        Why: ipykernel 7.0-7.3 can leave a request unread until a new ZMQ connection
+        reaches its shell socket (ipykernel issue 1554); more messages on our own
+        connection do not wake it. The server connects new ZMQ streams for every new
+        WebSocket, which does. Failures are ignored: this only speeds a recovery up.
+        """
+        with (
+            contextlib.suppress(JupyterInterpError),
+            anyio.move_on_after(self._config.request_timeout),
+        ):
+            ws = await self._link.open_websocket(uuid.uuid4().hex)
+            await ws.aclose()
 
     def _start_execution(
         self,

@@ -21,8 +21,9 @@ Invariants:
 * A reconnect with executions in flight succeeds once the WebSocket is open: its
   kernel_info queues behind the running cell, so readiness is then awaited past
   ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
-  kernel check). Executions in flight across a reconnect are checked for lost kernel
-  messages when they finish (``output_dropped``, see ``protocol.counters``).
+  kernel check); a cell waiting for an input reply makes it ready through control
+  instead (``_connect``). Executions in flight across a reconnect are checked for
+  lost kernel messages when they finish (``output_dropped``, see ``protocol.counters``).
 * Kernel restart or death ends the in-flight execution at once (typed status, from the
   connection); after a restart the WebSocket is reopened with the same ``session_id``
   so the server's ZMQ streams are fresh and any replay is de-duplicated by msg_id.
@@ -65,7 +66,7 @@ from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
 from .keepalive import keep_alive
 from .opening import open_first
-from .reconnect import reconnect
+from .reconnect import fail_unanswered, reconnect
 from .run import Mailbox
 
 if TYPE_CHECKING:
@@ -115,6 +116,10 @@ class SessionChannel:
         self._running = False
         self._finished = anyio.Event()
         self.kernel_info: Mapping[str, Any] = {}
+        self._prompted: set[str] = set()  # executions whose input request is unanswered
+        # a reconnect's shell kernel_info still unanswered, and what its reply checks
+        self._order_probe: str | None = None
+        self._order_check: set[str] = set()
 
     # -- lifecycle (driven by Client) ------------------------------------------------
 
@@ -163,7 +168,11 @@ class SessionChannel:
         queues behind the running cell, so readiness is awaited without the handshake
         timeout for as long as executions are in flight (their deadlines and the
         keep-alive's kernel check bound the wait); the request is repeated with a
-        growing interval, not every few seconds.
+        growing interval, not every few seconds. While a cell waits for an input reply
+        (at the start, or as soon as its prompt comes), control is asked too and its
+        reply makes the connection ready: the cell cannot end before that reply is
+        sent. The shell request then stays registered as ``_order_probe``: the check
+        for replies lost with the old socket waits for its reply (see ``reconnect``).
         """
         ws = await self._link.open_websocket(self.session_id)
         self._ws = ws
@@ -172,19 +181,21 @@ class SessionChannel:
         nudges = 0
         retry = _KERNEL_INFO_RETRY
         timeout = self._config.handshake_timeout
-        # with none of our executions in flight, also ask on control, which a kernel
-        # answers while a cell runs (a busy kernel someone else started); a reconnect
-        # asks on shell only: its reply must come after every earlier shell reply
-        channels = ("shell",) if patient else ("control", "shell")
         factory = self._link.factory
         with anyio.fail_after(None if patient else timeout) as handshake:
             while True:
+                # with none of our executions in flight, also ask on control, which a
+                # kernel answers while a cell runs (a busy kernel someone else started);
+                # a reconnect asks on shell only, unless a prompt waits for its reply
+                asks_control = not patient or self._prompt_pending()
+                channels = ("control", "shell") if asks_control else ("shell",)
                 requests = [
                     self._conn.request(factory.kernel_info_request(channel=channel))
                     for channel in channels
                 ]
+                probe = requests[-1].msg_id  # the shell one
                 wanted = frozenset(request.msg_id for request in requests)
-                answered = iopub_live = False
+                answered = iopub_live = prompted = False
                 try:  # unanswered (timed out, dropped): its reply is no longer awaited
                     for request in requests:
                         await self._send_raw(request)
@@ -197,22 +208,33 @@ class SessionChannel:
                                 info, answered = reply, True
                                 nudge_at = anyio.current_time() + _NUDGE
                                 window.deadline = min(window.deadline, nudge_at)
+                            elif not asks_control and self._prompt_pending():
+                                prompted = True  # ask again, on control too, at once
+                                break
                 finally:
+                    early = patient and info is not None and info.parent_msg_id != probe
                     for request in requests:
-                        self._conn.forget(request.msg_id)
+                        if not (early and request.msg_id == probe):
+                            self._conn.forget(request.msg_id)
                 if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
                     if not iopub_live:  # a kernel may never send that status
                         logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
+                    self._order_probe = probe if early else None
                     self.kernel_info = info.content
                     self._conn.settle = publishes_after_idle(info.content)
                     self._ready.set()
                     self._bump_epoch()
                     return
                 nudges += info is not None
-                if patient and info is None:
+                if patient and info is None and not prompted:
                     retry = min(retry * 2, _PATIENT_RETRY_MAX)
                 if handshake.deadline == math.inf and not self._conn.in_flight:
                     handshake.deadline = anyio.current_time() + timeout  # nothing to wait for
+
+    def _prompt_pending(self) -> bool:
+        """Whether an execution in flight waits for an input reply not sent yet."""
+        self._prompted.intersection_update(self._conn.in_flight)
+        return bool(self._prompted)
 
     async def _on_frame(
         self, frame: str | bytes, wanted: frozenset[str] = frozenset()
@@ -239,6 +261,9 @@ class SessionChannel:
             elif isinstance(event, ReplyReceived):  # only ever awaited here
                 if event.request_msg_id in wanted:
                     found = event.message
+                elif event.request_msg_id == self._order_probe:
+                    self._order_probe = None
+                    fail_unanswered(self, self._order_check)
             else:
                 await self._dispatch(event)
         if self._conn.settle:
@@ -287,16 +312,6 @@ class SessionChannel:
         if ws is not None:
             await ws.aclose()
 
-    async def _request_reconnect(self, reason: str) -> None:
-        """Ask the reader for a fresh WebSocket and wait until it is connected."""
-        target = self._epoch + 1
-        self._reconnect_reason = reason
-        if self._read_scope is not None:
-            self._read_scope.cancel()
-        while self._epoch < target and not self._stopped.is_set():
-            await self._epoch_changed.wait()
-        self._check_open()
-
     def _bump_epoch(self) -> None:
         self._epoch += 1
         changed, self._epoch_changed = self._epoch_changed, anyio.Event()
@@ -313,6 +328,8 @@ class SessionChannel:
                 route.everything or isinstance(event, (ExecutionFinished, InputRequested))
             ):
                 route.put(event)  # type: ignore[arg-type]
+                if isinstance(event, InputRequested):
+                    self._prompted.add(msg_id)
                 if route.full:  # a stream's consumer sets our pace
                     await route.wait_for_room()
                 elif isinstance(event, ExecutionFinished):
@@ -369,6 +386,8 @@ class SessionChannel:
                 return  # the execution it served ended meanwhile: nothing left to answer
             try:
                 await self._send_raw(message)
+                if message.msg_type == "input_reply" and for_execution is not None:
+                    self._prompted.discard(for_execution)
                 return
             except TransportError:  # ConnectionClosed included
                 if attempt == 2:

@@ -18,7 +18,9 @@ Invariants:
   announced; ``KernelUnavailable`` (CONNECTION_LOST) when it was dropped otherwise.
 * After a successful reconnect, every execution whose request went out on the old
   socket and that has neither its reply nor its idle ends as CONNECTION_LOST
-  (``fail_unanswered``): never sent twice, never left waiting.
+  (``fail_unanswered``): never sent twice, never left waiting. When the connection
+  became ready through control because a cell waits for input, that check runs when
+  the reconnect's shell kernel_info (``_order_probe``) is answered, after the cell.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from .kernel_link import KernelLink
     from .run import Mailbox
 
-__all__ = ["ReconnectHost", "fail_unanswered", "reconnect"]
+__all__ = ["ReconnectHost", "fail_unanswered", "reconnect", "request_reconnect"]
 
 logger = logging.getLogger("jupyter_interp.session")
 
@@ -62,6 +64,14 @@ class ReconnectHost(Protocol):
     _ready: anyio.Event
     _reconnect_reason: str | None
     _routes: dict[str, Mailbox]
+    _order_probe: str | None
+    _order_check: set[str]
+    _read_scope: anyio.CancelScope | None
+    _epoch: int
+    _epoch_changed: anyio.Event
+    _stopped: anyio.Event
+
+    def _check_open(self) -> None: ...
 
     async def _connect(self, *, patient: bool = False) -> None: ...
 
@@ -70,6 +80,17 @@ class ReconnectHost(Protocol):
     async def _give_up(self, error: JupyterInterpError) -> None: ...
 
     def _fail_in_flight(self, status: ExecutionStatus, detail: str) -> None: ...
+
+
+async def request_reconnect(host: ReconnectHost, reason: str) -> None:
+    """Ask the reader for a fresh WebSocket and wait until it is connected."""
+    target = host._epoch + 1
+    host._reconnect_reason = reason
+    if host._read_scope is not None:
+        host._read_scope.cancel()
+    while host._epoch < target and not host._stopped.is_set():
+        await host._epoch_changed.wait()
+    host._check_open()
 
 
 async def reconnect(host: ReconnectHost, cause: Exception | None) -> None:
@@ -81,6 +102,9 @@ async def reconnect(host: ReconnectHost, cause: Exception | None) -> None:
     if host._ready.is_set():
         host._ready = anyio.Event()
     reason, host._reconnect_reason = host._reconnect_reason, None
+    if host._order_probe is not None:  # the last reconnect's check: this one covers it
+        host._conn.forget(host._order_probe)
+        host._order_probe = None
     host._conn.notice_reconnect(sent_before)  # their ends get checked for lost messages
     await host._close_ws()
     errors: list[JupyterInterpError] = []
@@ -108,7 +132,10 @@ async def _connect_again(
         try:
             await host._connect(patient=bool(host._conn.in_flight))
             logger.info("kernel %s reconnected (%s)", host.kernel_id, reason)
-            fail_unanswered(host, sent_before)
+            if host._order_probe is None:
+                fail_unanswered(host, sent_before)
+            else:  # ready through control for a prompt: checked at the probe's reply
+                host._order_check = sent_before
             return None
         except KernelNotFound as exc:
             return KernelUnavailable(f"kernel {host.kernel_id} is gone: {exc}")

@@ -39,6 +39,7 @@ from ..protocol.events import ExecutionEvent, ExecutionFinished
 from ..protocol.files.replies import FileStat, UploadCommitted
 from ..protocol.result import ExecutionResult
 from .channel import SessionChannel
+from .reconnect import request_reconnect
 from .run import ExecutionRun
 from .stream import ExecutionGate, ExecutionStream
 
@@ -248,7 +249,7 @@ class Session(SessionChannel):
             for event in ended:
                 await self._dispatch(event)
             await self._link.restart()
-            await self._request_reconnect(reason)
+            await request_reconnect(self, reason)
         return ended
 
     # -- executions -----------------------------------------------------------------

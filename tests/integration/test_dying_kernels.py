@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import pytest
@@ -35,12 +34,12 @@ _LAUNCHER = """\
 import runpy, sys
 from pathlib import Path
 
-counter = Path(sys.argv[1])
+counter = Path(sys.argv[2] + ".launches")  # the connection file: one per kernel
 launches = int(counter.read_text()) + 1 if counter.exists() else 1
 counter.write_text(str(launches))
 if launches > 1:
     sys.exit(3)
-sys.argv = [sys.argv[0], *sys.argv[2:]]
+sys.argv = [sys.argv[0], *sys.argv[1:]]
 runpy.run_module("ipykernel_launcher", run_name="__main__")
 """
 #: Jupyter Server's default: it gives up after five quick deaths
@@ -54,12 +53,14 @@ _SPEC = "dies-again"
 _GUARD = 20
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    """A private Jupyter Server with the ``_SPEC`` kernelspec running ``_LAUNCHER``."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A private Jupyter Server with the ``_SPEC`` kernelspec running ``_LAUNCHER``
+    (each kernel counts its launches beside its connection file, which restarts keep)."""
+    tmp_path = tmp_path_factory.mktemp("dying")
     launcher = tmp_path / "launcher.py"
     launcher.write_text(_LAUNCHER)
-    argv = [sys.executable, str(launcher), str(tmp_path / "launches"), "-f", "{connection_file}"]
+    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
     spec_dir = tmp_path / "data" / "kernels" / _SPEC
     spec_dir.mkdir(parents=True)
     spec = {"argv": argv, "display_name": _SPEC, "language": "python"}

@@ -55,7 +55,7 @@ Execute = Callable[
 
 
 #: seconds a request may go without an event while the kernel is free, before a nudge
-_NUDGE_AFTER = 0.5
+_NUDGE_AFTER = 0.25
 _NUDGE_MAX = 4.0
 
 

@@ -1,14 +1,14 @@
 """ipykernel 7.0-7.3 can leave a shell request unread: pipelined transfers still finish.
 
 Those releases can miss a request that arrives while they send a reply (ipykernel issue
-1554) and read it only once a new connection reaches their shell socket. File transfers send the next chunk
-before the previous reply, so on such a kernel a transfer used to wait for ever, with
-the kernel idle. Here ``ipykernel73`` (ipykernel 7.3 in a venv of its own, registered
-by ``kernels_env``) takes a few uploads of 16 chunks of 1 KiB, each followed by its
-download: chunk requests sent while the kernel answers the previous one. Measured
-without the nudge, one such transfer in five hung (both runs of this test hung), so
-it passes without the nudge only by rare chance (a few runs in a hundred, estimated);
-it runs under a hang guard.
+1554) and read it only once a new connection reaches their shell socket. File
+transfers send the next chunk before the previous reply, so on such a kernel a
+transfer used to wait for ever, with the kernel idle. Here ``ipykernel73`` (ipykernel
+7.3 in a venv of its own, registered by ``kernels_env``) takes a few uploads of 16
+chunks of 1 KiB, each followed by its download: chunk requests sent while the kernel
+answers the previous one. Measured without the nudge, one such transfer in five hung
+(both runs of this test hung), so it passes without the nudge only by rare chance (a
+few runs in a hundred, estimated); it runs under a hang guard.
 """
 
 from __future__ import annotations

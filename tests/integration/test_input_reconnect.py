@@ -10,7 +10,6 @@ test passes only if the prompt is answered on the new socket without waiting for
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import anyio
@@ -34,19 +33,13 @@ _DEADLINE = 300
 _GUARD = 30
 
 
-@pytest.fixture
-async def proxy(jupyter_server: RunningServer) -> AsyncIterator[TcpProxy]:
-    async with TcpProxy(int(jupyter_server.url.rstrip("/").rsplit(":", 1)[1])) as running:
-        yield running
-
-
 async def test_a_prompt_pending_across_a_reconnect_is_answered(
-    jupyter_server: RunningServer, proxy: TcpProxy
+    jupyter_server: RunningServer, jupyter_server_proxy: TcpProxy
 ) -> None:
     settings = {**TEST_CLIENT_SETTINGS, "stdin": StdinPolicy(answer="Ada")}
     with anyio.fail_after(_GUARD):
         async with (
-            Client(proxy.url(), token=jupyter_server.token, **settings) as client,
+            Client(jupyter_server_proxy.url(), token=jupyter_server.token, **settings) as client,
             client.session() as session,
         ):
             generation = session.generation
@@ -54,13 +47,13 @@ async def test_a_prompt_pending_across_a_reconnect_is_answered(
             async with aclosing(session.stream(_ASKING, timeout=_DEADLINE)) as events:
                 async for event in events:
                     if isinstance(event, StreamText) and "asking" in event.text:
-                        proxy.cut()
+                        jupyter_server_proxy.cut()
                     elif isinstance(event, ExecutionFinished):
                         finished.append(event.result)
             after = await session.execute("6 * 7")
 
     (result,) = finished
-    assert proxy.cuts >= 1
+    assert jupyter_server_proxy.cuts >= 1
     assert result.status is ExecutionStatus.OK, result.describe()
     assert result.stdout == "asking\nhello Ada\n"
     assert result.generation == generation  # the same kernel, never restarted

@@ -56,6 +56,10 @@ class FakeKernel:
         return ExecutionResult(msg_id=code, status=ExecutionStatus.OK, user_expressions=expressions)
 
 
+async def _no_nudge() -> None:
+    raise AssertionError("a request the fake kernel takes at once was nudged")
+
+
 async def _requests(
     codes: list[str], settled: list[str], closed: list[bool]
 ) -> AsyncGenerator[ChunkRequest, None]:
@@ -75,7 +79,9 @@ async def test_results_settle_in_order_with_at_most_window_in_flight() -> None:
     settled: list[str] = []
     closed: list[bool] = []
     with anyio.fail_after(10):
-        await run_pipelined(kernel.execute, _requests(codes, settled, closed), window=3)
+        await run_pipelined(
+            kernel.execute, _requests(codes, settled, closed), window=3, nudge=_no_nudge
+        )
     assert kernel.started == codes  # reached the kernel in order, whatever the scheduler did
     assert kernel.buffers == [(code.encode(),) for code in codes]  # each with its own data
     assert settled == codes
@@ -92,7 +98,9 @@ async def test_a_failure_stops_sending_drains_the_rest_and_is_raised_alone() -> 
     settled: list[str] = []
     closed: list[bool] = []
     with anyio.fail_after(10), pytest.raises(FileTransferError, match="c1 failed"):
-        await run_pipelined(kernel.execute, _requests(codes, settled, closed), window=3)
+        await run_pipelined(
+            kernel.execute, _requests(codes, settled, closed), window=3, nudge=_no_nudge
+        )
     assert settled == ["c0"]
     assert kernel.started == ["c0", "c1", "c2"]
     assert sorted(kernel.finished) == ["c0", "c1", "c2"]  # drained, not cancelled
@@ -115,7 +123,7 @@ async def test_a_failing_settle_is_raised_after_the_flights_land() -> None:
         yield "c", {}, (), accept
 
     with anyio.fail_after(10), pytest.raises(FileTransferError, match="bad reply to a"):
-        await run_pipelined(kernel.execute, requests(), window=2)
+        await run_pipelined(kernel.execute, requests(), window=2, nudge=_no_nudge)
     assert kernel.started == ["a", "b"]
     assert kernel.finished == ["a", "b"]
 
@@ -126,8 +134,34 @@ async def test_cancelling_the_caller_cancels_the_flights() -> None:
     closed: list[bool] = []
     with anyio.fail_after(10):
         with anyio.move_on_after(0.1) as scope:
-            await run_pipelined(kernel.execute, _requests(["a", "b"], settled, closed), window=2)
+            await run_pipelined(
+                kernel.execute, _requests(["a", "b"], settled, closed), window=2, nudge=_no_nudge
+            )
     assert scope.cancelled_caught
     assert sorted(kernel.cancelled) == ["a", "b"]
     assert settled == []
     assert closed == [True]
+
+
+async def test_a_request_left_unread_while_the_kernel_is_free_is_nudged() -> None:
+    # "b" reaches a kernel that leaves it unread (ipykernel 7.0-7.3) until a nudge
+    nudged = anyio.Event()
+    kernel = FakeKernel({"a": 0.01, "b": 0.01})
+    plain = kernel.execute
+
+    async def execute(
+        code: str, expressions: Mapping[str, str], buffers: tuple[bytes, ...], accepted: anyio.Event
+    ) -> ExecutionResult:
+        if code == "b":
+            await nudged.wait()
+        return await plain(code, expressions, buffers, accepted)
+
+    async def nudge() -> None:
+        nudged.set()
+
+    settled: list[str] = []
+    closed: list[bool] = []
+    with anyio.fail_after(10):
+        await run_pipelined(execute, _requests(["a", "b"], settled, closed), window=2, nudge=nudge)
+    assert nudged.is_set()
+    assert settled == ["a", "b"]

@@ -32,6 +32,7 @@ from jupyter_interp.session import Session
 
 from .gateway_env import ensure_enterprise_gateway
 from .provider_harness import gateway_abc  # noqa: F401 (a fixture for the provider tests)
+from .proxy import TcpProxy
 from .servers import (
     RunningServer,
     running_enterprise_gateway,
@@ -202,3 +203,10 @@ def tiny_png() -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
     )
+
+
+@pytest.fixture
+async def jupyter_server_proxy(jupyter_server: RunningServer) -> AsyncIterator[TcpProxy]:
+    """A ``TcpProxy`` in front of the shared Jupyter Server (cut, swallow, refuse)."""
+    async with TcpProxy(int(jupyter_server.url.rstrip("/").rsplit(":", 1)[1])) as running:
+        yield running

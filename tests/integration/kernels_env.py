@@ -1,5 +1,5 @@
-"""Install and register the kernels the integration tests run: ipykernel, xeus-python,
-bash_kernel, IRkernel and Deno.
+"""Install and register the kernels the integration tests run: ipykernel (and
+ipykernel 7.3 in a venv of its own), xeus-python, bash_kernel, IRkernel and Deno.
 
 Theory of operation
 -------------------
@@ -15,6 +15,11 @@ is cheap (a few kernelspec look-ups):
   pointing at a scratch directory (Deno writes only to the user's data directory), and
   that kernelspec is then installed under ``sys.prefix``, so each venv has one naming
   its own ``deno`` binary and nothing is written to the user's home.
+* ipykernel 7.3 (one of the releases that can leave a shell request unread, see
+  docs/operations.md) gets a venv of its own under ``sys.prefix/kernel-venvs`` (so the
+  test venv keeps its own ipykernel), made with this interpreter's ``venv`` and filled
+  by its ``pip``; ``python -m ipykernel install --prefix`` run by that venv registers
+  ``ipykernel73`` under ``sys.prefix``, naming the venv's interpreter.
 * R comes from the Debian packages ``r-base-core`` and ``r-cran-irkernel`` (``apt-get``,
   as root); the package registers the ``ir`` kernelspec system-wide. Should no R
   kernelspec be visible anyway, ``IRkernel::installspec(user = FALSE, prefix = ...)``
@@ -48,6 +53,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 __all__ = [
     "APT_PACKAGES",
     "KERNEL_NAMES",
+    "IPYKERNEL_73",
     "PIP_PACKAGES",
     "ensure_kernels",
     "main",
@@ -68,7 +74,10 @@ KERNEL_NAMES: Mapping[str, str] = {
     "bash_kernel": "bash",
     "IRkernel": "ir",
     "deno": "deno",
+    "ipykernel 7.3": "ipykernel73",
 }
+#: the ipykernel release the ``ipykernel73`` kernel runs, in its own venv
+IPYKERNEL_73 = "ipykernel==7.3.0"
 
 _COMMAND_TIMEOUT = 1200.0
 _LOG_TAIL_LINES = 30
@@ -162,6 +171,20 @@ def _ensure_deno(done: list[str]) -> None:
     done.append("deno jupyter --install --force (kernelspec moved under sys.prefix)")
 
 
+def _ensure_ipykernel73(done: list[str]) -> None:
+    name = KERNEL_NAMES["ipykernel 7.3"]
+    if _spec_runs(name):
+        return
+    venv = Path(sys.prefix) / "kernel-venvs" / name
+    python = venv / "bin" / "python"
+    _run([sys.executable, "-m", "venv", "--clear", str(venv)])
+    _run([str(python), "-m", "pip", "install", "-q", IPYKERNEL_73])
+    display = "Python 3 (ipykernel 7.3)"
+    install = ["-m", "ipykernel", "install", f"--prefix={sys.prefix}", f"--name={name}"]
+    _run([str(python), *install, f"--display-name={display}"])
+    done.append(f"{IPYKERNEL_73} in {venv}, registered as {name!r}")
+
+
 def _r_spec_exists() -> bool:
     return any(
         str(_spec_json(name).get("language", "")).lower() == "r" and _spec_runs(name)
@@ -223,6 +246,7 @@ def ensure_kernels() -> list[str]:
         _ensure_pip_packages(done)
         _ensure_bash(done)
         _ensure_deno(done)
+        _ensure_ipykernel73(done)
         _ensure_r(done)
         missing = [name for name in KERNEL_NAMES.values() if not _spec_runs(name)]
         if missing:

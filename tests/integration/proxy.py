@@ -13,7 +13,9 @@ listener stays bound, so the port cannot be taken by anything else meanwhile). W
 ``websocket_drops`` is above zero, the next kernel WebSocket (a ``/channels`` request)
 is reset as soon as the server's first bytes (its ``101``) have reached the client, as
 a loaded server that hangs up during the readiness exchange does; ``websocket_delays``
-holds the ``101`` back and the reset off by that many seconds.
+holds the ``101`` back and the reset off by that many seconds. While ``swallowing``
+is true, what the server sends is read and thrown away, as a network that lost the
+path to the client while the server's socket still looks open.
 
 Invariants: the proxy owns its task group (``async with``); leaving it closes the
 listener and resets every open connection; nothing but 127.0.0.1 is ever bound or
@@ -52,6 +54,7 @@ class TcpProxy:
         websocket_drops: how many of the next kernel WebSockets to reset right after
             their upgrade reached the client.
         websocket_delays: seconds to hold such an upgrade back, and then its reset.
+        swallowing: while true, bytes from the server are discarded, not forwarded.
         request_lines: the first line each forwarded connection sent (HTTP request
             lines: which paths, e.g. WebSocket URLs with their session ids, went by).
     """
@@ -62,6 +65,7 @@ class TcpProxy:
         self._task_group: TaskGroup | None = None
         self.port = 0
         self.refusing = False
+        self.swallowing = False
         self.accepted = 0
         self.cuts = 0
         self.websocket_drops = 0
@@ -140,20 +144,23 @@ class TcpProxy:
                     self.cuts += 1
                     return  # both sockets reset as they close
                 async with anyio.create_task_group() as pumps:
-                    pumps.start_soon(self._pump, downstream, upstream, scope)
-                    pumps.start_soon(self._pump, upstream, downstream, scope)
+                    pumps.start_soon(self._pump, downstream, upstream, scope, False)
+                    pumps.start_soon(self._pump, upstream, downstream, scope, True)
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 pass  # closed before its first bytes went through
             finally:
                 self._scopes.discard(scope)
 
-    @staticmethod
-    async def _pump(source: SocketStream, sink: SocketStream, scope: anyio.CancelScope) -> None:
-        """Copy ``source`` to ``sink``; either side ending ends the pair."""
+    async def _pump(
+        self, source: SocketStream, sink: SocketStream, scope: anyio.CancelScope, upward: bool
+    ) -> None:
+        """Copy ``source`` to ``sink`` (``upward``: from the server, which ``swallowing``
+        discards); either side ending ends the pair."""
         try:
             while True:
                 data = await source.receive(_CHUNK)
-                await sink.send(data)
+                if not (upward and self.swallowing):
+                    await sink.send(data)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         scope.cancel()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from jupyter_interp.protocol.connection import KernelConnection
 from jupyter_interp.protocol.messages import Message
+from tests.protocol.kernel_messages import FakeKernel, client_factory
 
 from .test_connection import (
     feed,
@@ -147,3 +148,24 @@ def test_requests_not_ours_are_remembered_within_bounds() -> None:
     ]
     result = results(feed(connection, delivered))[request.msg_id]
     assert result.detail == f"{70 * 2 + 6} kernel messages were lost while reconnecting"
+
+
+# -- kernels without counters: our own busy must come ------------------------------------
+
+
+@given(lose_busy=st.booleans())
+def test_without_counters_a_lost_busy_of_ours_is_flagged_and_nothing_else(
+    lose_busy: bool,
+) -> None:
+    # message ids are uuids (xeus, IRkernel): only our own busy can be checked
+    connection = KernelConnection(client_factory())
+    kernel = FakeKernel()
+    _, request = connection.execute("x")
+    connection.notice_reconnect(connection.in_flight)
+    other = client_factory("other-client").execute_request("y")  # not ours
+    run = kernel.ipykernel_run(request, 1)
+    foreign = [kernel.status(other, "busy"), kernel.status(other, "idle")]
+    messages = [*run[1:], *foreign] if lose_busy else [*run, *foreign]
+    (result,) = results(feed(connection, messages)).values()
+    assert result.output_dropped is lose_busy
+    assert result.ok is not lose_busy

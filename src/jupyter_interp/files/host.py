@@ -5,7 +5,8 @@ Strategy: ``files`` sits below ``session`` in the layers, so it never imports
 ``FileTransfer``. The members are the few a transfer uses: the kernel's language and
 file root (which snippets, confined where), its kernel_info (whether binary buffers
 can work), the execution lock a transfer holds for its whole length, the two ways to
-run a snippet, and the HTTP transport (for the Contents API and ``files/`` routes).
+run a snippet, a nudge for a kernel that left a request unread, and the HTTP
+transport (for the Contents API and ``files/`` routes).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class TransferHost(Protocol):
 
     async def _execute_locked(self, code: str, **options: Any) -> ExecutionResult:
         """Run one execution; the caller holds ``_exec_lock``."""
+        ...
+
+    async def _nudge(self) -> None:
+        """Wake a kernel that left a request unread (safe to cancel)."""
         ...
 
     def _run_execution(

@@ -13,6 +13,13 @@ Invariants:
   (trio randomizes it), so execution N+1 starts only once execution N signalled that
   the kernel took it (its ``accepted`` event: the first event the kernel sent for it),
   or ended.
+* A request is never left unread for long: once every earlier one has ended (the
+  kernel, serial, is free for it) and it still has no event ``_NUDGE_AFTER`` seconds
+  later, ``nudge`` is called (the Session opens and closes a second WebSocket), again
+  at a growing interval, and cancelled once the request is taken. ipykernel 7.0-7.3
+  can leave a request that arrives while it sends a reply unread until a new
+  connection reaches its shell socket (ipykernel issue 1554); without the nudge the
+  transfer would wait for ever. A spurious nudge costs one WebSocket opening.
 * Results are settled in order, one at a time, by the caller's ``settle`` callback.
 * At most ``window`` requests are in flight, so memory stays bounded by ``window``
   chunks.
@@ -47,6 +54,11 @@ Execute = Callable[
 ]
 
 
+#: seconds a request may go without an event while the kernel is free, before a nudge
+_NUDGE_AFTER = 0.25
+_NUDGE_MAX = 4.0
+
+
 class _InFlight:
     """One execution running in the pipeline's task group."""
 
@@ -72,8 +84,28 @@ class _InFlight:
             self._accepted.set()
             self._done.set()
 
-    async def accepted(self) -> None:
-        await self._accepted.wait()
+    async def accepted(
+        self, earlier: _InFlight | None, nudge: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Wait until the kernel took this request; nudge it while it seems unread.
+
+        ``earlier``: the execution submitted just before, which the kernel runs first.
+        """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._nudge_while_unread, earlier, nudge)
+            await self._accepted.wait()
+            tg.cancel_scope.cancel()
+
+    async def _nudge_while_unread(
+        self, earlier: _InFlight | None, nudge: Callable[[], Awaitable[None]]
+    ) -> None:
+        if earlier is not None:
+            await earlier.finished()
+        wait = _NUDGE_AFTER
+        while True:
+            await anyio.sleep(wait)
+            await nudge()  # cancelled once the request is taken
+            wait = min(wait * 2, _NUDGE_MAX)
 
     @property
     def failed(self) -> bool:
@@ -91,7 +123,11 @@ class _InFlight:
 
 
 async def run_pipelined(
-    execute: Execute, requests: AsyncGenerator[ChunkRequest, None], *, window: int
+    execute: Execute,
+    requests: AsyncGenerator[ChunkRequest, None],
+    *,
+    window: int,
+    nudge: Callable[[], Awaitable[None]],
 ) -> None:
     """Run every request with up to ``window`` in flight; settle results in order.
 
@@ -101,6 +137,7 @@ async def run_pipelined(
         requests: produced lazily, so a request is built only when there is room for it;
             closed before this returns.
         window: how many executions may be in flight (1 means one at a time).
+        nudge: makes the kernel read its requests again (see the module docstring).
 
     Raises:
         Whatever the first failing execution or ``settle`` raised.
@@ -116,9 +153,10 @@ async def run_pipelined(
                 if any(flight.failed for flight in pending):
                     break  # send nothing after a known failure; it is raised below
                 flight = _InFlight(settle)
+                earlier = pending[-1] if pending else None
                 pending.append(flight)
                 tg.start_soon(flight.run, execute, code, expressions, buffers)
-                await flight.accepted()  # keeps the requests in order on the wire
+                await flight.accepted(earlier, nudge)  # keeps the requests in order
             while pending:
                 oldest = pending.popleft()
                 await oldest.settle(await oldest.outcome())

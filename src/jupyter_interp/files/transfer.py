@@ -238,7 +238,12 @@ class FileTransfer:
                             del chunk  # the request holds the data now: keep one copy
                             yield code, expressions, buffers, _stored_check(path, size)
 
-                    await run_pipelined(self._run_chunk, requests(), window=_UPLOAD_WINDOW)
+                    await run_pipelined(
+                        self._run_chunk,
+                        requests(),
+                        window=_UPLOAD_WINDOW,
+                        nudge=self._session._nudge,
+                    )
                 return UploadCommitted.from_reply(
                     await self._run(
                         snippets.upload_commit(target, transfer_id, size, digest.hexdigest())
@@ -291,7 +296,9 @@ class FileTransfer:
                     length = min(self._chunk_size, stat.size - offset)
                     yield snippets.read_chunk(target, offset, length), {}, (), hand_over
 
-            await run_pipelined(self._run_chunk, requests(), window=_WINDOW)
+            await run_pipelined(
+                self._run_chunk, requests(), window=_WINDOW, nudge=self._session._nudge
+            )
             verifier.finish()
         return stat
 

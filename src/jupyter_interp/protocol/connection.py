@@ -237,7 +237,7 @@ class KernelConnection:
             state = message.content.get("execution_state")
             if isinstance(state, str):
                 events.append(_kernel_status(state, parent))
-                if state == "busy" and counter is not None and tracker is not None:
+                if state == "busy" and tracker is not None:
                     self._counters.busy(parent, counter)
         if tracker is not None:
             try:  # ``tracker.receive``: the parent is its request and it is live
@@ -289,8 +289,9 @@ class KernelConnection:
                 its grace period (which poisons it).
         """
         tracker = self._in_flight_tracker(msg_id)
+        incomplete = not tracker.settling  # settling: reply and idle both came
         events: list[Event] = list(tracker.finish_incomplete())
-        self._check_loss(tracker, events)
+        self._check_loss(tracker, events, incomplete=incomplete)
         self._prune()
         return events
 
@@ -344,9 +345,11 @@ class KernelConnection:
             del self._trackers[msg_id]
             self._counters.drop(msg_id)
 
-    def _check_loss(self, tracker: ExecutionTracker, events: list[Event]) -> None:
-        """Flag the result of a reconnect-spanning execution whose counters have gaps."""
-        lost = self._counters.lost(tracker.msg_id)
+    def _check_loss(
+        self, tracker: ExecutionTracker, events: list[Event], *, incomplete: bool = False
+    ) -> None:
+        """Flag the result of a reconnect-spanning execution that misses messages."""
+        lost = self._counters.lost(tracker.msg_id, incomplete=incomplete)
         if lost and events and isinstance(events[-1], ExecutionFinished):
             result = tracker.note_lost_messages(lost)
             events[-1] = ExecutionFinished(msg_id=tracker.msg_id, result=result)

@@ -35,6 +35,10 @@ Theory of operation:
   missing, it is that reply and not a loss. With more missing, none is excused
   (conservative: it may flag, never hide, a loss). Unmarked executions are never
   checked.
+* On every kernel, whatever its ids, a marked execution must have had its own
+  ``busy`` (every kernel sends one before anything else of an execution) and, unless
+  it ended incomplete, its reply and idle: each one missing is a lost message of
+  ours, never another client's.
 """
 
 from __future__ import annotations
@@ -84,7 +88,16 @@ class _CounterLog:
 class MessageCounters:
     """The counter log of a ``KernelConnection`` and the spans of its executions."""
 
-    __slots__ = ("_firsts", "_foreign", "_foreign_busy", "_head", "_lasts", "_log", "_marked")
+    __slots__ = (
+        "_busy",
+        "_firsts",
+        "_foreign",
+        "_foreign_busy",
+        "_head",
+        "_lasts",
+        "_log",
+        "_marked",
+    )
 
     def __init__(self) -> None:
         self._head = ""  # the current prefix and its "_" (the fast path), "" for none
@@ -94,6 +107,7 @@ class MessageCounters:
         # per execution in flight: its highest counter so far (absent: none yet)
         self._lasts: dict[str, int] = {}
         self._marked: set[str] = set()  # executions in flight at a reconnect
+        self._busy: set[str] = set()  # executions in flight whose ``busy`` came
         self._foreign_busy: dict[str, int] = {}  # request not ours -> its busy's counter
         self._foreign: list[tuple[int, int]] = []  # (busy, idle) counters of such requests
 
@@ -109,9 +123,12 @@ class MessageCounters:
             self._foreign.clear()  # all below this span
         self._firsts[msg_id] = log.high
 
-    def busy(self, msg_id: str, counter: int) -> None:
-        """The ``busy`` of in-flight execution ``msg_id`` had ``counter``: its span starts there."""
-        self._firsts[msg_id] = counter
+    def busy(self, msg_id: str, counter: int | None) -> None:
+        """The ``busy`` of in-flight execution ``msg_id`` came, with ``counter`` if the
+        kernel numbers its messages: its span starts there."""
+        if counter is not None:
+            self._firsts[msg_id] = counter
+        self._busy.add(msg_id)
 
     def foreign_status(self, request: str, state: object, counter: int) -> None:
         """A ``status`` with ``counter`` for ``request``, which is not ours: its unseen
@@ -137,6 +154,7 @@ class MessageCounters:
         self._firsts.pop(msg_id, None)
         self._lasts.pop(msg_id, None)
         self._marked.discard(msg_id)
+        self._busy.discard(msg_id)
 
     def new_kernel(self) -> None:
         """The kernel restarted: its next message starts a new log."""
@@ -200,18 +218,26 @@ class MessageCounters:
             self._lasts.clear()
         return counter
 
-    def lost(self, msg_id: str) -> int:
-        """How many counters inside the span of marked execution ``msg_id`` are missing.
+    def lost(self, msg_id: str, *, incomplete: bool = False) -> int:
+        """How many messages of marked execution ``msg_id`` are missing (0 when it is
+        not marked).
 
-        0 when it is not marked or its span is unknown (nothing could be checked).
+        On any kernel, its own ``busy`` (and, when it ended ``incomplete``, its reply or
+        its idle) must have come: each of them missing counts. Where the kernel numbers
+        its messages, the counters missing inside its span count too (see the module
+        docstring); the larger of the two counts is returned, as a lost ``busy`` is
+        also a missing counter.
         """
-        first, last, log = self._firsts.get(msg_id), self._lasts.get(msg_id), self._log
-        if msg_id not in self._marked or first is None or last is None or log is None:
+        if msg_id not in self._marked:
             return 0
+        own = (msg_id not in self._busy) + incomplete
+        first, last, log = self._firsts.get(msg_id), self._lasts.get(msg_id), self._log
+        if first is None or last is None or log is None:
+            return own
         missing = log.missing_between(first, last)
         for busy, idle in self._foreign if missing else ():
             if busy < last and first < idle and log.missing_between(busy, idle) == 1:
                 reply = next((hole for hole in log.holes if busy < hole < idle), None)
                 if reply is not None and first < reply < last:
                     missing -= 1  # that request's own reply, never sent to us
-        return missing
+        return max(own, missing)

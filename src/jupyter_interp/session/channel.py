@@ -6,7 +6,7 @@ this only moves frames. Exactly one reader task receives frames, feeds them to t
 connection and routes the resulting events to the execution that waits for them (its
 ``Mailbox`` in ``_routes``). The reader is also the only task that (re)connects the
 WebSocket: anyone who needs a new connection (a restart, a dropped socket) asks it and
-waits for ``_ready``.
+waits for ``_ready``; ``reconnect`` does the reconnecting.
 
 Invariants:
 
@@ -21,8 +21,9 @@ Invariants:
 * A reconnect with executions in flight succeeds once the WebSocket is open: its
   kernel_info queues behind the running cell, so readiness is then awaited past
   ``handshake_timeout`` (bounded by the executions' deadlines and the keep-alive's
-  kernel check). Executions in flight across a reconnect are checked for lost kernel
-  messages when they finish (``output_dropped``, see ``protocol.counters``).
+  kernel check); a cell waiting for an input reply makes it ready through control
+  instead (``_connect``). Executions in flight across a reconnect are checked for
+  lost kernel messages when they finish (``output_dropped``, see ``protocol.counters``).
 * Kernel restart or death ends the in-flight execution at once (typed status, from the
   connection); after a restart the WebSocket is reopened with the same ``session_id``
   so the server's ZMQ streams are fresh and any replay is de-duplicated by msg_id.
@@ -47,8 +48,6 @@ from ..errors import (
     ConnectionClosed,
     JupyterInterpError,
     KernelDied,
-    KernelNotFound,
-    KernelUnavailable,
     RemoteProtocolError,
     TransportError,
 )
@@ -67,6 +66,7 @@ from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
 from .keepalive import keep_alive
 from .opening import open_first
+from .reconnect import fail_unanswered, reconnect
 from .run import Mailbox
 
 if TYPE_CHECKING:
@@ -82,7 +82,6 @@ _KERNEL_INFO_RETRY = 3.0
 #: after a kernel_info reply, how long its iopub status may lag before we ask again
 _NUDGE = 0.25
 _MAX_NUDGES = 8
-_RECONNECT_ATTEMPTS = 5
 #: the longest interval between kernel_info requests while a reconnect waits for a cell
 _PATIENT_RETRY_MAX = 30.0
 
@@ -117,6 +116,10 @@ class SessionChannel:
         self._running = False
         self._finished = anyio.Event()
         self.kernel_info: Mapping[str, Any] = {}
+        self._prompted: set[str] = set()  # executions whose input request is unanswered
+        # a reconnect's shell kernel_info still unanswered, and what its reply checks
+        self._order_probe: str | None = None
+        self._order_check: set[str] = set()
 
     # -- lifecycle (driven by Client) ------------------------------------------------
 
@@ -165,7 +168,11 @@ class SessionChannel:
         queues behind the running cell, so readiness is awaited without the handshake
         timeout for as long as executions are in flight (their deadlines and the
         keep-alive's kernel check bound the wait); the request is repeated with a
-        growing interval, not every few seconds.
+        growing interval, not every few seconds. While a cell waits for an input reply
+        (at the start, or as soon as its prompt comes), control is asked too and its
+        reply makes the connection ready: the cell cannot end before that reply is
+        sent. The shell request then stays registered as ``_order_probe``: the check
+        for replies lost with the old socket waits for its reply (see ``reconnect``).
         """
         ws = await self._link.open_websocket(self.session_id)
         self._ws = ws
@@ -174,19 +181,21 @@ class SessionChannel:
         nudges = 0
         retry = _KERNEL_INFO_RETRY
         timeout = self._config.handshake_timeout
-        # with none of our executions in flight, also ask on control, which a kernel
-        # answers while a cell runs (a busy kernel someone else started); a reconnect
-        # asks on shell only: its reply must come after every earlier shell reply
-        channels = ("shell",) if patient else ("control", "shell")
         factory = self._link.factory
         with anyio.fail_after(None if patient else timeout) as handshake:
             while True:
+                # with none of our executions in flight, also ask on control, which a
+                # kernel answers while a cell runs (a busy kernel someone else started);
+                # a reconnect asks on shell only, unless a prompt waits for its reply
+                asks_control = not patient or self._prompt_pending()
+                channels = ("control", "shell") if asks_control else ("shell",)
                 requests = [
                     self._conn.request(factory.kernel_info_request(channel=channel))
                     for channel in channels
                 ]
+                probe = requests[-1].msg_id  # the shell one
                 wanted = frozenset(request.msg_id for request in requests)
-                answered = iopub_live = False
+                answered = iopub_live = prompted = False
                 try:  # unanswered (timed out, dropped): its reply is no longer awaited
                     for request in requests:
                         await self._send_raw(request)
@@ -199,12 +208,18 @@ class SessionChannel:
                                 info, answered = reply, True
                                 nudge_at = anyio.current_time() + _NUDGE
                                 window.deadline = min(window.deadline, nudge_at)
+                            elif not asks_control and self._prompt_pending():
+                                prompted = True  # ask again, on control too, at once
+                                break
                 finally:
+                    early = patient and info is not None and info.parent_msg_id != probe
                     for request in requests:
-                        self._conn.forget(request.msg_id)
+                        if not (early and request.msg_id == probe):
+                            self._conn.forget(request.msg_id)
                 if info is not None and (iopub_live or nudges >= _MAX_NUDGES):
                     if not iopub_live:  # a kernel may never send that status
                         logger.warning("kernel %s: ready without an iopub status", self.kernel_id)
+                    self._order_probe = probe if early else None
                     self.kernel_info = info.content
                     self._conn.settle = publishes_after_idle(info.content)
                     self._conn.values_as_displays = shows_values_as_displays(info.content)
@@ -212,10 +227,15 @@ class SessionChannel:
                     self._bump_epoch()
                     return
                 nudges += info is not None
-                if patient and info is None:
+                if patient and info is None and not prompted:
                     retry = min(retry * 2, _PATIENT_RETRY_MAX)
                 if handshake.deadline == math.inf and not self._conn.in_flight:
                     handshake.deadline = anyio.current_time() + timeout  # nothing to wait for
+
+    def _prompt_pending(self) -> bool:
+        """Whether an execution in flight waits for an input reply not sent yet."""
+        self._prompted.intersection_update(self._conn.in_flight)
+        return bool(self._prompted)
 
     async def _on_frame(
         self, frame: str | bytes, wanted: frozenset[str] = frozenset()
@@ -232,14 +252,19 @@ class SessionChannel:
         events = self._conn.receive(message)
         if any(isinstance(event, KernelRestarted) for event in events):
             # before the ended executions wake their callers: a request sent on this
-            # socket now would reach the new kernel with no iopub subscription for it
-            self._ready = anyio.Event()
+            # socket now would reach the new kernel with no iopub subscription for it;
+            # senders waiting on the old event wake and look again (theirs may have ended)
+            stale, self._ready = self._ready, anyio.Event()
+            stale.set()
         for event in events:
             if isinstance(event, KernelStatus):  # nobody else waits for one
                 status_seen = status_seen or event.parent_msg_id in wanted
             elif isinstance(event, ReplyReceived):  # only ever awaited here
                 if event.request_msg_id in wanted:
                     found = event.message
+                elif event.request_msg_id == self._order_probe:
+                    self._order_probe = None
+                    fail_unanswered(self, self._order_check)
             else:
                 await self._dispatch(event)
         if self._conn.settle:
@@ -274,57 +299,7 @@ class SessionChannel:
             if self._stopped.is_set():
                 return
             with telemetry.kernel_event(self, "reconnect", str(self._reconnect_reason or cause)):
-                await self._reconnect(cause)
-
-    async def _reconnect(self, cause: Exception | None) -> None:
-        # requests registered so far went out on the old socket, unless a restart frame
-        # already stopped sending (its executions ended; later ones wait for the new one)
-        sent_before = set(self._conn.in_flight) if self._ready.is_set() else set()
-        if self._ready.is_set():
-            self._ready = anyio.Event()
-        reason, self._reconnect_reason = self._reconnect_reason, None
-        self._conn.notice_reconnect(sent_before)  # their ends get checked for lost messages
-        await self._close_ws()
-        delay = 0.1
-        for attempt in range(_RECONNECT_ATTEMPTS):
-            try:
-                await self._connect(patient=bool(self._conn.in_flight))
-                logger.info("kernel %s reconnected (%s)", self.kernel_id, reason or cause)
-                self._fail_unanswered(sent_before)
-                return
-            except KernelNotFound as exc:
-                error = KernelUnavailable(f"kernel {self.kernel_id} is gone: {exc}")
-                break
-            except (TransportError, TimeoutError) as exc:
-                logger.warning(
-                    "reconnect %d to kernel %s failed: %s", attempt + 1, self.kernel_id, exc
-                )
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        else:
-            error = KernelUnavailable(f"lost the connection to kernel {self.kernel_id}")
-        await self._give_up(error)
-        await anyio.sleep_forever()  # no socket to read: _run cancels the reader now
-
-    def _fail_unanswered(self, sent_before: set[str]) -> None:
-        """After a reconnect, end each execution of ``sent_before`` (in flight when the
-        socket dropped) that has neither its reply nor its idle.
-
-        The server replays what it buffered before anything else, and a kernel answers
-        shell requests in order, so the handshake's kernel_info reply comes after every
-        earlier reply: one still missing was lost with the old socket (or the request
-        itself was). Waiting on would hang an execution without a deadline; sending the
-        request again could run the code twice.
-        """
-        for msg_id in self._conn.in_flight:
-            tracker = self._conn.tracker(msg_id)
-            if msg_id not in sent_before or tracker is None or tracker.awaiting_grace:
-                continue  # sent since, or half-finished (the run's completion grace ends it)
-            detail = "the connection dropped and the end of this execution was lost with it"
-            for event in self._conn.fail(msg_id, ExecutionStatus.CONNECTION_LOST, detail=detail):
-                route = self._routes.get(getattr(event, "msg_id", ""))
-                if route is not None:
-                    route.put(event)  # type: ignore[arg-type]
+                await reconnect(self, cause)
 
     async def _give_up(self, error: JupyterInterpError) -> None:
         self._unusable = error
@@ -337,16 +312,6 @@ class SessionChannel:
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.aclose()
-
-    async def _request_reconnect(self, reason: str) -> None:
-        """Ask the reader for a fresh WebSocket and wait until it is connected."""
-        target = self._epoch + 1
-        self._reconnect_reason = reason
-        if self._read_scope is not None:
-            self._read_scope.cancel()
-        while self._epoch < target and not self._stopped.is_set():
-            await self._epoch_changed.wait()
-        self._check_open()
 
     def _bump_epoch(self) -> None:
         self._epoch += 1
@@ -364,6 +329,8 @@ class SessionChannel:
                 route.everything or isinstance(event, (ExecutionFinished, InputRequested))
             ):
                 route.put(event)  # type: ignore[arg-type]
+                if isinstance(event, InputRequested):
+                    self._prompted.add(msg_id)
                 if route.full:  # a stream's consumer sets our pace
                     await route.wait_for_room()
                 elif isinstance(event, ExecutionFinished):
@@ -401,12 +368,15 @@ class SessionChannel:
         A failed write may still have reached the server, so an ``execute_request`` is
         never sent twice: its execution stays in flight and ends with its replayed reply,
         or as CONNECTION_LOST once the reconnect shows the reply will not come
-        (``_fail_unanswered``). Another message is retried once, on the new socket, only
+        (``reconnect.fail_unanswered``); nothing is sent for an execution that ended
+        while it waited for readiness. Another message is retried once, on the new socket, only
         while ``for_execution`` (the execution it serves, if any) is still in flight.
         The WebSocket writes whole messages under its own lock, so none is needed here.
         """
         for attempt in (1, 2):
-            if not self._ready.is_set():
+            while not self._ready.is_set():
+                if for_execution is not None and self._conn.tracker(for_execution) is None:
+                    return  # the execution it serves ended meanwhile (a restart failed it)
                 await self._ready.wait()
             self._check_open()
             if (
@@ -417,6 +387,8 @@ class SessionChannel:
                 return  # the execution it served ended meanwhile: nothing left to answer
             try:
                 await self._send_raw(message)
+                if message.msg_type == "input_reply" and for_execution is not None:
+                    self._prompted.discard(for_execution)
                 return
             except TransportError:  # ConnectionClosed included
                 if attempt == 2:

@@ -23,7 +23,7 @@ import anyio
 import attrs
 
 from ..config import ClientConfig
-from ..errors import KernelNotFound, ServerError
+from ..errors import JupyterInterpError, KernelNotFound, ServerError
 from ..io.connect import connect_websocket
 from ..io.http import HttpTransport
 from ..io.tls import ssl_context_for
@@ -119,6 +119,19 @@ class KernelLink:
 
     async def model(self) -> rest.KernelModel:
         return await self.http.call(rest.get_kernel(self.kernel_id), rest.parse_get_kernel)
+
+    async def gone(self) -> str | None:
+        """Why the kernel is gone (the server dropped it or reports it dead), or None:
+        it is there, or the server could not be asked."""
+        try:
+            model = await self.model()
+        except KernelNotFound:
+            return "the server dropped it"
+        except JupyterInterpError:
+            return None
+        if model.execution_state != "dead":
+            return None
+        return f"the server reports it dead: {model.reason or 'no reason given'}"
 
     async def open_websocket(self, session_id: str) -> WebSocket:
         path = f"api/kernels/{quote(self.kernel_id)}/channels?session_id={quote(session_id)}"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from ..errors import ConnectError, ConnectionClosed, JupyterInterpError, KernelDied, KernelNotFound
+from ..errors import ConnectError, ConnectionClosed, KernelDied
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -78,26 +78,16 @@ async def _watch_opening(
     kernel_info timeout, a minute, before answering 404. Other errors of the check
     are left to the connect.
     """
-    while True:
+    why = None
+    while why is None:
         await anyio.sleep(_OPENING_CHECK)
-        try:
-            model = await host._link.model()
-        except KernelNotFound:
-            why = "the server dropped it"
-        except JupyterInterpError:
-            continue
-        else:
-            if model.execution_state != "dead":
-                continue
-            why = f"the server reports it dead: {model.reason or 'no reason given'}"
-        gone.append(
-            KernelDied(
-                f"kernel {host.kernel_id} died before it answered ({why}); the "
-                "server's log says why"
-            )
+        why = await host._link.gone()
+    gone.append(
+        KernelDied(
+            f"kernel {host.kernel_id} died before it answered ({why}); the server's log says why"
         )
-        opening.cancel()
-        return
+    )
+    opening.cancel()
 
 
 async def _open_with_retries(host: OpeningHost) -> None:

@@ -21,7 +21,9 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import telemetry
-from ..errors import InvalidArgument, SessionClosed
+from ..errors import InvalidArgument, JupyterInterpError, SessionClosed
 from ..files.sources import UploadSource
 from ..files.transfer import FileTransfer
 from ..notebook import ExecutionHistory, save_notebook, to_notebook
@@ -37,6 +39,7 @@ from ..protocol.events import ExecutionEvent, ExecutionFinished
 from ..protocol.files.replies import FileStat, UploadCommitted
 from ..protocol.result import ExecutionResult
 from .channel import SessionChannel
+from .reconnect import request_reconnect
 from .run import ExecutionRun
 from .stream import ExecutionGate, ExecutionStream
 
@@ -246,7 +249,7 @@ class Session(SessionChannel):
             for event in ended:
                 await self._dispatch(event)
             await self._link.restart()
-            await self._request_reconnect(reason)
+            await request_reconnect(self, reason)
         return ended
 
     # -- executions -----------------------------------------------------------------
@@ -267,7 +270,7 @@ class Session(SessionChannel):
     ) -> ExecutionResult:
         run = self._start_execution(code, everything=False, **options)
         try:
-            await self._send(run.request)
+            await self._send(run.request, for_execution=run.msg_id)
             finished = await run.finished()
         finally:
             self._end_execution(run, on_end)
@@ -285,7 +288,7 @@ class Session(SessionChannel):
         (an abandoned stream's recovered result too)."""
         run = self._start_execution(code, everything=everything, **options)
         try:
-            await self._send(run.request)
+            await self._send(run.request, for_execution=run.msg_id)
             # closed here, in this task, when our consumer leaves early: that runs
             # the run's recovery (interrupt) before the lock is released
             async with aclosing(run.events()) as events:
@@ -293,6 +296,21 @@ class Session(SessionChannel):
                     yield event
         finally:
             self._end_execution(run, on_end)
+
+    async def _nudge(self) -> None:
+        """Open a second WebSocket to the kernel and close it again.
+
+        Why: ipykernel 7.0-7.3 can leave a request unread until a new ZMQ connection
+        reaches its shell socket (ipykernel issue 1554); more messages on our own
+        connection do not wake it. The server connects new ZMQ streams for every new
+        WebSocket, which does. Failures are ignored: this only speeds a recovery up.
+        """
+        with (
+            contextlib.suppress(JupyterInterpError),
+            anyio.move_on_after(self._config.request_timeout),
+        ):
+            ws = await self._link.open_websocket(uuid.uuid4().hex)
+            await ws.aclose()
 
     def _start_execution(
         self,

@@ -27,8 +27,9 @@ is the verdict's figure: it does not depend on the machine's speed the way messa
 does. Allocations: ``tracemalloc`` measures, per received message, the transient peak of
 memory allocated while it is processed, and the memory still held after all passes (it
 must stay bounded: the connection remembers at most 8192 ids). Where valgrind is
-installed, callgrind also counts the pipeline's instructions per message: unlike
-speeds, that figure does not move with the machine's load.
+installed, callgrind also counts the pipeline's instructions per message and the
+peer's: unlike speeds, those figures and their ratio do not move with the machine's
+load (the verdict stays on time, which is what users wait for).
 Target: pipeline >= 3x jupyter_client's decoding alone, with either framing.
 """
 
@@ -68,6 +69,8 @@ MESSAGES_PER_EXECUTION = 6
 #: the executions of the two callgrind children (their difference is what is counted)
 COUNTED_EXECUTIONS = (300, 600)
 REPEATS = 20
+#: the peer's name in figures and counted passes
+PEER = "jupyter_client"
 CLIENT_SESSION = "8f1e9c6a3b2d4e5f8a7b6c5d4e3f2a1b"
 KERNEL_SESSION = "2d83ec05-956ddb943e64b3dda3a58d4d"
 EPOCH = datetime(2026, 11, 27, 21, 28, 8, 931000, tzinfo=timezone.utc)
@@ -283,16 +286,23 @@ def _allocations(codec: Codec, frames: list[list[Frame]]) -> tuple[float, float]
     return transient / messages, held
 
 
-def _counted_pass(codec_name: str, executions: int) -> None:
-    """The work one callgrind child counts: a warm-up, then ``executions`` executions."""
-    codec = {"v1": V1Codec(), "legacy": LegacyCodec()}[codec_name]
+def _counted_pass(work: str, executions: int) -> None:
+    """The work one callgrind child counts: a warm-up, then ``executions`` executions'
+    messages through our pipeline (``work``: its framing) or through jupyter_client."""
+    if work == PEER:
+        messages = _zmq_messages(COUNTED_EXECUTIONS[1])
+        session = Session(key=b"", session=KERNEL_SESSION)
+        _jupyter_client_pass(session, messages[: 50 * MESSAGES_PER_EXECUTION])
+        _jupyter_client_pass(session, messages[: executions * MESSAGES_PER_EXECUTION])
+        return
+    codec = {"v1": V1Codec(), "legacy": LegacyCodec()}[work]
     frames = _frames(codec, COUNTED_EXECUTIONS[1])
     _pipeline_pass(codec, frames[:50])
     _pipeline_pass(codec, frames[:executions])
 
 
-def _instructions_per_message(codec_name: str) -> float | None:
-    """Instructions per received message through the pipeline, by callgrind.
+def _instructions_per_message(work: str) -> float | None:
+    """Instructions per received message through ``work`` (``_counted_pass``), by callgrind.
 
     Two children (``COUNTED_EXECUTIONS``) do the same set-up and differ only in the
     executions they process, so the difference of their counts is the pipeline's alone.
@@ -311,7 +321,7 @@ def _instructions_per_message(codec_name: str) -> float | None:
                 "--callgrind-out-file=/dev/null",
                 sys.executable,
                 "-c",
-                f"import bench.core; bench.core._counted_pass({codec_name!r}, {executions})",
+                f"import bench.core; bench.core._counted_pass({work!r}, {executions})",
             ],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -334,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios: dict[str, tuple[float, float]] = {}  # framing -> (median ratio, messages/s)
     zmq_messages = _zmq_messages(executions)
     zmq_session = Session(key=b"", session=KERNEL_SESSION)
+    peer_instructions: float | None = None
     for name, codec in (("v1", V1Codec()), ("legacy", LegacyCodec())):
         frames = _frames(codec, executions)
         speeds = _speeds(
@@ -371,6 +382,16 @@ def main(argv: list[str] | None = None) -> int:
         instructions = None if options.smoke else _instructions_per_message(name)
         if instructions is not None:
             report.figure(f"{name}.pipeline.instructions_per_message", instructions, "instr")
+            if peer_instructions is None:  # the same messages for both framings: once
+                peer_instructions = _instructions_per_message(PEER)
+                assert peer_instructions is not None
+                report.figure(f"{PEER}.instructions_per_message", peer_instructions, "instr")
+            report.figure(
+                f"{name}.pipeline_vs_jupyter_client.by_instructions",
+                peer_instructions / instructions,
+                "x",
+                "does not move with the machine's load",
+            )
         ratios[name] = ratio, speeds.best["pipeline"][0]
     report.target(
         f"6 decode+connection+tracker >= {TARGET_RATIO:g}x jupyter_client's"

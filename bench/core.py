@@ -1,31 +1,36 @@
-"""Target 6: throughput of the sans-I/O core (codecs, connection, tracker), pure Python.
+"""Target 6: throughput of the sans-I/O core (codecs, connection, tracker), against jupyter_client.
 
 Method: the frames a real ipykernel sends through Jupyter Server for one ``1+1``
 execution (status busy, execute_input, a stdout stream, execute_result,
 execute_reply, status idle) are built for ``EXECUTIONS`` requests byte for byte as a
 capture shows them: JSON as jupyter_client packs it (a space after ``,`` and ``:``; its
 header key order), parent headers as the kernel writes ours back, and for the legacy
-framing the whole message as Jupyter Server re-serialises it. Then, on one thread and
-with nothing else running in the process:
+framing the whole message as Jupyter Server re-serialises it. v1 frames are handed to
+the codec as the WebSocket hands them over: read-only views of the receive buffer.
+Then, on one thread and with nothing else running in the process:
 
 * ``decode``: ``codec.decode`` of every frame (v1 binary frames and legacy JSON text);
 * ``pipeline``: per execution, ``KernelConnection.execute`` + ``codec.encode`` of the
   request, then ``codec.decode`` + ``KernelConnection.receive`` of its six frames until
   ``ExecutionFinished``: everything the core does for an execution;
 * the peer, ``jupyter_client``: ``Session.feed_identities`` + ``Session.deserialize`` of
-  the same six messages as ZMQ multipart (no signing key), what every jupyter_client
-  based client (and Jupyter Server, for each kernel message it relays) does per message
-  before any routing or tracking. Its passes alternate with the pipeline's, and the
-  ratio ours / peer does not depend on the machine's speed the way messages/s does.
+  the same six messages as ZMQ multipart (no signing key, ``copy=True`` as
+  ``Session.recv`` does), what every jupyter_client based client (and Jupyter Server,
+  for each kernel message it relays) does per message before any routing or tracking.
 
-Speeds are messages received per second of thread CPU time (``time.thread_time``:
-preemption by other processes does not count; wall-clock figures are printed too), best
-of ``REPEATS`` passes. Allocations: ``tracemalloc`` measures, per received message, the
-transient peak of memory allocated while it is processed, and the memory still held
-after all passes (it must stay bounded: the connection remembers at most 8192 ids).
-Where valgrind is installed, callgrind also counts the pipeline's instructions per
-message: unlike speeds, that figure does not move with the machine's load.
-Target: pipeline >= 100,000 messages/s on one core, with either framing.
+The three alternate pass by pass (the order rotated every round), so the machine's
+drift falls on all of them alike. Speeds are messages received per second of thread
+CPU time (``time.thread_time``: preemption by other processes does not count; wall-clock
+figures are printed too), best of ``REPEATS`` passes. The ratio is taken round by
+round (our pipeline's pass against the peer's pass of the same round) and its median
+is the verdict's figure: it does not depend on the machine's speed the way messages/s
+does. Allocations: ``tracemalloc`` measures, per received message, the transient peak of
+memory allocated while it is processed, and the memory still held after all passes (it
+must stay bounded: the connection remembers at most 8192 ids). Where valgrind is
+installed, callgrind also counts the pipeline's instructions per message and the
+peer's: unlike speeds, those figures and their ratio do not move with the machine's
+load (the verdict stays on time, which is what users wait for).
+Target: pipeline >= 3x jupyter_client's decoding alone, with either framing.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -45,6 +51,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
 from jupyter_client.session import Session
 
 from jupyter_interp.protocol.connection import KernelConnection
@@ -55,12 +62,15 @@ from jupyter_interp.protocol.wire import Codec, LegacyCodec, V1Codec
 
 from ._harness import REPO_ROOT, Report, parse_options
 
-TARGET = 100_000
+#: our whole pipeline against the peer's decoding alone, per message
+TARGET_RATIO = 3.0
 EXECUTIONS = 2000
 MESSAGES_PER_EXECUTION = 6
 #: the executions of the two callgrind children (their difference is what is counted)
 COUNTED_EXECUTIONS = (300, 600)
 REPEATS = 20
+#: the peer's name in figures and counted passes
+PEER = "jupyter_client"
 CLIENT_SESSION = "8f1e9c6a3b2d4e5f8a7b6c5d4e3f2a1b"
 KERNEL_SESSION = "2d83ec05-956ddb943e64b3dda3a58d4d"
 EPOCH = datetime(2026, 11, 27, 21, 28, 8, 931000, tzinfo=timezone.utc)
@@ -152,18 +162,23 @@ def _server_frame(codec: Codec, channel: str, message: dict[str, Any]) -> str | 
     return struct.pack("<7Q", 6, *offsets) + b"".join(parts)
 
 
-def _frames(codec: Codec, executions: int) -> list[list[str | bytes]]:
+Frame = str | memoryview
+
+
+def _frames(codec: Codec, executions: int) -> list[list[Frame]]:
+    """Each execution's frames; binary ones as views, as the WebSocket hands them over."""
     factory = _factory()
     return [
         [
-            _server_frame(codec, channel, message)
+            frame if isinstance(frame, str) else memoryview(frame).toreadonly()
             for channel, message in _kernel_messages(factory.execute_request("1+1"), n)
+            for frame in (_server_frame(codec, channel, message),)
         ]
         for n in range(executions)
     ]
 
 
-def _decode_pass(codec: Codec, frames: list[list[str | bytes]]) -> int:
+def _decode_pass(codec: Codec, frames: list[list[Frame]]) -> int:
     decode = codec.decode
     count = 0
     for execution in frames:
@@ -173,19 +188,18 @@ def _decode_pass(codec: Codec, frames: list[list[str | bytes]]) -> int:
     return count
 
 
-def _pipeline_pass(codec: Codec, frames: list[list[str | bytes]]) -> int:
+def _pipeline_pass(codec: Codec, frames: list[list[Frame]]) -> int:
     connection = KernelConnection(_factory())
     decode, receive = codec.decode, connection.receive
     count = 0
     for execution in frames:
         tracker, request = connection.execute("1+1")
         codec.encode(request)
-        finished = False
         for frame in execution:
-            for event in receive(decode(frame)):
-                finished = finished or isinstance(event, ExecutionFinished)
-            count += 1
-        if not finished or not tracker.result.ok:
+            events = receive(decode(frame))
+        count += len(execution)
+        # the idle ends it: ExecutionFinished is the last event of the last message
+        if not (events and isinstance(events[-1], ExecutionFinished)) or not tracker.result.ok:
             raise RuntimeError("the pipeline did not finish an execution")
     return count
 
@@ -212,16 +226,31 @@ def _jupyter_client_pass(session: Session, messages: list[list[bytes]]) -> int:
     return len(messages)
 
 
-def _speeds(works: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Best messages/s over ``repeats`` passes each, by thread CPU time and by wall time.
+@attrs.frozen
+class _Speeds:
+    """Best messages/s per contender (thread CPU, wall) and each round's speeds."""
 
-    The contenders' passes alternate (order rotated every repeat), so the machine's
+    best: dict[str, tuple[float, float]]
+    rounds: list[dict[str, float]]
+
+    def median_ratio(self, ours: str, peer: str) -> float:
+        """The median over rounds of ``ours``'s speed over ``peer``'s in the same round."""
+        return statistics.median(speeds[ours] / speeds[peer] for speeds in self.rounds)
+
+
+def _speeds(works: dict[str, Callable[[], int]], repeats: int) -> _Speeds:
+    """Messages/s over ``repeats`` rounds, each contender once a round, by thread CPU
+    time and by wall time.
+
+    The contenders' passes alternate (order rotated every round), so the machine's
     drift falls on all of them alike.
     """
     best = dict.fromkeys(works, (0.0, 0.0))
+    rounds: list[dict[str, float]] = []
     names = list(works)
     for index in range(repeats):
         shift = index % len(names)
+        speeds: dict[str, float] = {}
         for name in names[shift:] + names[:shift]:
             gc.collect()
             cpu, wall = time.thread_time(), time.perf_counter()
@@ -229,10 +258,12 @@ def _speeds(works: dict[str, Callable[[], int]], repeats: int) -> dict[str, tupl
             cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
             best_cpu, best_wall = best[name]
             best[name] = max(best_cpu, count / cpu), max(best_wall, count / wall)
-    return best
+            speeds[name] = count / cpu
+        rounds.append(speeds)
+    return _Speeds(best, rounds)
 
 
-def _allocations(codec: Codec, frames: list[list[str | bytes]]) -> tuple[float, float]:
+def _allocations(codec: Codec, frames: list[list[Frame]]) -> tuple[float, float]:
     """Average transient peak per received message, and bytes held after a full pass."""
     connection = KernelConnection(_factory())
     gc.collect()
@@ -255,16 +286,23 @@ def _allocations(codec: Codec, frames: list[list[str | bytes]]) -> tuple[float, 
     return transient / messages, held
 
 
-def _counted_pass(codec_name: str, executions: int) -> None:
-    """The work one callgrind child counts: a warm-up, then ``executions`` executions."""
-    codec = {"v1": V1Codec(), "legacy": LegacyCodec()}[codec_name]
+def _counted_pass(work: str, executions: int) -> None:
+    """The work one callgrind child counts: a warm-up, then ``executions`` executions'
+    messages through our pipeline (``work``: its framing) or through jupyter_client."""
+    if work == PEER:
+        messages = _zmq_messages(COUNTED_EXECUTIONS[1])
+        session = Session(key=b"", session=KERNEL_SESSION)
+        _jupyter_client_pass(session, messages[: 50 * MESSAGES_PER_EXECUTION])
+        _jupyter_client_pass(session, messages[: executions * MESSAGES_PER_EXECUTION])
+        return
+    codec = {"v1": V1Codec(), "legacy": LegacyCodec()}[work]
     frames = _frames(codec, COUNTED_EXECUTIONS[1])
     _pipeline_pass(codec, frames[:50])
     _pipeline_pass(codec, frames[:executions])
 
 
-def _instructions_per_message(codec_name: str) -> float | None:
-    """Instructions per received message through the pipeline, by callgrind.
+def _instructions_per_message(work: str) -> float | None:
+    """Instructions per received message through ``work`` (``_counted_pass``), by callgrind.
 
     Two children (``COUNTED_EXECUTIONS``) do the same set-up and differ only in the
     executions they process, so the difference of their counts is the pipeline's alone.
@@ -283,7 +321,7 @@ def _instructions_per_message(codec_name: str) -> float | None:
                 "--callgrind-out-file=/dev/null",
                 sys.executable,
                 "-c",
-                f"import bench.core; bench.core._counted_pass({codec_name!r}, {executions})",
+                f"import bench.core; bench.core._counted_pass({work!r}, {executions})",
             ],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -303,9 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(__doc__ or "", argv)
     report = Report("core", smoke=options.smoke)
     executions, repeats = (50, 1) if options.smoke else (EXECUTIONS, REPEATS)
-    pipelines: dict[str, tuple[float, float]] = {}  # framing -> (messages/s, ratio to peer)
+    ratios: dict[str, tuple[float, float]] = {}  # framing -> (median ratio, messages/s)
     zmq_messages = _zmq_messages(executions)
     zmq_session = Session(key=b"", session=KERNEL_SESSION)
+    peer_instructions: float | None = None
     for name, codec in (("v1", V1Codec()), ("legacy", LegacyCodec())):
         frames = _frames(codec, executions)
         speeds = _speeds(
@@ -317,19 +356,25 @@ def main(argv: list[str] | None = None) -> int:
             repeats,
         )
         for part in ("decode", "pipeline"):
-            cpu, wall = speeds[part]
+            cpu, wall = speeds.best[part]
             report.figure(f"{name}.{part}", cpu, "msg/s", f"wall {wall:,.0f} msg/s")
             report.figure(f"{name}.{part}.per_message", 1e6 / cpu, "us")
-        cpu = speeds["pipeline"][0]
-        peer, peer_wall = speeds["jupyter_client"]
+        peer, peer_wall = speeds.best["jupyter_client"]
         report.figure(
             f"{name}.jupyter_client_deserialize", peer, "msg/s", f"wall {peer_wall:,.0f} msg/s"
         )
+        report.figure(f"{name}.jupyter_client_deserialize.per_message", 1e6 / peer, "us")
+        ratio = speeds.median_ratio("pipeline", "jupyter_client")
         report.figure(
             f"{name}.pipeline_vs_jupyter_client",
-            cpu / peer,
+            ratio,
             "x",
-            "ours: decode + routing + tracking; the peer: decoding alone",
+            f"median of {repeats} interleaved rounds (best against best"
+            f" {speeds.best['pipeline'][0] / peer:.2f}x); ours: decode + routing + tracking,"
+            " the peer: decoding alone",
+        )
+        report.figure(
+            f"{name}.decode_vs_jupyter_client", speeds.median_ratio("decode", "jupyter_client"), "x"
         )
         transient, held = _allocations(codec, frames)
         report.figure(f"{name}.pipeline.transient_per_message", transient, "B")
@@ -337,15 +382,24 @@ def main(argv: list[str] | None = None) -> int:
         instructions = None if options.smoke else _instructions_per_message(name)
         if instructions is not None:
             report.figure(f"{name}.pipeline.instructions_per_message", instructions, "instr")
-        pipelines[name] = cpu, cpu / peer
-    slowest = min(speed for speed, _ in pipelines.values())
+            if peer_instructions is None:  # the same messages for both framings: once
+                peer_instructions = _instructions_per_message(PEER)
+                assert peer_instructions is not None
+                report.figure(f"{PEER}.instructions_per_message", peer_instructions, "instr")
+            report.figure(
+                f"{name}.pipeline_vs_jupyter_client.by_instructions",
+                peer_instructions / instructions,
+                "x",
+                "does not move with the machine's load",
+            )
+        ratios[name] = ratio, speeds.best["pipeline"][0]
     report.target(
-        f"6 decode+connection+tracker >= {TARGET:,} messages/s on one core, both framings",
-        slowest >= TARGET,
+        f"6 decode+connection+tracker >= {TARGET_RATIO:g}x jupyter_client's"
+        " feed_identities+deserialize, same messages, same run, both framings",
+        min(ratio for ratio, _ in ratios.values()) >= TARGET_RATIO,
         ", ".join(
-            f"{name} {speed:,.0f} messages/s ({1e6 / speed:.1f} us per message,"
-            f" {ratio:.2f}x jupyter_client's decoding)"
-            for name, (speed, ratio) in pipelines.items()
+            f"{name} {ratio:.2f}x ({speed:,.0f} messages/s, {1e6 / speed:.1f} us per message)"
+            for name, (ratio, speed) in ratios.items()
         ),
     )
     return 0

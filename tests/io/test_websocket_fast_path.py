@@ -28,8 +28,10 @@ from wsproto.frame_protocol import FrameProtocol
 from wsproto.utilities import LocalProtocolError as WsLocalProtocolError
 
 from jupyter_interp.errors import ConnectionClosed, MessageTooLarge, RemoteProtocolError
+from jupyter_interp.io._upgrade import READ_SIZE, READ_SIZE_BULK
 
-from .test_websocket import connected
+from .memory import MemoryByteStream, memory_stream_pair
+from .test_websocket import FakeServer, connected, open_client
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +86,9 @@ def _reference(data: bytes) -> tuple[list[str | bytes], int]:
 
 
 async def _ours(data: bytes, chunk: int) -> tuple[list[str | bytes], int]:
-    messages: list[str | bytes] = []
+    """Our messages, binary ones copied only at the end: the views handed out must stay
+    valid and unchanged while later chunks are read and parsed."""
+    messages: list[str | bytes | memoryview] = []
     async with connected(buffer=math.inf, chunk=chunk, max_message_size=1 << 20) as (ws, server):
         await server.stream.send(data)
         await server.stream.send_eof()
@@ -94,7 +98,9 @@ async def _ours(data: bytes, chunk: int) -> tuple[list[str | bytes], int]:
             except RemoteProtocolError:
                 continue  # the next receive reports the closing code
             except ConnectionClosed as exc:
-                return messages, exc.code
+                for message in messages:
+                    assert isinstance(message, str | bytes) or message.readonly
+                return [m if isinstance(m, str) else bytes(m) for m in messages], exc.code
 
 
 @_SETTINGS
@@ -157,3 +163,37 @@ async def test_an_oversized_frame_still_closes_with_1009() -> None:
             close = await server.next_event()
             assert isinstance(close, CloseConnection)
             assert close.code == 1009
+
+
+class _RecordingStream(MemoryByteStream):
+    """A client end that notes how many bytes each read asks for."""
+
+    asked: list[int]
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        self.asked.append(max_bytes)
+        return await super().receive(max_bytes)
+
+
+async def test_reads_ask_for_more_while_data_streams_in_and_less_after() -> None:
+    client_end, server_end = memory_stream_pair(math.inf, 1 << 20)
+    client_end.__class__ = _RecordingStream
+    assert isinstance(client_end, _RecordingStream)
+    client_end.asked = []
+    server = FakeServer(server_end)
+    big = bytes(600_000)  # 64 KiB + 2 x 256 KiB + 10,186 bytes, frame header included
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.accept)
+            ws = await open_client(client_end)
+        try:
+            client_end.asked.clear()
+            await server.send(BytesMessage(data=big))
+            assert await ws.receive() == big
+            await server.send(TextMessage(data="small"))
+            assert await ws.receive() == "small"
+        finally:
+            await server_end.aclose()
+            await ws.aclose()
+    # each read that filled its request asks for the bulk size next; a short one, not
+    assert client_end.asked[:5] == [READ_SIZE] + [READ_SIZE_BULK] * 3 + [READ_SIZE]

@@ -88,6 +88,23 @@ def test_mapped_head_tail_keeps_what_the_model_keeps(chunks: list[str], cap: int
         check(chunks, cap)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    chunks=pieces,
+    cap=st.none() | st.integers(min_value=0, max_value=6 * mmap.PAGESIZE),
+    step=st.integers(min_value=1, max_value=600),
+)
+def test_long_pieces_encoded_in_steps_keep_what_the_model_keeps(
+    chunks: list[str], cap: int | None, step: int
+) -> None:
+    """Steps of a few characters: most pieces are long, so middle steps are skipped."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(budget, "_ENCODE_STEP", step)
+        check(chunks, cap)
+        with mapped():
+            check(chunks, cap or 1)
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     chunks=st.lists(st.text(st.sampled_from(CHARACTERS), max_size=9), max_size=30),
@@ -139,3 +156,23 @@ def test_output_within_the_pieces_limit_makes_no_buffer(cap: int) -> None:
     past.append("y")
     assert past._buffer is not None  # past the limit: a buffer of the cap's size
     assert past.size == len(text) + 1
+
+
+def test_a_long_text_is_encoded_a_step_at_a_time_and_only_where_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ASCII is counted without encoding; other text is counted a step at a time."""
+    encoded: list[str] = []
+
+    def encode(text: str) -> bytes:
+        encoded.append(text)
+        return _encode(text)
+
+    monkeypatch.setattr(budget, "_encode", encode)
+    kept = HeadTail(10_000)
+    text = "x" * 100_000 + "é" * 100_000
+    kept.append(text)
+    assert max(map(len, encoded)) <= budget._ENCODE_STEP
+    assert sum(set(step) == {"x"} for step in encoded) == 1  # the one that fills the head
+    assert kept.size == 300_000
+    assert kept.take() == model(text, 10_000)

@@ -133,11 +133,17 @@ def test_legacy_text_round_trip(message: Message) -> None:
     assert LEGACY.decode(frame) == message
 
 
+def _received(frame: bytes) -> memoryview:
+    """``frame`` as the WebSocket hands it over: a view inside a larger receive buffer."""
+    return memoryview(b"\x82\x7e" + frame + b"next")[2:-4]
+
+
 @given(messages(min_buffers=1))
 def test_legacy_binary_round_trip(message: Message) -> None:
     frame = LEGACY.encode(message)
     assert isinstance(frame, bytes)
     assert LEGACY.decode(frame) == message
+    assert LEGACY.decode(_received(frame)) == message
 
 
 @given(messages())
@@ -145,6 +151,7 @@ def test_v1_round_trip(message: Message) -> None:
     frame = V1.encode(message)
     assert isinstance(frame, bytes)
     assert V1.decode(frame) == message
+    assert V1.decode(_received(frame)) == message
 
 
 @pytest.mark.parametrize("codec", [LEGACY, V1], ids=["legacy", "v1"])
@@ -169,7 +176,7 @@ def test_factory_requests_round_trip(codec: Codec) -> None:
 # --- fuzzing: any input gives a Message or RemoteProtocolError ------------------------
 
 
-def decodes_or_rejects(codec: Codec, frame: str | bytes) -> None:
+def decodes_or_rejects(codec: Codec, frame: str | bytes | memoryview) -> None:
     try:
         message = codec.decode(frame)
     except RemoteProtocolError:
@@ -181,11 +188,14 @@ def decodes_or_rejects(codec: Codec, frame: str | bytes) -> None:
 @given(frame=st.binary() | st.text())
 def test_arbitrary_input_decodes_or_rejects(codec: Codec, frame: str | bytes) -> None:
     decodes_or_rejects(codec, frame)
+    if isinstance(frame, bytes):
+        decodes_or_rejects(codec, _received(frame))
 
 
 @given(frame=mutated_frames(V1))
 def test_mutated_v1_frames_decode_or_reject(frame: bytes) -> None:
     decodes_or_rejects(V1, frame)
+    decodes_or_rejects(V1, _received(frame))
 
 
 @given(frame=mutated_frames(LEGACY))

@@ -51,12 +51,19 @@ __all__ = [
     "handshake_deadline",
     "handshake",
     "parse_url",
+    "READ_SIZE",
+    "READ_SIZE_BULK",
     "read_chunk",
     "secret_values",
     "set_tcp_option",
 ]
 
-_READ_SIZE = 65536
+#: what one read asks for while messages are small: a larger request costs a socket
+#: read (trio's) an allocation of that size, tens of microseconds from 256 KiB up
+READ_SIZE = 65536
+#: what one read asks for while data streams in (see ``WebSocket``): asyncio's transport
+#: reads up to 256 KiB, and anyio copies any chunk it must split for a smaller request
+READ_SIZE_BULK = 256 * 1024
 _BODY_CAPTURE = 4096
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
@@ -141,8 +148,11 @@ def set_tcp_option(sock: socket.socket | None, option: int | None) -> None:
             return
 
 
-async def read_chunk(stream: anyio.abc.ByteStream, sock: socket.socket | None) -> bytes | None:
-    """Read a chunk; ``None`` is wsproto's EOF (also for a broken or closed stream).
+async def read_chunk(
+    stream: anyio.abc.ByteStream, sock: socket.socket | None, size: int = READ_SIZE
+) -> bytes | None:
+    """Read a chunk of at most ``size`` bytes; ``None`` is wsproto's EOF (also for a
+    broken or closed stream).
 
     ``TCP_QUICKACK`` is re-armed before the read (Linux drops it after a while, and each
     of our writes may put the socket back in delayed-ACK mode) and again after it: that
@@ -151,7 +161,7 @@ async def read_chunk(stream: anyio.abc.ByteStream, sock: socket.socket | None) -
     """
     set_tcp_option(sock, _QUICKACK)
     try:
-        data = await stream.receive(_READ_SIZE)
+        data = await stream.receive(size)
     except (anyio.EndOfStream, *STREAM_ERRORS):
         return None
     set_tcp_option(sock, _QUICKACK)

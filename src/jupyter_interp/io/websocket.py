@@ -13,11 +13,16 @@ Invariants of an open ``WebSocket``:
 * One reader. Only one task may be in ``receive()`` (another gets
   ``LocalProtocolError``); it alone feeds wsproto, through ``_frames.InboundFrames``,
   which turns whole unfragmented data frames into messages itself (wsproto's parser
-  costs as much per frame as the rest of the client's work on a message) and hands
+  costs as much per frame as the rest of the client's work on a message), straight
+  from the chunks read (a binary message is a view of them, not a copy), and hands
   every other frame to wsproto byte-exact. Bytes and fragments collect in instance
   buffers, so a cancelled ``receive()`` loses nothing. It answers pings, records pongs
   in ``last_pong`` and checks ``max_message_size`` against the running size (UTF-8
   bytes for text), so a huge or endless message never sits in memory.
+* Reads ask for ``READ_SIZE`` bytes, and for ``READ_SIZE_BULK`` while each read fills
+  its request (data streaming in): asyncio's transport hands over up to 256 KiB at a
+  time, which anyio would copy to split for a smaller request; a small request keeps
+  trio's per-read allocation small while messages are.
 * Whole messages. A message is written as frames of at most 512 KiB (wsproto copies a
   frame several times while masking it, so memory stays a small multiple of that, not of
   the message), all under one ``anyio.Lock``, shielded and bounded by ``write_timeout``:
@@ -66,6 +71,8 @@ from ..errors import (
 from ..protocol.wire import V1_SUBPROTOCOL
 from ._frames import InboundFrames
 from ._upgrade import (
+    READ_SIZE,
+    READ_SIZE_BULK,
     STREAM_ERRORS,
     build_request,
     handshake,
@@ -113,6 +120,7 @@ class WebSocket:
         self._stream, self._ws = stream, connection
         self._frames = InboundFrames(connection, max_message_size=max_message_size)
         self._wsproto_fed = False  # wsproto may have events to give
+        self._read_size = READ_SIZE
         self._socket = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         set_tcp_option(self._socket, socket.TCP_NODELAY)
         self._subprotocol = subprotocol
@@ -221,8 +229,10 @@ class WebSocket:
             raise LocalProtocolError("a ping payload is at most 125 bytes")
         await self._send_events([Ping(payload=payload)])
 
-    async def receive(self) -> str | bytes:
-        """Return the next complete message (``str`` for text, ``bytes`` for binary).
+    async def receive(self) -> str | bytes | memoryview:
+        """Return the next complete message: ``str`` for text; for binary, ``bytes`` or a
+        read-only ``memoryview`` of the receive buffer (``bytes(message)`` to keep it
+        without keeping that buffer).
 
         Raises:
             ConnectionClosed: The connection closed (``code`` 1006 when it just dropped).
@@ -267,7 +277,7 @@ class WebSocket:
         finally:
             self._receiving = False
 
-    async def _next_message(self) -> str | bytes:
+    async def _next_message(self) -> str | bytes | memoryview:
         frames = self._frames
         while True:
             if self._closed is not None:
@@ -282,12 +292,18 @@ class WebSocket:
             if step is True:
                 self._wsproto_fed = True
             elif step is False:
-                data = await read_chunk(self._stream, self._socket)
+                size = self._read_size
+                data = await read_chunk(self._stream, self._socket, size)
                 if data is None:
                     frames.feed_eof()
                     self._wsproto_fed = True
                 else:
+                    if len(data) >= size:
+                        self._read_size = READ_SIZE_BULK
+                    elif len(data) < READ_SIZE:
+                        self._read_size = READ_SIZE
                     frames.feed(data)
+                    del data  # the frames let go of a chunk once it is parsed
             else:
                 return step
 

@@ -38,10 +38,25 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+def _steps(text: str) -> Iterator[str]:
+    """``text`` in slices of ``_ENCODE_STEP`` characters."""
+    step = _ENCODE_STEP
+    return (text[start : start + step] for start in range(0, len(text), step))
+
+
 def _utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(_encode(text))
+    """UTF-8 size of ``text``, encoding at most ``_ENCODE_STEP`` characters at a time."""
+    if text.isascii():
+        return len(text)
+    if len(text) <= _ENCODE_STEP:
+        return len(_encode(text))
+    return sum(len(_encode(piece)) for piece in _steps(text))
 
 
+#: Text goes into the buffer encoded this many characters at a time, so no encoded
+#: copy of a long text exists whole; a step that later bytes of the same text
+#: overwrite in the tail anyway is only counted, never encoded.
+_ENCODE_STEP = 16 * 1024
 #: Kept bytes are decoded this many at a time when the result is built, so a decoded
 #: copy of what is kept never exists whole beside it.
 _DECODE_STEP = 64 * 1024
@@ -64,7 +79,9 @@ class HeadTail:
     bytes are the head (cut back to a character start) and the rest is the tail, a ring
     that new bytes overwrite oldest first (its first bytes up to the next character
     start are dropped). So what is kept never moves and never needs converting, however
-    many pieces arrive. ``take`` builds the result by growing one string in place a
+    many pieces arrive. A long text is encoded a step at a time, and a step whose bytes
+    the rest of the same text pushes out of the tail is only counted, never encoded.
+    ``take`` builds the result by growing one string in place a
     decoded step at a time and, where the buffer is a memory map, returns each step's
     whole pages to the system right away, so the result costs about one step more than
     what was kept, not twice it.
@@ -86,8 +103,9 @@ class HeadTail:
         cap = self._cap
         buffer = self._buffer
         if buffer is None:
-            size = _utf8_size(text)
-            if cap is None or self.size + size <= min(cap, _PIECES_UP_TO):
+            # a text of more characters than the pieces take has more bytes, too
+            size = _utf8_size(text) if cap is None or len(text) <= _PIECES_UP_TO else -1
+            if cap is None or 0 <= size <= min(cap, _PIECES_UP_TO) - self.size:
                 self._pieces.append(text)
                 self.size += size
                 return
@@ -95,9 +113,20 @@ class HeadTail:
             pieces, self._pieces = self._pieces, []
             for piece in pieces:  # at most min(cap, _PIECES_UP_TO) bytes: they fit
                 self._write(buffer, _encode(piece))
-        data = _encode(text)
-        self.size += len(data)
-        self._write(buffer, data)
+        if len(text) <= _ENCODE_STEP:  # the usual piece
+            data = _encode(text)
+            self.size += len(data)
+            self._write(buffer, data)
+            return
+        tail_cap, left = len(buffer) - self._head_cap, len(text)
+        for piece in _steps(text):
+            left -= len(piece)
+            if self._head_end is not None and left >= tail_cap:  # at least as many bytes
+                self.size += _utf8_size(piece)  # follow: none of this one would be kept
+                continue
+            data = _encode(piece)
+            self.size += len(data)
+            self._write(buffer, data)
 
     def _write(self, buffer: bytearray | mmap.mmap, data: bytes) -> None:
         """Write ``data`` after what the buffer holds (into the tail's ring once full)."""

@@ -31,7 +31,7 @@ from .messages import (
     Header,
     Message,
     _checked_header,
-    _checked_message,
+    _message_with_header,
 )
 
 __all__ = ["MessageFactory", "format_date"]
@@ -116,13 +116,13 @@ class MessageFactory:
         """
         if channel not in CHANNELS:
             raise LocalProtocolError(f"unknown channel {channel!r}")
-        return _checked_message(
+        return _message_with_header(
+            Message,
             channel,
             self.header(msg_type),
             {} if parent is None else parent.to_wire(),
             {},
             dict(content),
-            (),
         )
 
     def execute_request(
@@ -159,7 +159,9 @@ class MessageFactory:
             "allow_stdin": allow_stdin,
             "stop_on_error": stop_on_error,
         }  # ``request("shell", ...)`` without copying the fresh content again
-        message = _checked_message("shell", self.header("execute_request"), {}, {}, content, ())
+        message = _message_with_header(
+            Message, "shell", self.header("execute_request"), {}, {}, content
+        )
         return attrs.evolve(message, buffers=buffers) if buffers else message
 
     def kernel_info_request(self, *, channel: str = "shell") -> Message:

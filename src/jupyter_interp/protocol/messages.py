@@ -296,34 +296,21 @@ def _message_with_header(
     buffers: tuple[bytes, ...] = (),
 ) -> Message:
     """``_message_from_parts`` after the channel and header are checked (a decoder that
-    read the header itself builds it, then calls this)."""
+    read the header itself, or a builder that made it, calls this): the other parts are
+    checked, then the slots written (skips the frozen attrs ``__init__``)."""
     if type(parent_header) is not dict:  # the exact type first (the usual case): fast
         parent_header = _mapping_or_empty(parent_header, "parent_header")
     if type(metadata) is not dict:
         metadata = _mapping_or_empty(metadata, "metadata")
     if type(content) is not dict:
         content = _mapping_or_empty(content, "content")
-    buffers = _to_buffers(buffers) if buffers else ()
-    return _checked_message(channel, header, parent_header, metadata, content, buffers, cls)
-
-
-def _checked_message(
-    channel: str,
-    header: Header,
-    parent_header: Mapping[str, Any],
-    metadata: Mapping[str, Any],
-    content: Mapping[str, Any],
-    buffers: tuple[bytes, ...],
-    cls: type[Message] = Message,
-) -> Message:
-    """A ``Message`` of fields the caller checked (skips the frozen attrs ``__init__``)."""
     message: Message = _new(cls)
     _message_channel(message, channel)
     _message_header(message, header)
     _message_parent_header(message, parent_header)
     _message_metadata(message, metadata)
     _message_content(message, content)
-    _message_buffers(message, buffers)
+    _message_buffers(message, _to_buffers(buffers) if buffers else ())
     return message
 
 

@@ -19,10 +19,11 @@ binary frames).
 
 Invariants:
 
-* ``decode`` of any ``str`` or ``bytes`` returns a ``Message`` or raises
-  ``RemoteProtocolError``, never anything else: the offset count is checked against the
-  frame length before any table is read, offsets must be non-decreasing and inside the
-  frame, and JSON errors are translated. ``encode`` raises ``LocalProtocolError`` for
+* ``decode`` of any ``str``, ``bytes`` or ``memoryview`` of bytes returns a ``Message``
+  or raises ``RemoteProtocolError``, never anything else: the offset count is checked
+  against the frame length before any table is read, offsets must be non-decreasing and
+  inside the frame, and JSON errors are translated. A view is read in place: the frame's
+  JSON is decoded straight from it, once. ``encode`` raises ``LocalProtocolError`` for
   content that strict JSON cannot carry.
 * The JSON inside frames is written and read by ``wire_json``: compact UTF-8 out,
   UTF-8 with replacement characters in (invalid UTF-8 in a v1 channel name therefore
@@ -123,8 +124,9 @@ class Codec(abc.ABC):
         """
 
     @abc.abstractmethod
-    def decode(self, frame: str | bytes) -> Message:
-        """Parse one complete frame (text frames as ``str``, binary frames as ``bytes``).
+    def decode(self, frame: str | bytes | memoryview) -> Message:
+        """Parse one complete frame: text frames as ``str``, binary frames as ``bytes`` or
+        a ``memoryview`` of bytes, read in place (no copy of the frame is made).
 
         Raises:
             RemoteProtocolError: the frame is malformed in any way.
@@ -159,7 +161,7 @@ class LegacyCodec(Codec):
         table = struct.pack(f">{count + 1}I", count, *offsets)
         return b"".join([table, body, *buffers])
 
-    def decode(self, frame: str | bytes) -> Message:
+    def decode(self, frame: str | bytes | memoryview) -> Message:
         """Parse a JSON text frame or a legacy binary frame.
 
         A text frame as Jupyter Server writes it is read by ``wire_json.legacy_document``;
@@ -220,7 +222,7 @@ class V1Codec(Codec):
         offsets = accumulate(map(len, parts), initial=8 * (count + 1))
         return b"".join([_v1_struct(count + 1).pack(count, *offsets), *parts])
 
-    def decode(self, frame: str | bytes) -> Message:
+    def decode(self, frame: str | bytes | memoryview) -> Message:
         """Parse one v1 binary frame.
 
         The common frame (no buffers, one byte per character) is read as one text by
@@ -230,7 +232,7 @@ class V1Codec(Codec):
         Raises:
             RemoteProtocolError: a text frame, or a binary frame malformed in any way.
         """
-        if type(frame) is not bytes or len(frame) < _V1_PLAIN_SIZE:
+        if isinstance(frame, str) or len(frame) < _V1_PLAIN_SIZE:
             return _decode_v1(frame)
         count, start, header_at, parent_at, metadata_at, content_at, end = _V1_PLAIN.unpack_from(
             frame
@@ -247,7 +249,7 @@ class V1Codec(Codec):
             and end == len(frame)
         ):
             return _decode_v1(frame)
-        text = frame[start:].decode("utf-8", "replace")
+        text = str(frame[start:], "utf-8", "replace")  # a view's slice copies nothing
         if len(text) != end - start:  # multi-byte characters: text and byte offsets differ
             return _decode_v1(frame)
         message = v1_parts_in_place(
@@ -256,7 +258,7 @@ class V1Codec(Codec):
         return _decode_v1(frame) if message is None else message
 
 
-def _decode_v1(frame: str | bytes) -> Message:
+def _decode_v1(frame: str | bytes | memoryview) -> Message:
     """The general v1 decoder: any frame, every problem named."""
     if isinstance(frame, str):
         raise RemoteProtocolError("text frame received under the v1 subprotocol")

@@ -238,7 +238,7 @@ class SessionChannel:
         return bool(self._prompted)
 
     async def _on_frame(
-        self, frame: str | bytes, wanted: frozenset[str] = frozenset()
+        self, frame: str | bytes | memoryview, wanted: frozenset[str] = frozenset()
     ) -> tuple[Message | None, bool]:
         """Decode one frame and dispatch its events; returns the reply to a request of
         ``wanted`` if it came, and whether an iopub status for one of them came."""

@@ -17,9 +17,12 @@ is cheap (a few kernelspec look-ups):
   its own ``deno`` binary and nothing is written to the user's home.
 * ipykernel 7.3 (one of the releases that can leave a shell request unread, see
   docs/operations.md) gets a venv of its own under ``sys.prefix/kernel-venvs`` (so the
-  test venv keeps its own ipykernel), made with this interpreter's ``venv`` and filled
-  by its ``pip``; ``python -m ipykernel install --prefix`` run by that venv registers
-  ``ipykernel73`` under ``sys.prefix``, naming the venv's interpreter.
+  test venv keeps its own ipykernel), made with this interpreter's ``venv``. Only
+  ipykernel itself is installed there (``pip --no-deps --target``); a ``.pth`` file
+  appends the test venv's site-packages after the venv's own, so its dependencies
+  (IPython, jupyter_client, pyzmq, ...) come from the test venv and building it takes
+  seconds, with one wheel to fetch. ``python -m ipykernel install --prefix`` run by
+  that venv registers ``ipykernel73`` under ``sys.prefix``, naming its interpreter.
 * R comes from the Debian packages ``r-base-core`` and ``r-cran-irkernel`` (``apt-get``,
   as root); the package registers the ``ir`` kernelspec system-wide. Should no R
   kernelspec be visible anyway, ``IRkernel::installspec(user = FALSE, prefix = ...)``
@@ -41,6 +44,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -177,8 +181,22 @@ def _ensure_ipykernel73(done: list[str]) -> None:
         return
     venv = Path(sys.prefix) / "kernel-venvs" / name
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "venv", "--clear", str(venv)])
-    _run([str(python), "-m", "pip", "install", "-q", IPYKERNEL_73])
+    _run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)])
+    own = Path(sysconfig.get_path("purelib", vars={"base": str(venv)}))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(own),
+            IPYKERNEL_73,
+        ]
+    )
+    (own / "test-venv-site-packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
     display = "Python 3 (ipykernel 7.3)"
     install = ["-m", "ipykernel", "install", f"--prefix={sys.prefix}", f"--name={name}"]
     _run([str(python), *install, f"--display-name={display}"])

@@ -95,6 +95,7 @@ async def test_server_authenticates_and_leaves_nothing_behind() -> None:
             assert await _status_code(server.url, "api/status", server.token) == 200
             assert await _status_code(server.url, "api/status", _WRONG_TOKEN) == 403
             assert await _status_code(server.url, "api/status", None) == 403
+            assert await _status_code(server.url, "api/terminals", server.token) == 404
             assert await anyio.Path(server.root_dir).is_dir()
             runtime_dir = _runtime_dir_of(server.pid)
             assert (runtime_dir / f"jpserver-{server.pid}.json").is_file()

@@ -198,6 +198,9 @@ def _server_args(root_dir: str) -> list[str]:
         "--PasswordIdentityProvider.hashed_password=",
         f"--ServerApp.root_dir={root_dir}",
         "--ServerApp.log_level=WARN",
+        # kernels only: a terminal would be a shell for whoever holds the token, and
+        # loading the extension costs start-up time
+        "--ServerApp.jpserver_extensions=jupyter_server_terminals=False",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         # Containers often run as root; the server refuses that without this flag.
@@ -218,8 +221,8 @@ if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):
     sys.exit({_MISSING_MODULE_EXIT})
 sys.modules["rfc3987_syntax"] = None
 try:
-    from importlib.metadata import version
-    ours = int(version("jupyter_server").split(".")[0]) >= 2 and bool(
+    import jupyter_server
+    ours = jupyter_server.version_info[0] >= 2 and bool(
         importlib.util.find_spec({_KERNEL_MANAGER.rpartition(".")[0]!r}))
 except Exception:
     ours = False

@@ -22,6 +22,10 @@ it exactly as Jupyter would start it (TCP):
   in the server's private runtime directory, fit in a Unix socket address.
 
 Restarts keep the transport the first start chose.
+
+A kernel being shut down is checked for its exit every 10 ms rather than jupyter_client's
+100 ms, which took a tenth of a second off every shutdown (and off the one-shot
+``jupyter-interp exec``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ _SOCKET_PATH_LIMIT = 103
 _SUFFIX_ROOM = len("-99")
 _IPYKERNEL_MODULES = frozenset({"ipykernel_launcher", "ipykernel"})
 _OPTIONS_WITH_VALUE = frozenset({"-X", "-W"})
+#: seconds between checks that a stopping kernel has exited
+_EXIT_POLL = 0.01
 
 
 def runs_ipykernel(argv: Sequence[str]) -> bool:
@@ -89,6 +95,13 @@ class EmbeddedKernelManager(ServerKernelManager):
         self.transport = "ipc"
         self.ip = prefix
         self.cache_ports = False  # the port cache binds TCP ports; IPC needs none
+
+    async def _async_finish_shutdown(
+        self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False
+    ) -> None:
+        # jupyter_client checks every 0.1 s whether a stopping kernel has exited, which
+        # was half of a shutdown's 0.2 s; a check costs a waitpid, so check every 10 ms.
+        await super()._async_finish_shutdown(waittime, min(pollinterval, _EXIT_POLL), restart)
 
     def _transport_configured(self) -> bool:
         """Whether config sets ``transport`` on any class this one inherits it from (the

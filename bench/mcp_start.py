@@ -1,17 +1,23 @@
 """MCP target: from spawning ``jupyter-interp mcp`` (stdio) to the first execute result.
 
-Method: one private Jupyter Server; interleaved round by round, with rotating order:
+Method: interleaved round by round, with rotating order, on the server an MCP host
+registering ``jupyter-interp mcp`` gets by default (the embedded one each command
+starts: the target), then on one Jupyter Server already running (``JUPYTER_URL``):
 
-* ``exec``: spawn the one-shot ``jupyter-interp exec 1+1`` and wait for ``2`` on its
-  stdout (its kernel shutdown and exit happen after the timed part);
+* ``exec``: spawn the one-shot ``jupyter-interp exec 'print(1+1)'`` and wait for ``2``
+  on its stdout, which it prints as the stream arrives (its kernel's and server's
+  shutdown and its exit happen after the timed part). The cell prints rather than
+  returns its value: ``exec`` prints a value in its summary, after its shutdown, which
+  would put that shutdown into ``exec``'s time;
 * ``mcp_stdio``: spawn ``jupyter-interp mcp`` through the MCP SDK's stdio client, do the
-  protocol handshake, call ``execute`` with ``1+1`` and get the result (closing stdin,
-  which ends the server and its kernels, happens after the timed part).
+  protocol handshake, call ``execute`` with the same cell and get the result (closing
+  stdin, which ends the server and its kernels, happens after the timed part).
 
-Both start one kernel cold on the same server (the MCP server's warm pool starts one
-kernel at once, which its first call waits for rather than racing it). The server's URL
-and token reach the children through the environment, never their command lines.
-Target: ``mcp_stdio`` median <= ``exec`` median.
+Both start one kernel cold (the MCP server's warm pool starts one at once, which its
+first call waits for rather than racing it). A running server's URL and token reach
+the children through the environment, never their command lines. Target: on the
+embedded default, ``mcp_stdio`` median <= ``exec`` median; the running server's ratio
+is printed beside it (there the SDK's import is not hidden behind a server's start).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from ._harness import Options, Report, interleave, jupyter_server, parse_options
 
 __all__ = ["server_env", "stdio_server"]
 
+CELL = "print(1+1)"
+
 
 def server_env(server: LocalJupyterServer) -> dict[str, str]:
     return {**os.environ, "JUPYTER_URL": server.url, "JUPYTER_TOKEN": server.token}
@@ -48,7 +56,7 @@ async def _race(report: Report, phase: str, env: dict[str, str], rounds: int, wa
     """Interleave the two contenders on ``env``'s server; return the ratio of medians."""
 
     async def one_shot() -> anyio.abc.Process:
-        command = [sys.executable, "-m", "jupyter_interp.cli", "exec", "1+1"]
+        command = [sys.executable, "-m", "jupyter_interp.cli", "exec", CELL]
         process = await anyio.open_process(command, env=env)
         assert process.stdout is not None
         output = b""
@@ -63,7 +71,7 @@ async def _race(report: Report, phase: str, env: dict[str, str], rounds: int, wa
     async def first_result() -> AsyncExitStack:
         stack = AsyncExitStack()
         mcp = await stack.enter_async_context(McpClient(stdio_server(env)))
-        result = await mcp.call_tool("execute", {"code": "1+1"})
+        result = await mcp.call_tool("execute", {"code": CELL})
         assert not result.is_error
         return stack
 
@@ -95,7 +103,6 @@ async def _run(options: Options) -> None:
         return
     async with jupyter_server() as server:
         ratio = await _race(report, "running_server", server_env(server), 15, 1)
-    report.figure("running_server.sdk_import_share", ratio - 1.0, "x of exec")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ client that died while the server's socket looked open), then cuts; the cell's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -63,3 +65,64 @@ async def test_a_lost_busy_and_output_are_flagged(
     # flagged, or (xeus-python may answer the reconnect's kernel_info first) ended as
     # CONNECTION_LOST
     assert result.output_dropped or result.status is ExecutionStatus.CONNECTION_LOST
+
+
+#: prints "a", waits for the test's go-ahead (a file), prints "b"; in Python on both
+#: kernels, which answer control requests while a cell runs on shell
+_WAITING_CELL = (
+    "import os, time\nprint('a', flush=True)\n"
+    "for _ in range(1200):\n    if os.path.exists({go!r}): break\n    time.sleep(0.05)\n"
+    "print('b')"
+)
+
+
+#: after our new WebSocket's request reached the server, before the kernel may speak
+_OPEN_MARGIN = 2.0
+
+
+def _channel_requests(proxy: TcpProxy) -> int:
+    return sum("/channels" in line for line in proxy.request_lines)
+
+
+@pytest.mark.parametrize("kernel", ["python3", KERNEL_NAMES["xeus-python"]])
+async def test_other_clients_traffic_in_a_reconnect_spanning_execution_is_never_flagged(
+    jupyter_server: RunningServer, jupyter_server_proxy: TcpProxy, kernel: str, tmp_path: Path
+) -> None:
+    """Others' requests answered while our cell runs (a second client attaching three
+    times: its kernel_info and the server's nudges, on control, whose replies never
+    reach us) are not losses of ours when that execution then spans a reconnect."""
+    ensure_kernels()
+    go = tmp_path / "go"
+    outcome: list[ExecutionResult] = []
+    proxy = jupyter_server_proxy
+    with anyio.fail_after(_GUARD):
+        async with (
+            Client(proxy.url(), token=jupyter_server.token, **TEST_CLIENT_SETTINGS) as client,
+            Client(jupyter_server.url, token=jupyter_server.token, **TEST_CLIENT_SETTINGS) as other,
+            client.session(kernel) as session,
+        ):
+
+            async def run() -> None:
+                outcome.append(await session.execute(_WAITING_CELL.format(go=str(go))))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await anyio.sleep(0.3)
+                for _ in range(3):
+                    attached = await other.attach_session(session.kernel_id)
+                    await attached.detach()
+                opened = _channel_requests(proxy)
+                proxy.cut()
+                # the kernel stays quiet until our new socket is the server's: what it
+                # sent while ours was down could be lost for real, and rightly flagged.
+                # (Our readiness waits for this cell's reply on shell: it cannot be the
+                # signal.) The margin covers the server's side of the new socket's open.
+                while _channel_requests(proxy) == opened:
+                    await proxy.wait_for_requests(len(proxy.request_lines) + 1)
+                await anyio.sleep(_OPEN_MARGIN)
+                await anyio.Path(go).touch()
+
+    (result,) = outcome
+    assert result.ok, result.describe()
+    assert result.stdout == "a\nb\n"
+    assert not result.output_dropped

@@ -3,7 +3,9 @@
 ``server`` is ``local_server()`` (launcher plus Client); ``launcher`` owns the
 ``jupyter server`` subprocess and everything it spawns; ``kernels`` is the kernel
 manager that server loads by name (it imports jupyter_server, so only the server
-process imports it).
+process imports it); ``shared`` is the opt-in shared local server that outlives one
+command (``jupyter-interp server start``), and ``shared_or_private()`` the Client that
+``exec`` and ``mcp`` use without a URL.
 
 The names load on first attribute access, so the server process importing
 ``jupyter_interp.local.kernels`` does not load the client stack.

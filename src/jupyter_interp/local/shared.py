@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import attrs
 import httpx
 
@@ -50,6 +51,7 @@ from .server import local_server
 __all__ = [
     "SharedServer",
     "find_shared_server",
+    "read_shared_server",
     "shared_or_private",
     "start_shared_server",
     "stop_shared_server",
@@ -130,7 +132,7 @@ def read_shared_server() -> SharedServer | None:
 
 async def find_shared_server() -> SharedServer | None:
     """The published server if it answers ``GET api`` with its token, else None."""
-    server = read_shared_server()
+    server = await anyio.to_thread.run_sync(read_shared_server)  # file reads, a lock
     if server is None:
         return None
     headers = {"Authorization": f"token {server.token}"}

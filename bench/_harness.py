@@ -46,6 +46,7 @@ __all__ = [
     "Options",
     "Report",
     "Stats",
+    "embedded_environment",
     "interleave",
     "jupyter_server",
     "parse_options",
@@ -177,6 +178,16 @@ async def jupyter_server(extra_args: Sequence[str] = ()) -> AsyncIterator[LocalJ
 
 
 # -- memory (Linux /proc; getrusage elsewhere) ------------------------------------------
+
+
+def embedded_environment(state_dir: Path) -> dict[str, str]:
+    """This environment without a server URL or token, and with ``state_dir`` (empty
+    unless the benchmark starts the shared server there) for the shared local server's
+    state: a ``jupyter-interp`` command run with it starts the embedded server, whatever
+    the user has running."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
+    env["JUPYTER_INTERP_STATE_DIR"] = str(state_dir)
+    return env
 
 
 def _status_kib(field: str) -> int | None:

@@ -21,7 +21,6 @@ start, the kernel's, the cell, the kernel's shutdown and the server's stop. Targ
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,17 +32,10 @@ import nbformat
 
 from jupyter_interp.local import local_server
 
-from ._harness import Options, Report, interleave, parse_options
+from ._harness import Options, Report, embedded_environment, interleave, parse_options
 
 TARGET = 0.6
 CELL = "print(1)"
-
-
-def _environment(state_dir: Path) -> dict[str, str]:
-    """Ours, without a server URL, and ``state_dir`` for the shared server's state."""
-    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
-    env["JUPYTER_INTERP_STATE_DIR"] = str(state_dir)
-    return env
 
 
 def _bin(name: str) -> str:
@@ -52,7 +44,7 @@ def _bin(name: str) -> str:
 
 def _run(command: list[str], cwd: Path, state_dir: Path) -> None:
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    subprocess.run(command, env=_environment(state_dir), cwd=cwd, check=True, **quiet)
+    subprocess.run(command, env=embedded_environment(state_dir), cwd=cwd, check=True, **quiet)
 
 
 async def _where_the_time_goes(report: Report, rounds: int) -> None:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,7 +36,14 @@ from mcp import StdioServerParameters
 
 from jupyter_interp.local import LocalJupyterServer
 
-from ._harness import Options, Report, interleave, jupyter_server, parse_options
+from ._harness import (
+    Options,
+    Report,
+    embedded_environment,
+    interleave,
+    jupyter_server,
+    parse_options,
+)
 
 __all__ = ["server_env", "stdio_server"]
 
@@ -92,8 +101,9 @@ async def _race(report: Report, phase: str, env: dict[str, str], rounds: int, wa
 async def _run(options: Options) -> None:
     report = Report("mcp_start", smoke=options.smoke)
     rounds, warmup = (1, 0) if options.smoke else (9, 1)
-    embedded = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
-    ratio = await _race(report, "embedded", embedded, rounds, warmup)
+    with tempfile.TemporaryDirectory(prefix="bench-mcp-start-") as no_shared_server:
+        embedded = embedded_environment(Path(no_shared_server))
+        ratio = await _race(report, "embedded", embedded, rounds, warmup)
     report.target(
         "on the embedded default, MCP spawn-to-first-result median <= one-shot exec",
         ratio <= 1.0,

@@ -63,6 +63,8 @@ _CLOSE_TIMEOUT = 5.0
 _REDACTED = "<redacted>"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _WS_SCHEMES = {"http": "ws", "https": "wss"}
+#: what a closed Response keeps as its stream (it holds no reference back)
+_SPENT_STREAM = httpx.ByteStream(b"")
 
 
 def _base_url(base_url: str) -> httpx.URL:
@@ -339,13 +341,16 @@ class HttpTransport:
         try:
             with anyio.fail_after(deadline):
                 # streamed and joined here: an httpx Response and its stream refer to each
-                # other, so a body stored on the Response (``.content``) lives until the
-                # garbage collector runs, and large bodies (file ranges) pile up
+                # other, so a body stored on the Response (``.content``) would live until
+                # the garbage collector runs, and large bodies (file ranges) pile up; once
+                # closed, the stream is unbound so that reference counting frees both at
+                # once (cyclic garbage between full collections grows a long run's RSS)
                 response = await client.send(outgoing, stream=True)
                 try:
                     content = b"".join([part async for part in response.aiter_bytes()])
                 finally:
                     await response.aclose()
+                    response.stream = _SPENT_STREAM
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise TransportTimeout(
                 f"{what}: no complete answer from {self._host_port} within {deadline:g} s"

@@ -150,3 +150,32 @@ async def test_a_long_lived_client_does_not_keep_the_sessions_it_closed(
                 gc.collect()
                 assert closed() is None
                 assert (await second.execute("6 * 7")).result == "42"
+
+
+async def test_a_closed_session_is_freed_without_the_cycle_collector(
+    jupyter_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the soak (bench/soak.py) grew about 1.2 MiB a minute: each closed Session stayed in
+    # reference cycles until a full collection (httpx's responses and their streams; on
+    # asyncio, the frames of the tasks cancelled when it closed). Reference counting
+    # alone must free it.
+    monkeypatch.setattr(client_module, "_FIRST_PRUNE", 1)
+    with anyio.fail_after(_TIMEOUT):
+        async with Client(jupyter_server.url, token=jupyter_server.token) as client:
+            async with client.session() as warm:  # imports, lazily built state
+                await warm.upload("freed.txt", b"warm")
+            gc.collect()
+            gc.disable()
+            try:
+                first = await client.start_session()
+                assert (await first.execute("print(6 * 7)")).stdout == "42\n"
+                await first.upload("freed.txt", b"data")
+                assert await first.download("freed.txt") == b"data"
+                await first.shutdown()
+                closed = weakref.ref(first)
+                del first
+                async with client.session() as second:  # the Client lets the first go
+                    assert closed() is None
+                    assert (await second.execute("6 * 7")).result == "42"
+            finally:
+                gc.enable()

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ..io.stop_signal import StopSignal
+
 if TYPE_CHECKING:
     from ..protocol.result import ExecutionResult
 
@@ -91,20 +93,24 @@ class _InFlight:
 
         ``earlier``: the execution submitted just before, which the kernel runs first.
         """
+        nudger = StopSignal()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._nudge_while_unread, earlier, nudge)
+            tg.start_soon(self._nudge_while_unread, earlier, nudge, nudger)
             await self._accepted.wait()
-            tg.cancel_scope.cancel()
+            if not nudger.stop():  # a pausing nudger ends by itself (``io.stop_signal``)
+                tg.cancel_scope.cancel()
 
     async def _nudge_while_unread(
-        self, earlier: _InFlight | None, nudge: Callable[[], Awaitable[None]]
+        self,
+        earlier: _InFlight | None,
+        nudge: Callable[[], Awaitable[None]],
+        signal: StopSignal,
     ) -> None:
         if earlier is not None:
             await earlier.finished()
         wait = _NUDGE_AFTER
-        while True:
-            await anyio.sleep(wait)
-            await nudge()  # cancelled once the request is taken
+        while await signal.pause(wait):
+            await nudge()  # cancelled if the request is taken meanwhile
             wait = min(wait * 2, _NUDGE_MAX)
 
     @property

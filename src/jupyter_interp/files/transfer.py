@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import os
 import uuid
+import weakref
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -45,6 +46,7 @@ import anyio
 from ..errors import (
     FileTransferError,
     JupyterInterpError,
+    LocalProtocolError,
     PathNotConfined,
     UnsupportedKernel,
 )
@@ -106,7 +108,11 @@ def _stored_check(path: str, expected: int) -> Callable[[ExecutionResult], Await
 
 
 class FileTransfer:
-    """File operations for one Session, confined to its ``file_root``."""
+    """File operations for one Session, confined to its ``file_root``.
+
+    It refers to its Session weakly: the Session holds it (``Session.files``), and a
+    reference cycle would keep every closed Session until a full garbage collection.
+    """
 
     #: Whether upload chunks' binary buffers reach the kernel's code (None: not asked yet).
     _buffers_reach_kernel: bool | None = None
@@ -118,7 +124,7 @@ class FileTransfer:
         chunk_size: int = CHUNK_SIZE,
         direct_download_min: int = DIRECT_DOWNLOAD_MIN,
     ) -> None:
-        self._session = session
+        self._session_ref = weakref.ref(session)
         self._chunk_size = chunk_size
         #: kernels without snippets: the Contents API backend, or why there is none
         self._fallback: ContentsTransfer | str | None = None
@@ -129,6 +135,13 @@ class FileTransfer:
         #: how the last upload or download went: "kernel" (snippets), "contents" (the
         #: Contents API fallback) or "files" (the ``files/`` route)
         self.route = "kernel"
+
+    @property
+    def _session(self) -> TransferHost:
+        session = self._session_ref()
+        if session is None:
+            raise LocalProtocolError("this FileTransfer's Session is gone")
+        return session
 
     async def _contents(self) -> ContentsTransfer | None:
         """The Contents API backend if the kernel has no snippets (probed once)."""

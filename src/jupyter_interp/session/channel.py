@@ -51,6 +51,7 @@ from ..errors import (
     RemoteProtocolError,
     TransportError,
 )
+from ..io.stop_signal import StopSignal
 from ..protocol.connection import KernelConnection
 from ..protocol.events import (
     ExecutionFinished,
@@ -79,6 +80,8 @@ __all__ = ["SessionChannel"]
 logger = logging.getLogger("jupyter_interp.session")
 
 _KERNEL_INFO_RETRY = 3.0
+#: how long a stopping session's tasks may take to end by themselves before cancellation
+_STOP_GRACE = 1.0
 #: after a kernel_info reply, how long its iopub status may lag before we ask again
 _NUDGE = 0.25
 _MAX_NUDGES = 8
@@ -128,13 +131,21 @@ class SessionChannel:
         self._running = True
         try:
             await open_first(self)  # outside the task group: its errors reach the caller bare
+            pinger = StopSignal()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_loop)
                 if self._config.ping_interval is not None:
-                    tg.start_soon(keep_alive, self, self._config.ping_interval)
+                    tg.start_soon(keep_alive, self, self._config.ping_interval, pinger)
                 task_status.started()
                 await self._stopped.wait()
-                tg.cancel_scope.cancel()
+                # the tasks end by themselves where they can (see ``io.stop_signal``):
+                # the pinger at its pause, the reader at the socket's closing handshake
+                pinger_ends = pinger.stop() or self._config.ping_interval is None
+                if pinger_ends and self._read_scope is not None:
+                    await self._close_ws()
+                    tg.cancel_scope.deadline = anyio.current_time() + _STOP_GRACE
+                else:
+                    tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._close_ws()
@@ -297,6 +308,7 @@ class SessionChannel:
                     cause = exc
             self._read_scope = None
             if self._stopped.is_set():
+                del cause  # its traceback holds this frame: the two would form a cycle
                 return
             with telemetry.kernel_event(self, "reconnect", str(self._reconnect_reason or cause)):
                 await reconnect(self, cause)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from ..errors import JupyterInterpError, KernelNotFound, KernelUnavailable
+from ..io.stop_signal import StopSignal
 
 if TYPE_CHECKING:
     from ..io.websocket import WebSocket
@@ -37,15 +38,15 @@ class KeepAliveHost(Protocol):
     async def _give_up(self, error: JupyterInterpError) -> None: ...
 
 
-async def keep_alive(host: KeepAliveHost, interval: float) -> None:
+async def keep_alive(host: KeepAliveHost, interval: float, signal: StopSignal) -> None:
     """Ping every ``interval``; while code runs, also check the kernel still exists.
+    Returns when ``signal`` asks it to.
 
     Jupyter Server keeps our WebSocket open and silent when the kernel is deleted or
     culled elsewhere, so without this an execution with no deadline would wait
     forever.
     """
-    while True:
-        await anyio.sleep(interval)
+    while await signal.pause(interval):
         ws = host._ws
         if ws is not None and host._ready.is_set():
             with contextlib.suppress(JupyterInterpError):

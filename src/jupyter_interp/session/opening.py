@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from ..errors import ConnectError, ConnectionClosed, KernelDied
+from ..io.stop_signal import StopSignal
 
 if TYPE_CHECKING:
     from ..config import ClientConfig
@@ -53,13 +54,15 @@ async def open_first(host: OpeningHost) -> None:
     """
     gone: list[KernelDied] = []
     failure: Exception | None = None
+    watch = StopSignal()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_opening, host, tg.cancel_scope, gone)
+        tg.start_soon(_watch_opening, host, tg.cancel_scope, gone, watch)
         try:
             await _open_with_retries(host)
         except Exception as exc:  # re-raised below, outside the task group
             failure = exc
-        tg.cancel_scope.cancel()
+        if not watch.stop():  # a pausing watch ends by itself (see ``io.stop_signal``)
+            tg.cancel_scope.cancel()
     if gone:
         raise gone[0] from failure
     if failure is not None:
@@ -67,10 +70,11 @@ async def open_first(host: OpeningHost) -> None:
 
 
 async def _watch_opening(
-    host: OpeningHost, opening: anyio.CancelScope, gone: list[KernelDied]
+    host: OpeningHost, opening: anyio.CancelScope, gone: list[KernelDied], signal: StopSignal
 ) -> None:
-    """Every ``_OPENING_CHECK`` s, ask the server for the kernel; if it dropped the
-    kernel or reports it dead, record ``KernelDied`` and cancel ``opening``.
+    """Every ``_OPENING_CHECK`` s until ``signal`` stops it, ask the server for the
+    kernel; if it dropped the kernel or reports it dead, record ``KernelDied`` and
+    cancel ``opening``.
 
     Why: a kernel that keeps dying at start-up (jupyter_client restarts it on the
     same ports, so one taken port kills it for good) is dropped by the server after
@@ -80,7 +84,8 @@ async def _watch_opening(
     """
     why = None
     while why is None:
-        await anyio.sleep(_OPENING_CHECK)
+        if not await signal.pause(_OPENING_CHECK):
+            return
         why = await host._link.gone()
     gone.append(
         KernelDied(

@@ -13,7 +13,9 @@ listener stays bound, so the port cannot be taken by anything else meanwhile). W
 ``websocket_drops`` is above zero, the next kernel WebSocket (a ``/channels`` request)
 is reset as soon as the server's first bytes (its ``101``) have reached the client, as
 a loaded server that hangs up during the readiness exchange does; ``websocket_delays``
-holds the ``101`` back and the reset off by that many seconds. While ``swallowing``
+holds the ``101`` back and the reset off by that many seconds. While
+``silent_websockets`` is above zero, the next kernel WebSocket gets its ``101`` and
+then nothing more from the server, as from a kernel that never answers. While ``swallowing``
 is true, what the server sends is read and thrown away, as a network that lost the
 path to the client while the server's socket still looks open.
 
@@ -54,6 +56,8 @@ class TcpProxy:
         websocket_drops: how many of the next kernel WebSockets to reset right after
             their upgrade reached the client.
         websocket_delays: seconds to hold such an upgrade back, and then its reset.
+        silent_websockets: how many of the next kernel WebSockets get nothing from the
+            server after their upgrade.
         swallowing: while true, bytes from the server are discarded, not forwarded.
         request_lines: the first line each forwarded connection sent (HTTP request
             lines: which paths, e.g. WebSocket URLs with their session ids, went by).
@@ -70,6 +74,7 @@ class TcpProxy:
         self.cuts = 0
         self.websocket_drops = 0
         self.websocket_delays = (0.0, 0.0)
+        self.silent_websockets = 0
         self.request_lines: list[str] = []
         self._forwarded = anyio.Event()
 
@@ -143,23 +148,33 @@ class TcpProxy:
                     await anyio.sleep(self.websocket_delays[1])
                     self.cuts += 1
                     return  # both sockets reset as they close
+                silent = False
+                if b"/channels" in first.split(b"\r\n", 1)[0] and self.silent_websockets > 0:
+                    self.silent_websockets -= 1
+                    await downstream.send(await upstream.receive(_CHUNK))  # the 101
+                    silent = True
                 async with anyio.create_task_group() as pumps:
-                    pumps.start_soon(self._pump, downstream, upstream, scope, False)
-                    pumps.start_soon(self._pump, upstream, downstream, scope, True)
+                    pumps.start_soon(self._pump, downstream, upstream, scope, False, False)
+                    pumps.start_soon(self._pump, upstream, downstream, scope, True, silent)
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 pass  # closed before its first bytes went through
             finally:
                 self._scopes.discard(scope)
 
     async def _pump(
-        self, source: SocketStream, sink: SocketStream, scope: anyio.CancelScope, upward: bool
+        self,
+        source: SocketStream,
+        sink: SocketStream,
+        scope: anyio.CancelScope,
+        upward: bool,
+        silent: bool,
     ) -> None:
         """Copy ``source`` to ``sink`` (``upward``: from the server, which ``swallowing``
-        discards); either side ending ends the pair."""
+        discards, and ``silent`` for this connection); either side ending ends the pair."""
         try:
             while True:
                 data = await source.receive(_CHUNK)
-                if not (upward and self.swallowing):
+                if not (upward and (self.swallowing or silent)):
                     await sink.send(data)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass

@@ -290,6 +290,24 @@ async def test_a_hang_up_past_the_handshake_timeout_is_not_retried(
         assert proxy.websocket_drops == 2  # the hang-up came and was not retried
 
 
+async def test_a_kernel_that_never_answers_the_handshake_fails_the_start_typed(
+    any_server: ServerUnderTest, proxy: TcpProxy
+) -> None:
+    # the load benchmark once saw start_session raise a bare TimeoutError: the upgrade
+    # went through, kernel_info never got its reply within handshake_timeout
+    proxy.silent_websockets = 1
+    with anyio.fail_after(_TIMEOUT):
+        async with _client(proxy.url(), any_server.token, handshake_timeout=2.0) as client:
+            with pytest.raises(TransportTimeout) as failed:
+                await client.start_session()
+            (line,) = [line for line in proxy.request_lines if "/channels?" in line]
+            kernel_id = line.split("/api/kernels/", 1)[1].split("/", 1)[0]
+            with pytest.raises(KernelNotFound):  # the silent kernel was deleted
+                await client.get_kernel(kernel_id)
+
+    assert "did not answer kernel_info within 2 s" in str(failed.value)  # not retried
+
+
 async def test_a_drop_during_a_cell_longer_than_the_handshake_timeout_is_survived(
     any_server: ServerUnderTest, proxy: TcpProxy
 ) -> None:

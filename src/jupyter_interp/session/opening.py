@@ -5,9 +5,10 @@ Strategy: ``open_first`` runs the connect (``_open_with_retries``) beside a watc
 (``_watch_opening``) that looks the kernel up over REST every ``_OPENING_CHECK``
 seconds. A WebSocket the server hangs up before readiness is opened again, a few times
 and only within ``handshake_timeout`` of the first opening (nothing has run yet);
-refusals and timeouts are raised at once. A kernel the server dropped or reports dead
-ends the opening with ``KernelDied`` at once (the server would hold the upgrade for a
-minute). The channel hands itself in as the narrow ``OpeningHost``.
+refusals and timeouts are raised at once (a kernel that never answers kernel_info
+within ``handshake_timeout``: ``TransportTimeout``). A kernel the server dropped or
+reports dead ends the opening with ``KernelDied`` at once (the server would hold the
+upgrade for a minute). The channel hands itself in as the narrow ``OpeningHost``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from ..errors import ConnectError, ConnectionClosed, KernelDied
+from ..errors import ConnectError, ConnectionClosed, KernelDied, TransportTimeout
 from ..io.stop_signal import StopSignal
 
 if TYPE_CHECKING:
@@ -106,11 +107,19 @@ async def _open_with_retries(host: OpeningHost) -> None:
     without retries.
     """
     delay = 0.1
-    retry_until = anyio.current_time() + host._config.handshake_timeout
+    timeout = host._config.handshake_timeout
+    retry_until = anyio.current_time() + timeout
     for attempt in range(1, _OPEN_ATTEMPTS + 1):
         try:
             await host._connect()
             return
+        except TimeoutError as exc:  # the connect's own deadline raises it untyped
+            if isinstance(exc, TransportTimeout):
+                raise
+            raise TransportTimeout(
+                f"kernel {host.kernel_id} did not answer kernel_info within {timeout:g} s "
+                "(handshake_timeout)"
+            ) from exc
         except (ConnectError, ConnectionClosed) as exc:
             await host._close_ws()
             if attempt == _OPEN_ATTEMPTS or anyio.current_time() + delay > retry_until:

@@ -171,9 +171,12 @@ class Report:
 
 
 @asynccontextmanager
-async def jupyter_server(extra_args: Sequence[str] = ()) -> AsyncIterator[LocalJupyterServer]:
-    """A private Jupyter Server on 127.0.0.1 (this interpreter's kernelspecs), stopped after."""
-    async with launch_jupyter_server(extra_args=extra_args, startup_timeout=120) as server:
+async def jupyter_server(
+    extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> AsyncIterator[LocalJupyterServer]:
+    """A private Jupyter Server on 127.0.0.1 (this interpreter's kernelspecs), stopped after;
+    ``env`` is layered over this process's environment for the server and its kernels."""
+    async with launch_jupyter_server(extra_args=extra_args, env=env, startup_timeout=120) as server:
         yield server
 
 

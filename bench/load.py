@@ -11,7 +11,10 @@ Prints, per server and path: failures by type, execute latency p50/p99, client C
 execute (this process's CPU time over the run; the servers and kernels are other
 processes), RSS after the run and its peak, and whether any kernel is left; then one
 PASS/FAIL line for "zero failures, no kernel left". ``--smoke``: 3 agents, 3 cells,
-16 KiB, Jupyter Server only (seconds).
+16 KiB, Jupyter Server only (seconds). ``--kernel-history memory`` gives the private
+Jupyter Server's ipykernels an in-memory IPython history (a fresh ``IPYTHONDIR``), the
+setting docs/operations.md recommends; the default, ``file``, is the user's own history
+file that every kernel of the server shares.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ AGENTS = 100
 CELLS = 10
 #: Jupyter Server's default: what users run (our embedded server would pick IPC)
 TCP_TRANSPORT = "--KernelManager.transport=tcp"
+#: an IPython profile whose kernels keep their history in memory
+MEMORY_HISTORY = 'c.HistoryManager.hist_file = ":memory:"\n'
 
 
 @asynccontextmanager
@@ -115,6 +120,20 @@ async def _measure(
     )
 
 
+@asynccontextmanager
+async def _kernel_history(where: str) -> AsyncIterator[dict[str, str]]:
+    """The server's extra environment: none, or a fresh ``IPYTHONDIR`` whose kernel
+    profile keeps history in memory."""
+    if where == "file":
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-load-ipython-") as ipython_dir:
+        profile = anyio.Path(ipython_dir) / "profile_default"
+        await profile.mkdir()
+        await (profile / "ipython_kernel_config.py").write_text(MEMORY_HISTORY)
+        yield {"IPYTHONDIR": ipython_dir}
+
+
 async def _run(args: argparse.Namespace) -> None:
     report = Report("load", smoke=args.smoke)
     agents, cells, file_bytes = (
@@ -122,7 +141,10 @@ async def _run(args: argparse.Namespace) -> None:
     )
     servers = args.servers.split(",")
     if "jupyter_server" in servers:
-        async with jupyter_server([TCP_TRANSPORT]) as server:
+        async with (
+            _kernel_history(args.kernel_history) as env,
+            jupyter_server([TCP_TRANSPORT], env) as server,
+        ):
             for path in args.paths.split(","):
                 await _measure(
                     report, "jupyter_server_tcp", path, server.url, server.token, agents, cells,
@@ -148,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = agents_parser(__doc__, agents=AGENTS, smoke="3 agents, seconds")
     parser.add_argument("--paths", default="client,provider", help="client,provider")
     parser.add_argument("--servers", default="jupyter_server,enterprise_gateway")
+    parser.add_argument(
+        "--kernel-history",
+        choices=("file", "memory"),
+        default="file",
+        help="the private Jupyter Server's IPython history: the shared file, or in memory",
+    )
     args = parser.parse_args(argv)
     anyio.run(_run, args, backend=args.backend)
     return 0

@@ -16,7 +16,8 @@ Invariants:
 * A request is never left unread for long: once every earlier one has ended (the
   kernel, serial, is free for it) and it still has no event ``_NUDGE_AFTER`` seconds
   later, ``nudge`` is called (the Session opens and closes a second WebSocket), again
-  at a growing interval, and cancelled once the request is taken. ipykernel 7.0-7.3
+  at a growing interval, until the request is taken (the nudger is stopped at its
+  pause, or cancelled mid-nudge: see ``io.stop_signal``). ipykernel 7.0-7.3
   can leave a request that arrives while it sends a reply unread until a new
   connection reaches its shell socket (ipykernel issue 1554); without the nudge the
   transfer would wait for ever. A spurious nudge costs one WebSocket opening.

@@ -294,10 +294,12 @@ async def test_a_kernel_that_never_answers_the_handshake_fails_the_start_typed(
     any_server: ServerUnderTest, proxy: TcpProxy
 ) -> None:
     # the load benchmark once saw start_session raise a bare TimeoutError: the upgrade
-    # went through, kernel_info never got its reply within handshake_timeout
+    # went through, kernel_info never got its reply within handshake_timeout. The bound
+    # must cover a fresh kernel's first reply too: Jupyter Server holds the upgrade until
+    # then (2 s did not, once, on a loaded CI machine)
     proxy.silent_websockets = 1
     with anyio.fail_after(_TIMEOUT):
-        async with _client(proxy.url(), any_server.token, handshake_timeout=2.0) as client:
+        async with _client(proxy.url(), any_server.token, handshake_timeout=6.0) as client:
             with pytest.raises(TransportTimeout) as failed:
                 await client.start_session()
             (line,) = [line for line in proxy.request_lines if "/channels?" in line]
@@ -305,7 +307,7 @@ async def test_a_kernel_that_never_answers_the_handshake_fails_the_start_typed(
             with pytest.raises(KernelNotFound):  # the silent kernel was deleted
                 await client.get_kernel(kernel_id)
 
-    assert "did not answer kernel_info within 2 s" in str(failed.value)  # not retried
+    assert "did not answer kernel_info within 6 s" in str(failed.value)  # not retried
 
 
 async def test_a_drop_during_a_cell_longer_than_the_handshake_timeout_is_survived(

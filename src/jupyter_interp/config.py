@@ -75,7 +75,8 @@ class ClientConfig:
             (bytes; None: do not check). Jupyter Server and both gateways run on
             tornado, whose ``websocket_max_message_size`` is 10 MiB unless the server
             raises it; a bigger message makes the server drop the connection.
-        ping_interval: seconds between our keep-alive pings (None: no pings).
+        ping_interval: seconds of silence from the server after which a session pings
+            (None: no pings; see ``session.keepalive``).
         kernel_username: sent as ``KERNEL_USERNAME`` (Enterprise Gateway authorization).
         kernel_env: extra ``KERNEL_*`` variables for every kernel start.
         output_budget: per-stream byte cap for aggregated results.

@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..io.http import HttpTransport
 from ..protocol import rest
+from ..session.keepalive import KeepAlive
 from ..session.kernel_link import KernelLink
 from ..session.session import Session
 from .server import ServerQueries
@@ -125,6 +126,7 @@ class Client(ServerQueries):
         self._http_client = http_client
         self._http: HttpTransport | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._keep_alive: KeepAlive | None = None  # one for all sessions (see its module)
         self._serving: set[anyio.CancelScope] = set()
         self._owned: list[Session] = []
         self._attached: list[Session] = []
@@ -147,6 +149,9 @@ class Client(ServerQueries):
         )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        if self.config.ping_interval is not None:
+            self._keep_alive = KeepAlive(self.config.ping_interval)
+            self._tg.start_soon(self._keep_alive.run, name="Client keep-alive")
         return self
 
     async def __aexit__(
@@ -348,7 +353,8 @@ class Client(ServerQueries):
     async def _open(self, kernel_id: str, kernel_name: str, *, file_root: str) -> Session:
         if self._tg is None:
             raise LocalProtocolError("use the Client inside 'async with'")
-        session = Session(self._link(kernel_id, kernel_name), self.config, file_root=file_root)
+        link = self._link(kernel_id, kernel_name)
+        session = Session(link, self.config, file_root=file_root, keep_alive=self._keep_alive)
         await self._tg.start(self._serve, session)
         return session
 

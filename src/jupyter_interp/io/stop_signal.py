@@ -8,7 +8,7 @@ between two of those a long-running process's memory grows with every closed ses
 
 Strategy: the task waits between its actions in ``pause``, which returns early when
 asked to stop; its owner calls ``stop``, which tells whether the task will end by
-itself. Only a task caught in the middle of an action (a request, a ping) needs its
+itself. Only a task caught in the middle of an action (a request, a write) needs its
 scope cancelled, so a stop is never delayed by an action.
 """
 

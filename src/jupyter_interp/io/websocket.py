@@ -17,8 +17,9 @@ Invariants of an open ``WebSocket``:
   from the chunks read (a binary message is a view of them, not a copy), and hands
   every other frame to wsproto byte-exact. Bytes and fragments collect in instance
   buffers, so a cancelled ``receive()`` loses nothing. It answers pings, records pongs
-  in ``last_pong`` and checks ``max_message_size`` against the running size (UTF-8
-  bytes for text), so a huge or endless message never sits in memory.
+  in ``last_pong``, counts what the server sends in ``activity`` and checks
+  ``max_message_size`` against the running size (UTF-8 bytes for text), so a huge or
+  endless message never sits in memory.
 * Reads ask for ``READ_SIZE`` bytes, and for ``READ_SIZE_BULK`` while each read fills
   its request (data streaming in): asyncio's transport hands over up to 256 KiB at a
   time, which anyio would copy to split for a smaller request; a small request keeps
@@ -132,6 +133,7 @@ class WebSocket:
         self._binary = bytearray()
         self._size = 0
         self._last_pong: float | None = None
+        self._activity = 0
         self._closed: tuple[int, str] | None = None  # the one recorded ending
         self._local_close: tuple[int, str] | None = None
         self._finished = anyio.Event()
@@ -195,6 +197,17 @@ class WebSocket:
         """``anyio.current_time()`` when the last pong arrived, or ``None``."""
         return self._last_pong
 
+    @property
+    def activity(self) -> int:
+        """How many messages and pings the server has sent (pongs, which answer ours,
+        are not counted): a keep-alive pings only a socket whose count stood still."""
+        return self._activity
+
+    @property
+    def sending(self) -> bool:
+        """Whether a message is being written now."""
+        return self._send_lock.locked()
+
     async def __aenter__(self) -> WebSocket:
         return self
 
@@ -244,9 +257,11 @@ class WebSocket:
             raise LocalProtocolError("another task is already receiving on this WebSocket")
         self._receiving = True
         try:
-            return await self._next_message()
+            message = await self._next_message()
         finally:
             self._receiving = False
+        self._activity += 1
+        return message
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Run the closing handshake (bounded by ``close_timeout``) and close; idempotent."""
@@ -325,6 +340,7 @@ class WebSocket:
                 data, self._binary, self._size = bytes(self._binary), bytearray(), 0
                 return data
         elif isinstance(event, Ping):  # answered unless closing; a failed write ends us
+            self._activity += 1
             with anyio.CancelScope(shield=True), contextlib.suppress(TransportError):
                 await self._send_events([event.response()])
         elif isinstance(event, Pong):

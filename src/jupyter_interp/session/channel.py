@@ -51,7 +51,6 @@ from ..errors import (
     RemoteProtocolError,
     TransportError,
 )
-from ..io.stop_signal import StopSignal
 from ..protocol.connection import KernelConnection
 from ..protocol.events import (
     ExecutionFinished,
@@ -65,7 +64,6 @@ from ..protocol.kernel_output import publishes_after_idle, shows_values_as_displ
 from ..protocol.messages import Message
 from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
-from .keepalive import keep_alive
 from .opening import open_first
 from .reconnect import fail_unanswered, reconnect
 from .run import Mailbox
@@ -73,6 +71,7 @@ from .run import Mailbox
 if TYPE_CHECKING:
     from ..config import ClientConfig
     from ..io.websocket import WebSocket
+    from .keepalive import KeepAlive
     from .kernel_link import KernelLink
 
 __all__ = ["SessionChannel"]
@@ -99,9 +98,12 @@ class SessionChannel:
         kernel_info: the content of the kernel's last kernel_info_reply.
     """
 
-    def __init__(self, link: KernelLink, config: ClientConfig) -> None:
+    def __init__(
+        self, link: KernelLink, config: ClientConfig, keep_alive: KeepAlive | None = None
+    ) -> None:
         self._link = link
         self._config = config
+        self._keep_alive = keep_alive
         self.kernel_id = link.kernel_id
         self.kernel_name = link.kernel_name
         self.session_id = link.factory.session
@@ -127,26 +129,27 @@ class SessionChannel:
     # -- lifecycle (driven by Client) ------------------------------------------------
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect, handshake, then serve the reader (and pings) until stopped."""
+        """Connect, handshake, then serve the reader until stopped (the Client's
+        ``KeepAlive`` pings meanwhile, if it has one)."""
         self._running = True
         try:
             await open_first(self)  # outside the task group: its errors reach the caller bare
-            pinger = StopSignal()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_loop)
-                if self._config.ping_interval is not None:
-                    tg.start_soon(keep_alive, self, self._config.ping_interval, pinger)
+                if self._keep_alive is not None:
+                    self._keep_alive.add(self)
                 task_status.started()
                 await self._stopped.wait()
-                # the tasks end by themselves where they can (see ``io.stop_signal``):
-                # the pinger at its pause, the reader at the socket's closing handshake
-                pinger_ends = pinger.stop() or self._config.ping_interval is None
-                if pinger_ends and self._read_scope is not None:
+                # the reader ends by itself at the socket's closing handshake when it
+                # waits there (see ``io.stop_signal``); caught elsewhere, it is cancelled
+                if self._read_scope is not None:
                     await self._close_ws()
                     tg.cancel_scope.deadline = anyio.current_time() + _STOP_GRACE
                 else:
                     tg.cancel_scope.cancel()
         finally:
+            if self._keep_alive is not None:
+                self._keep_alive.discard(self)
             with anyio.CancelScope(shield=True):
                 await self._close_ws()
             self._finished.set()

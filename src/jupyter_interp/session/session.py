@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import nbformat
 
     from ..config import ClientConfig
+    from .keepalive import KeepAlive
     from .kernel_link import KernelLink
 
 __all__ = ["Session"]
@@ -61,8 +62,15 @@ class Session(SessionChannel):
         session_id: our client session id (WebSocket URL and message headers).
     """
 
-    def __init__(self, link: KernelLink, config: ClientConfig, *, file_root: str = "") -> None:
-        super().__init__(link, config)
+    def __init__(
+        self,
+        link: KernelLink,
+        config: ClientConfig,
+        *,
+        file_root: str = "",
+        keep_alive: KeepAlive | None = None,
+    ) -> None:
+        super().__init__(link, config, keep_alive)
         self.file_root = file_root
         self._exec_lock = ExecutionGate()
         self._delete_pending = True  # until shutdown deleted the kernel, or detach

@@ -14,12 +14,16 @@ PASS/FAIL line for "zero failures, no kernel left". ``--smoke``: 3 agents, 3 cel
 16 KiB, Jupyter Server only (seconds). ``--kernel-history memory`` gives the private
 Jupyter Server's ipykernels an in-memory IPython history (a fresh ``IPYTHONDIR``), the
 setting docs/operations.md recommends; the default, ``file``, is the user's own history
-file that every kernel of the server shares.
+file that every kernel of the server shares. When a Jupyter Server phase fails, the
+server's log (its kernels write their stderr there too) is copied out before the
+server is stopped, to ``--keep-log`` or a temporary directory, and its path printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -91,7 +95,8 @@ async def run_agents(
 async def _measure(
     report: Report, server: str, path: str, url: str, token: str, agents: int, cells: int,
     file_bytes: int,
-) -> None:  # fmt: skip
+) -> bool:  # fmt: skip
+    """Run one phase and report it; returns whether it passed."""
     name = f"{server}.{path}"
     baseline = reset_peak_rss()
     with counting_retries() as counter:
@@ -118,6 +123,17 @@ async def _measure(
         f"{tally.agents_ok}/{agents} ok in {wall:.1f} s; failures: "
         f"{tally.describe_failures()}; kernels left: {len(left)}",
     )
+    return passed
+
+
+def _keep_server_log(pid: int, keep_in: str | None) -> str:
+    """Copy the log of the local server ``pid`` (its stderr: the launcher sends it to a
+    file in a private directory that is removed with the server); returns the copy."""
+    directory = keep_in or tempfile.mkdtemp(prefix="bench-load-log-")
+    os.makedirs(directory, exist_ok=True)
+    copy = os.path.join(directory, f"jupyter_server-{pid}.log")
+    shutil.copyfile(os.readlink(f"/proc/{pid}/fd/2"), copy)
+    return copy
 
 
 @asynccontextmanager
@@ -145,11 +161,16 @@ async def _run(args: argparse.Namespace) -> None:
             _kernel_history(args.kernel_history) as env,
             jupyter_server([TCP_TRANSPORT], env) as server,
         ):
-            for path in args.paths.split(","):
+            passed = [
                 await _measure(
                     report, "jupyter_server_tcp", path, server.url, server.token, agents, cells,
                     file_bytes,
-                )  # fmt: skip
+                )
+                for path in args.paths.split(",")
+            ]  # fmt: skip
+            if not all(passed):
+                log = _keep_server_log(server.pid, args.keep_log)
+                print(f"note load: the Jupyter Server's log, with its kernels' stderr: {log}")
     gateway_label = f"enterprise_gateway: {agents} concurrent agents, zero failures"
     if args.smoke or "enterprise_gateway" not in servers:
         report.target(gateway_label, None, "skipped (smoke run, or not in --servers)")
@@ -175,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=("file", "memory"),
         default="file",
         help="the private Jupyter Server's IPython history: the shared file, or in memory",
+    )
+    parser.add_argument(
+        "--keep-log", metavar="DIR", help="where a failed Jupyter Server phase's log is copied"
     )
     args = parser.parse_args(argv)
     anyio.run(_run, args, backend=args.backend)

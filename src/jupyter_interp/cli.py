@@ -1,7 +1,8 @@
 """The ``jupyter-interp`` command line.
 
 ``jupyter-interp exec CODE`` (or ``-f FILE``, or ``-`` for stdin) runs code on the server
-named by ``--url``/``--token`` or ``JUPYTER_URL``/``JUPYTER_TOKEN``, else on a private
+named by ``--url``/``--token`` or ``JUPYTER_URL``/``JUPYTER_TOKEN`` (that token only for
+that URL's server), else on a private
 Jupyter Server started on 127.0.0.1 for the occasion (or the shared one that
 ``jupyter-interp server start`` left running). Streams are printed as they
 arrive; rich outputs (images, HTML, PDF) are saved under ``--output-dir`` and their paths
@@ -87,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
 def add_server_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options ``exec`` and ``mcp`` share: where to run code, on which kernel."""
     command.add_argument("--url", default=os.environ.get("JUPYTER_URL"), help="server URL")
-    command.add_argument("--token", default=os.environ.get("JUPYTER_TOKEN"), help="server token")
+    command.add_argument(  # default: JUPYTER_TOKEN, for JUPYTER_URL's server only (Client)
+        "--token", default=None, help="server token (default: JUPYTER_TOKEN, for JUPYTER_URL)"
+    )
     command.add_argument("--kernel", default=None, help="kernelspec name (default: the server's)")
     command.add_argument("--language", default=None, help="pick a kernel by language")
     command.add_argument("--timeout", type=_seconds, default=None, help="total seconds per run")

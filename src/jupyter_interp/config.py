@@ -16,13 +16,14 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from .errors import LocalProtocolError
 from .protocol.budget import OutputBudget
 
-__all__ = ["DEFAULT_URL", "SERVER_MESSAGE_CAP", "ClientConfig", "StdinPolicy"]
+__all__ = ["DEFAULT_URL", "SERVER_MESSAGE_CAP", "ClientConfig", "StdinPolicy", "same_server"]
 
 DEFAULT_URL = "http://localhost:8888"
 #: tornado's default ``websocket_max_message_size``: what Jupyter servers accept.
@@ -51,6 +52,22 @@ class StdinPolicy:
     @property
     def allows_input(self) -> bool:
         return self.answer is not None
+
+
+def same_server(url: str, other: str) -> bool:
+    """Whether two server URLs name the same server: scheme, host, port (the scheme's
+    default when absent) and path prefix, ignoring case and a trailing slash."""
+
+    def identity(value: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(value.strip())
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(scheme)
+        except ValueError:  # a port that is not a number: no server to match
+            return (scheme, value, None, "")
+        return (scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
+
+    return identity(url) == identity(other)
 
 
 @attrs.frozen(kw_only=True)
@@ -113,12 +130,17 @@ class ClientConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientConfig:
-        """Settings from ``JUPYTER_URL`` and ``JUPYTER_TOKEN``, overridden by keywords."""
+        """Settings from ``JUPYTER_URL`` and ``JUPYTER_TOKEN``, overridden by keywords.
+
+        ``JUPYTER_TOKEN`` is the credential of ``JUPYTER_URL``'s server (default
+        ``DEFAULT_URL``): it is taken only when the URL in use is that server's, never
+        sent to another server named by a ``base_url`` keyword.
+        """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        if env.get("JUPYTER_URL"):
-            values["base_url"] = env["JUPYTER_URL"]
-        if env.get("JUPYTER_TOKEN"):
+        env_url = env.get("JUPYTER_URL") or DEFAULT_URL
+        values: dict[str, Any] = {"base_url": env_url}
+        url = overrides.get("base_url") or env_url
+        if env.get("JUPYTER_TOKEN") and same_server(url, env_url):
             values["token"] = env["JUPYTER_TOKEN"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -148,6 +148,18 @@ def test_url_and_token_from_the_environment(jupyter_server: RunningServer, tmp_p
     assert done.stdout == "via env\n"
 
 
+def test_the_environments_token_is_not_sent_to_another_url(
+    jupyter_server: RunningServer, tmp_path: Path
+) -> None:
+    # JUPYTER_TOKEN belongs to JUPYTER_URL's server: a --url elsewhere must not get it
+    env = {"JUPYTER_URL": "http://127.0.0.1:9/", "JUPYTER_TOKEN": jupyter_server.token}
+    done = _cli("exec", "print('leaked')", "--url", jupyter_server.url, cwd=tmp_path, env=env)
+
+    assert done.returncode == 2, done.stderr
+    assert "leaked" not in done.stdout
+    assert "403" in done.stderr or "401" in done.stderr
+
+
 @pytest.mark.usefixtures("no_kernel_left")
 def test_rich_outputs_are_saved_under_the_output_dir(
     jupyter_server: RunningServer, tmp_path: Path, tiny_png: bytes

@@ -192,3 +192,26 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(mcp: Mcp
     assert huge.is_error
     assert "over the server's WebSocket message limit" in text_of(huge)
     assert text_of(await _run(mcp, "1 + 1")) == "[result]\n2"
+
+
+async def test_the_connections_kernel_starts_before_its_first_call_and_no_spare_beside_it(
+    anyio_backend: str, jupyter_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # stdio serves one connection: its kernel starts at once (the first call finds it in
+    # its folder), and no warm spare is kept beside it
+    before = server_kernel_ids(jupyter_server)
+    root = tmp_path_factory.mktemp("mcp-prestart")
+    options = ("--file-root", str(root), "--backend", anyio_backend)
+    params = stdio_params(jupyter_server.url, jupyter_server.token, *options)
+    with anyio.fail_after(120):
+        async with McpClient(params, read_timeout_seconds=120) as client:
+            while not (started := server_kernel_ids(jupyter_server) - before):  # noqa: ASYNC110
+                await anyio.sleep(0.1)  # polls a server
+            working_directory = text_of(await _run(client, "import os; print(os.getcwd())"))
+            await anyio.sleep(1)  # a spare would be asked for as soon as one is taken
+            after_call = server_kernel_ids(jupyter_server) - before
+        assert await wait_for_kernels(jupyter_server, before) == set()
+
+    assert len(started) == 1
+    assert after_call == started
+    assert working_directory.startswith(f"[stdout]\n{root}/jupyter-interp-mcp-")

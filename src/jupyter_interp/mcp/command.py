@@ -3,7 +3,9 @@
 Strategy: the server options mirror ``exec`` (``--url``/``--token`` or
 ``JUPYTER_URL``/``JUPYTER_TOKEN``, else the shared local server if one runs, else the
 embedded local server; ``--kernel``, ``--language``, ``--timeout``, ``--backend``) plus
-the transport's. The SDK is imported
+the transport's. Over stdio the one connection's kernel starts at once (no warm pool
+by default: a pooled spare would sit idle beside it); over HTTP one warm kernel waits
+for the next connection. The SDK is imported
 only when the command runs, so a missing ``mcp`` extra is a plain message, not a
 traceback. stdio serves one connection until EOF; ``--http HOST:PORT`` listens on
 loopback unless told otherwise, with an optional bearer token (``--http-token`` or
@@ -40,7 +42,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def add_server_options(serve: argparse.ArgumentParser) -> None:
     """The options of ``mcp`` beyond those it shares with ``exec``."""
     serve.add_argument("--file-root", default="", help="kernel-side directory for file tools")
-    serve.add_argument("--pool", type=int, default=1, help="warm kernels kept ready (0: none)")
+    serve.add_argument(
+        "--pool",
+        type=int,
+        default=None,
+        help="warm kernels kept ready (default: 1 over HTTP; 0 over stdio, whose one "
+        "connection's kernel starts at once instead)",
+    )
     serve.add_argument(
         "--max-output",
         type=int,
@@ -85,7 +93,7 @@ def check(args: argparse.Namespace) -> None:
         _host_port(args.http)
         if args.backend == "trio":
             raise ValueError("--http runs on uvicorn, which needs --backend asyncio")
-    if args.pool < 0 or args.max_output < 0:
+    if (args.pool is not None and args.pool < 0) or args.max_output < 0:
         raise ValueError("--pool and --max-output must be >= 0")
     if not args.http_idle_timeout > 0:
         raise ValueError("--http-idle-timeout must be > 0")
@@ -110,13 +118,14 @@ async def run(args: argparse.Namespace) -> None:
     from ..client import Client
     from ..local.shared import shared_or_private
     from ..protocol.budget import OutputBudget
-    from .settings import Limits, ServerSettings, warm_pool
+    from .settings import Limits, ServerSettings, connection_sessions, warm_pool
 
+    stdio = args.http is None
     settings = ServerSettings(
         kernel=args.kernel,
         language=args.language,
         file_root=args.file_root,
-        pool_size=args.pool,
+        pool_size=(0 if stdio else 1) if args.pool is None else args.pool,
         limits=Limits(image_budget=args.image_budget, timeout=args.timeout),
     )
     budget = OutputBudget(max_stream_bytes=args.max_output)
@@ -136,8 +145,16 @@ async def run(args: argparse.Namespace) -> None:
     async with anyio.create_task_group() as loading:
         loading.start_soon(load_sdk)
         async with client_cm as client, warm_pool(client, settings) as pool:
+            # stdio has one connection: its kernel starts now, not at its first call
+            connection = connection_sessions(client, pool, settings) if stdio else None
+            if connection is not None:
+                loading.start_soon(connection.prestart)
             await sdk_loaded.wait()
-            await _serve(args, loaded[0].create_server(client, settings, pool=pool))
+            server = loaded[0].create_server(
+                client, settings, pool=pool, stdio_connection=connection
+            )
+            await _serve(args, server)
+            loading.cancel_scope.cancel()  # a prestart still in flight: the connection ended
 
 
 async def _serve(args: argparse.Namespace, server: Any) -> None:

@@ -18,42 +18,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import OrderedDict
 
 import mcp_types as types
 
 from ..protocol.result import ExecutionResult, ExecutionStatus, Recovery
+from .outputs import OutputStore
 
-__all__ = ["OUTPUT_URI_PREFIX", "OutputStore", "tool_result"]
+__all__ = ["tool_result"]
 
-OUTPUT_URI_PREFIX = "jupyter-interp://outputs/"
 _IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")
-_BINARY = {"application/pdf": ".pdf"}
-_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp"}
-
-
-class OutputStore:
-    """Rich outputs kept for ``resources/read``, by URI, at most ``capacity`` of them."""
-
-    def __init__(self, capacity: int = 256) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
-        self._counter = 0
-
-    def add(self, mime: str, data: bytes) -> str:
-        self._counter += 1
-        uri = f"{OUTPUT_URI_PREFIX}{self._counter}{_SUFFIX.get(mime, _BINARY.get(mime, ''))}"
-        self._items[uri] = (mime, data)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-        return uri
-
-    def get(self, uri: str) -> tuple[str, bytes] | None:
-        return self._items.get(uri)
-
-    def items(self) -> list[tuple[str, str, int]]:
-        """``(uri, mime, size)`` of every kept output, oldest first."""
-        return [(uri, mime, len(data)) for uri, (mime, data) in self._items.items()]
+_BINARY = ("application/pdf",)
 
 
 def _text(value: object) -> str:

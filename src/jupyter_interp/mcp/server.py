@@ -36,9 +36,9 @@ from ..client import Client
 from ..errors import JupyterInterpError
 from ..pool import KernelPool
 from .calls import Refused, Reporter, ToolCall, call_tool, describe_error, read_bytes
-from .results import OUTPUT_URI_PREFIX
+from .outputs import OUTPUT_URI_PREFIX
 from .sessions import ConnectionSessions
-from .settings import ServerSettings, warm_pool
+from .settings import ServerSettings, connection_sessions, warm_pool
 from .tools import TOOLS
 
 __all__ = ["FILE_URI_PREFIX", "ServerSettings", "create_server"]
@@ -58,14 +58,7 @@ class _State:
     connections: dict[str, ConnectionSessions] = attrs.field(factory=dict)
 
     def new_sessions(self) -> ConnectionSessions:
-        return ConnectionSessions(
-            self.client,
-            self.pool,
-            kernel=self.settings.kernel,
-            language=self.settings.language,
-            file_root=self.settings.file_root,
-            limit=self.settings.sessions_per_connection,
-        )
+        return connection_sessions(self.client, self.pool, self.settings)
 
 
 def _http_session_id(ctx: ServerRequestContext[_State]) -> str | None:
@@ -193,13 +186,19 @@ async def _read_resource(
 
 
 def create_server(
-    client: Client, settings: ServerSettings | None = None, *, pool: KernelPool | None = None
+    client: Client,
+    settings: ServerSettings | None = None,
+    *,
+    pool: KernelPool | None = None,
+    stdio_connection: ConnectionSessions | None = None,
 ) -> Server[Any]:
     """The MCP server object for ``client`` (entered by the caller, kept open while
     the server runs). Serve it with ``Server.run`` on stdio streams, or mount
     ``jupyter_interp.mcp.http_app`` for streamable HTTP. Kernels come warm from
     ``pool`` (the caller's, entered) or else from a pool of the server's own (see
-    ``settings.pool_size``)."""
+    ``settings.pool_size``). ``stdio_connection``: the sessions of the one stdio
+    connection, made (and perhaps started, see ``ConnectionSessions.prestart``) by the
+    caller for one ``Server.run``; they are closed when it ends, like any others."""
     settings = settings or ServerSettings()
 
     @asynccontextmanager
@@ -207,6 +206,8 @@ def create_server(
         async with AsyncExitStack() as stack:
             warm = pool or await stack.enter_async_context(warm_pool(client, settings))
             state = _State(client=client, pool=warm, settings=settings)
+            if stdio_connection is not None:
+                state.connections[""] = stdio_connection
             try:
                 yield state
             finally:

@@ -4,7 +4,10 @@ Strategy: a ``ConnectionSessions`` maps session names (``"default"`` unless the 
 names another) to ``Session`` objects. A name's kernel is started on first use, from the
 ``KernelPool`` when one is given (a warm kernel is handed over in milliseconds; a warm
 start in flight is awaited rather than raced), else cold through the ``Client``; a
-session whose kernel is gone for good is replaced on its next use. ``aclose`` shuts
+session whose kernel is gone for good is replaced on its next use. ``prestart`` starts
+the default session ahead of the first call (the stdio command does, for its one
+connection). Nothing here imports the MCP SDK, so the command can do that while the SDK
+loads. ``aclose`` shuts
 every kernel down; the server calls it when the connection ends (stdio EOF, HTTP session
 deleted or expired, server shutdown).
 
@@ -31,9 +34,12 @@ from ..client import Client
 from ..errors import JupyterInterpError, LocalProtocolError
 from ..pool import KernelPool
 from ..session import Session
-from .results import OutputStore
+from .outputs import OutputStore
 
-__all__ = ["ConnectionSessions"]
+__all__ = ["DEFAULT_SESSION", "ConnectionSessions"]
+
+#: the session a call uses when it names none
+DEFAULT_SESSION = "default"
 
 logger = logging.getLogger("jupyter_interp.mcp")
 
@@ -66,6 +72,11 @@ class ConnectionSessions:
         self._lock = anyio.Lock()
         self._closed = False
         self.outputs = OutputStore()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose`` has begun: no session is started or kept after it."""
+        return self._closed
 
     def existing(self, name: str) -> Session | None:
         """The live session called ``name``, without starting one."""
@@ -104,9 +115,21 @@ class ConnectionSessions:
                 session = await self._client.start_session(
                     kernel, language=language, file_root=self._file_root
                 )
+            if self.closed:  # closed while the kernel started: not kept, not leaked
+                await _shut_down(session)
+                raise LocalProtocolError("this MCP connection is closing")
             self._sessions[name] = session
             await self._enter_folder(name, session)
             return session
+
+    async def prestart(self) -> None:
+        """Start the default session now, before a call asks for it (stdio's one
+        connection: its first call then finds the kernel started and in its folder). A
+        failure is logged and left to that call, which starts again and reports it."""
+        try:
+            await self.get(DEFAULT_SESSION)
+        except JupyterInterpError as exc:
+            logger.warning("starting the connection's kernel failed: %s", exc)
 
     async def _enter_folder(self, name: str, session: Session) -> None:
         """Make the connection's folder a Python kernel's working directory (again after

@@ -1,8 +1,8 @@
 """What the MCP server starts and how much one call may carry; its warm kernel pool.
 
-Strategy: plain frozen values and one async context manager, importing nothing of the
-MCP SDK, so the command line can start the pool's first kernel while the SDK (a few
-hundred milliseconds of imports) is still loading.
+Strategy: plain frozen values, one async context manager and a factory of a
+connection's sessions, importing nothing of the MCP SDK, so the command line can start
+the first kernel while the SDK (a few hundred milliseconds of imports) is still loading.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import attrs
 
 from ..client import Client
 from ..pool import KernelPool
+from .sessions import ConnectionSessions
 
-__all__ = ["Limits", "ServerSettings", "warm_pool"]
+__all__ = ["Limits", "ServerSettings", "connection_sessions", "warm_pool"]
 
 
 @attrs.frozen(kw_only=True)
@@ -59,3 +60,17 @@ async def warm_pool(client: Client, settings: ServerSettings) -> AsyncIterator[K
     name = await client.resolve_kernel_name(settings.kernel, settings.language)
     async with KernelPool(client, {name: settings.pool_size}) as pool:
         yield pool
+
+
+def connection_sessions(
+    client: Client, pool: KernelPool | None, settings: ServerSettings
+) -> ConnectionSessions:
+    """The sessions of one new MCP connection, as ``settings`` configure them."""
+    return ConnectionSessions(
+        client,
+        pool,
+        kernel=settings.kernel,
+        language=settings.language,
+        file_root=settings.file_root,
+        limit=settings.sessions_per_connection,
+    )

@@ -16,10 +16,12 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .sessions import DEFAULT_SESSION
+
 __all__ = ["TOOLS", "TOOL_MODELS", "parse_arguments"]
 
 _SESSION = Field(
-    default="default",
+    default=DEFAULT_SESSION,
     min_length=1,
     max_length=64,
     pattern=r"^[A-Za-z0-9_.-]+$",

@@ -10,7 +10,8 @@ printed; ``--json`` prints the aggregated result instead. ``jupyter-interp serve
 start|stop|status`` manages the shared local server (``local.shared``).
 
 Exit status: 0 success, 1 the code failed (error, timeout, kernel death, ...), 2 usage or
-connection errors.
+connection errors; 130 after Ctrl-C and 143 after SIGTERM, both of which shut the kernel
+and the embedded server down first.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import base64
 import json
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,6 +37,8 @@ from .protocol.result import ExecutionResult, RichOutput
 __all__ = ["main"]
 
 EXIT_OK, EXIT_CODE_FAILED, EXIT_USAGE = 0, 1, 2
+#: the shell's status for a process ended by SIGTERM
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 _SAVED_TYPES = {
     "image/png": ".png",
@@ -241,6 +245,33 @@ def _manage_shared(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+async def _until_terminated(run: Callable[..., Awaitable[int]], *args: Any) -> int:
+    """``run(*args)``, cancelled by SIGTERM as Ctrl-C cancels it, so that its clean-up
+    (the kernel, the embedded server) runs: Python's own SIGTERM ends the process at
+    once and leaves them running. ``run``'s errors come out as they are, not grouped."""
+    status, error = EXIT_TERMINATED, None
+    async with anyio.create_task_group() as tg:
+
+        async def cancel_on_sigterm() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(cancel_on_sigterm)
+        try:
+            status = await run(*args)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:  # raised below, outside the task group
+            error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
     parser = _parser()
@@ -260,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jupyter-interp: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return anyio.run(_run, args, code, sys.stdout, sys.stderr, backend=args.backend)
+        return anyio.run(
+            _until_terminated, _run, args, code, sys.stdout, sys.stderr, backend=args.backend
+        )
     except JupyterInterpError as exc:
         print(f"jupyter-interp: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -325,3 +326,31 @@ def test_the_embedded_default_runs_without_a_url(tmp_path: Path) -> None:
     while pids_with_env(_MARKER, marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert pids_with_env(_MARKER, marker) == set()  # server and kernel are gone
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_sigterm_ends_the_embedded_server_and_kernel_too(tmp_path: Path, backend: str) -> None:
+    # Python's own SIGTERM ends a process at once: `timeout 10 jupyter-interp exec ...`
+    # left the embedded server and its kernel running for good
+    marker = secrets.token_hex(8)
+    clean = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
+    code = "import time\nprint('running', flush=True)\ntime.sleep(120)"
+    with subprocess.Popen(
+        [sys.executable, "-m", "jupyter_interp.cli", "exec", "--backend", backend, code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**clean, _MARKER: marker},
+        text=True,
+    ) as cli:
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == "running\n"
+        assert len(pids_with_env(_MARKER, marker)) >= 3  # this command, its server, the kernel
+        cli.send_signal(signal.SIGTERM)
+        status = cli.wait(timeout=60)
+
+    assert status == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while pids_with_env(_MARKER, marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pids_with_env(_MARKER, marker) == set()

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 import anyio
 
 from .errors import JupyterInterpError
+from .io.signals import cancel_on_signals
 from .mcp import command as mcp_command
 from .protocol.events import ExecutionFinished, StreamText
 from .protocol.result import ExecutionResult, RichOutput
@@ -251,14 +252,7 @@ async def _until_terminated(run: Callable[..., Awaitable[int]], *args: Any) -> i
     once and leaves them running. ``run``'s errors come out as they are, not grouped."""
     status, error = EXIT_TERMINATED, None
     async with anyio.create_task_group() as tg:
-
-        async def cancel_on_sigterm() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-                async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(cancel_on_sigterm)
+        tg.start_soon(cancel_on_signals, tg.cancel_scope, signal.SIGTERM)
         try:
             status = await run(*args)
         except anyio.get_cancelled_exc_class():

@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import MissingDependency
+from ..io.signals import cancel_on_signals
 
 __all__ = ["add_parser", "add_server_options", "check", "run"]
 
@@ -105,14 +106,6 @@ def check(args: argparse.Namespace) -> None:
         )
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
-    """Turn SIGINT/SIGTERM into cancellation, so every kernel is shut down on the way out."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
-
-
 async def run(args: argparse.Namespace) -> None:
     """Serve until EOF (stdio) or until cancelled or signalled (HTTP)."""
     from ..client import Client
@@ -165,7 +158,8 @@ async def _serve(args: argparse.Namespace, server: Any) -> None:
         from .stdin import StdinLines
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+            # SIGINT/SIGTERM cancel, so every kernel is shut down on the way out
+            tg.start_soon(cancel_on_signals, tg.cancel_scope, signal.SIGINT, signal.SIGTERM)
             # the SDK only iterates ``stdin``; ours can be cancelled (see .stdin)
             async with (
                 StdinLines() as lines,

@@ -17,7 +17,10 @@ holds the ``101`` back and the reset off by that many seconds. While
 ``silent_websockets`` is above zero, the next kernel WebSocket gets its ``101`` and
 then nothing more from the server, as from a kernel that never answers. While ``swallowing``
 is true, what the server sends is read and thrown away, as a network that lost the
-path to the client while the server's socket still looks open.
+path to the client while the server's socket still looks open. After
+``hold_websocket_input()``, what clients send on kernel WebSockets already open is held
+back until another kernel WebSocket opens, as a kernel that leaves a request unread
+until a new connection reaches it (ipykernel 7.0-7.3).
 
 Invariants: the proxy owns its task group (``async with``); leaving it closes the
 listener and resets every open connection; nothing but 127.0.0.1 is ever bound or
@@ -77,6 +80,8 @@ class TcpProxy:
         self.silent_websockets = 0
         self.request_lines: list[str] = []
         self._forwarded = anyio.Event()
+        self._holding = False
+        self._released = anyio.Event()
 
     def url(self, path: str = "/") -> str:
         """``http://127.0.0.1:<port><path>``."""
@@ -112,6 +117,11 @@ class TcpProxy:
         self.cuts += len(scopes)
         return len(scopes)
 
+    def hold_websocket_input(self) -> None:
+        """Hold what open kernel WebSockets send until another kernel WebSocket opens."""
+        self._holding = True
+        self._released = anyio.Event()
+
     async def wait_for_requests(self, count: int) -> None:
         """Wait until ``count`` connections in all have been forwarded."""
         while len(self.request_lines) < count:
@@ -140,7 +150,11 @@ class TcpProxy:
                 self._forwarded.set()
                 self._forwarded = anyio.Event()
                 await upstream.send(first)
-                if b"/channels" in first.split(b"\r\n", 1)[0] and self.websocket_drops > 0:
+                websocket = b"/channels" in first.split(b"\r\n", 1)[0]
+                if websocket and self._holding:
+                    self._holding = False
+                    self._released.set()
+                if websocket and self.websocket_drops > 0:
                     self.websocket_drops -= 1
                     upgrade = await upstream.receive(_CHUNK)  # the 101
                     await anyio.sleep(self.websocket_delays[0])
@@ -149,13 +163,15 @@ class TcpProxy:
                     self.cuts += 1
                     return  # both sockets reset as they close
                 silent = False
-                if b"/channels" in first.split(b"\r\n", 1)[0] and self.silent_websockets > 0:
+                if websocket and self.silent_websockets > 0:
                     self.silent_websockets -= 1
                     await downstream.send(await upstream.receive(_CHUNK))  # the 101
                     silent = True
                 async with anyio.create_task_group() as pumps:
-                    pumps.start_soon(self._pump, downstream, upstream, scope, False, False)
-                    pumps.start_soon(self._pump, upstream, downstream, scope, True, silent)
+                    pumps.start_soon(
+                        self._pump, downstream, upstream, scope, False, False, websocket
+                    )
+                    pumps.start_soon(self._pump, upstream, downstream, scope, True, silent, False)
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 pass  # closed before its first bytes went through
             finally:
@@ -168,12 +184,16 @@ class TcpProxy:
         scope: anyio.CancelScope,
         upward: bool,
         silent: bool,
+        holdable: bool,
     ) -> None:
         """Copy ``source`` to ``sink`` (``upward``: from the server, which ``swallowing``
-        discards, and ``silent`` for this connection); either side ending ends the pair."""
+        discards, and ``silent`` for this connection; ``holdable``: held back while
+        ``_holding``); either side ending ends the pair."""
         try:
             while True:
                 data = await source.receive(_CHUNK)
+                if holdable and self._holding:
+                    await self._released.wait()
                 if not (upward and (self.swallowing or silent)):
                     await sink.send(data)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from jupyter_interp.client import Client
@@ -80,6 +81,18 @@ _WAITING_CELL = (
 _OPEN_MARGIN = 2.0
 
 
+async def _until_connections(server: RunningServer, kernel_id: str, count: int) -> None:
+    """Wait until the server counts ``count`` WebSockets open to the kernel."""
+    headers = {"Authorization": f"token {server.token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, trust_env=False) as http:
+        while True:
+            response = await http.get(f"api/kernels/{kernel_id}")
+            response.raise_for_status()
+            if response.json()["connections"] == count:
+                return
+            await anyio.sleep(0.05)
+
+
 def _channel_requests(proxy: TcpProxy) -> int:
     return sum("/channels" in line for line in proxy.request_lines)
 
@@ -111,6 +124,10 @@ async def test_other_clients_traffic_in_a_reconnect_spanning_execution_is_never_
                 for _ in range(3):
                     attached = await other.attach_session(session.kernel_id)
                     await attached.detach()
+                # the server runs a detached socket's close a moment later; were ours
+                # cut before, its close would not be the last, so the server would not
+                # buffer for our session and the cell's reply would be lost for real
+                await _until_connections(jupyter_server, session.kernel_id, 1)
                 opened = _channel_requests(proxy)
                 proxy.cut()
                 # the kernel stays quiet until our new socket is the server's: what it

@@ -201,6 +201,7 @@ class FileTransfer:
             store_history=False,
             user_expressions=expressions or None,
             buffers=buffers,
+            nudges_unread=False,  # the pipeline nudges once the kernel is free for it
         )
         async with aclosing(execution) as events:
             async for event in events:

@@ -12,7 +12,15 @@ events behind); this object drains it while keeping three clocks:
   settles once both are in; the reader pokes the mailbox then, and the execution
   finishes ``LATE_OUTPUT_WINDOW`` later with whatever arrived meanwhile;
 * the interrupt grace: after a REST interrupt the kernel has ``interrupt_grace``
-  seconds to finish the request, else it is restarted.
+  seconds to finish the request, else it is restarted;
+* the unread-request nudge: a request the kernel has sent nothing for
+  ``UNREAD_NUDGE_AFTER`` seconds gets the Session's nudge (a second WebSocket opened
+  and closed), again at a doubling interval up to ``_UNREAD_NUDGE_MAX``, until the
+  kernel speaks. ipykernel 7.0-7.3 can leave a request that arrives while it sends a
+  reply unread for good (ipykernel issue 1554): the kernel_info replies of a fresh
+  connection are enough to cause it. A spurious nudge (a kernel busy with another
+  client's cell, a loaded machine) costs one WebSocket opening. Pipelined transfer
+  chunks opt out: ``files.pipeline`` nudges them more precisely.
 
 Recovery (deadline, refused ``input()``, cancellation, an abandoned stream) never
 raises over the partial result: it interrupts, waits, restarts if needed, and reports
@@ -42,6 +50,7 @@ import attrs
 
 from ..errors import JupyterInterpError, KernelNotFound, KernelUnavailable
 from ..protocol.events import ExecutionEvent, ExecutionFinished, InputRequested
+from ..protocol.execution_states import TrackerState
 from ..protocol.result import ExecutionStatus, Recovery
 
 if TYPE_CHECKING:
@@ -51,7 +60,7 @@ if TYPE_CHECKING:
     from ..protocol.messages import Message
     from .kernel_link import KernelLink
 
-__all__ = ["STREAM_BACKLOG", "ExecutionRun", "Mailbox", "RunHost"]
+__all__ = ["STREAM_BACKLOG", "UNREAD_NUDGE_AFTER", "ExecutionRun", "Mailbox", "RunHost"]
 
 logger = logging.getLogger("jupyter_interp.session")
 
@@ -62,6 +71,10 @@ STREAM_BACKLOG = 256
 LATE_OUTPUT_WINDOW = 0.05
 #: how long the check that the kernel still exists may delay an incomplete ending
 _GONE_CHECK_TIMEOUT = 5.0
+#: seconds a sent request may go without any message from the kernel before a nudge:
+#: long enough that a loaded kernel's first status rarely takes longer
+UNREAD_NUDGE_AFTER = 1.0
+_UNREAD_NUDGE_MAX = 8.0
 
 
 class Mailbox:
@@ -148,6 +161,8 @@ class RunHost(Protocol):
 
     async def _restart_kernel(self, reason: str) -> list[ExecutionFinished]: ...
 
+    async def _nudge(self) -> None: ...
+
 
 class ExecutionRun:
     """Drives one registered execution to its ``ExecutionFinished``."""
@@ -160,6 +175,7 @@ class ExecutionRun:
         *,
         timeout: float | None,
         everything: bool,
+        nudges_unread: bool = True,
     ) -> None:
         self._session = session
         self._tracker = tracker
@@ -175,6 +191,8 @@ class ExecutionRun:
         self._deadline = math.inf
         self._grace_until: float | None = None
         self._grace_settles = False  # whether ``_grace_until`` is the late-output window
+        self._nudge_wait = UNREAD_NUDGE_AFTER if nudges_unread else math.inf
+        self._nudge_at = math.inf
         #: how the execution ended, once it has (also when recovery ended it)
         self.outcome: ExecutionFinished | None = None
 
@@ -209,8 +227,10 @@ class ExecutionRun:
             raise
 
     def _start_clock(self) -> None:
+        now = anyio.current_time()
         if self._timeout is not None:
-            self._deadline = anyio.current_time() + self._timeout
+            self._deadline = now + self._timeout
+        self._nudge_at = now + self._nudge_wait
 
     async def _recover_if_running(self) -> None:
         if not self._tracker.done:
@@ -238,10 +258,12 @@ class ExecutionRun:
                     return self._finalize(self._finish_incomplete())
             if now >= self._deadline:
                 return await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
+            if now >= self._nudge_at:
+                await self._nudge_if_unread()
             event = mailbox.get_nowait()
             if event is None:
                 # woken at least every completion_grace to look at the clocks above
-                wake = min(self._deadline, now + self._config.completion_grace)
+                wake = min(self._deadline, now + self._config.completion_grace, self._nudge_at)
                 if self._grace_until is not None:
                     wake = min(wake, self._grace_until)
                 with anyio.move_on_after(wake - now):
@@ -255,6 +277,20 @@ class ExecutionRun:
                 if finished is not None:
                     return finished
             return event
+
+    async def _nudge_if_unread(self) -> None:
+        """Nudge the kernel if it has sent nothing for this request yet (within the
+        deadline); the next nudge is due twice as late."""
+        if self._tracker.state is not TrackerState.PENDING:
+            self._nudge_at = math.inf  # the kernel took the request
+            return
+        logger.info(
+            "kernel %s: request %s unanswered, nudging", self._session.kernel_id, self.msg_id
+        )
+        with anyio.move_on_after(self._deadline - anyio.current_time()):
+            await self._session._nudge()
+        self._nudge_wait = min(self._nudge_wait * 2, _UNREAD_NUDGE_MAX)
+        self._nudge_at = anyio.current_time() + self._nudge_wait
 
     def _deadline_detail(self) -> str:
         return f"the execution exceeded its {self._timeout:g} s deadline"

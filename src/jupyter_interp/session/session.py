@@ -312,7 +312,12 @@ class Session(SessionChannel):
         reaches its shell socket (ipykernel issue 1554); more messages on our own
         connection do not wake it. The server connects new ZMQ streams for every new
         WebSocket, which does. Failures are ignored: this only speeds a recovery up.
+        Skipped while our own WebSocket is down: closing the last connection to a kernel
+        makes Jupyter Server buffer its output for that connection's session, and our
+        reconnect (another session) would have it discarded.
         """
+        if not self._ready.is_set():
+            return
         with (
             contextlib.suppress(JupyterInterpError),
             anyio.move_on_after(self._config.request_timeout),
@@ -329,8 +334,10 @@ class Session(SessionChannel):
         store_history: bool = True,
         user_expressions: Mapping[str, str] | None = None,
         buffers: tuple[bytes, ...] = (),
+        nudges_unread: bool = True,
     ) -> ExecutionRun:
-        """Register an execution with the connection and route its events to a new run.
+        """Register an execution with the connection and route its events to a new run
+        (``nudges_unread``: see ``run``).
 
         Raises:
             SessionClosed: the session is closed.
@@ -349,7 +356,14 @@ class Session(SessionChannel):
             allow_stdin=self._config.stdin.allows_input,
             buffers=buffers,
         )
-        run = ExecutionRun(self, tracker, request, timeout=timeout, everything=everything)
+        run = ExecutionRun(
+            self,
+            tracker,
+            request,
+            timeout=timeout,
+            everything=everything,
+            nudges_unread=nudges_unread,
+        )
         self._routes[run.msg_id] = run.mailbox
         return run
 

@@ -9,6 +9,7 @@ argument errors that never reach a server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -354,3 +355,40 @@ def test_sigterm_ends_the_embedded_server_and_kernel_too(tmp_path: Path, backend
     while pids_with_env(_MARKER, marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert pids_with_env(_MARKER, marker) == set()
+
+
+def test_a_sigkilled_command_leaves_no_server_kernel_or_directory(tmp_path: Path) -> None:
+    # no handler runs on SIGKILL: the embedded server notices its parent is gone, shuts
+    # its kernel down and removes its private directories (the launcher's docstring)
+    marker = secrets.token_hex(8)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    clean = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_URL", "JUPYTER_TOKEN")}
+    code = "import time\nprint('running', flush=True)\ntime.sleep(120)"
+    with subprocess.Popen(
+        [sys.executable, "-m", "jupyter_interp.cli", "exec", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**clean, _MARKER: marker, "TMPDIR": str(temp)},
+        text=True,
+    ) as cli:
+        assert cli.stdout is not None
+        assert cli.stdout.readline() == "running\n"
+        assert len(pids_with_env(_MARKER, marker)) >= 3  # this command, its server, the kernel
+        private = set(temp.glob("jupyter-interp-*"))
+        assert len(private) == 2  # the server's private directory and its root
+        cli.kill()
+        cli.wait(timeout=10)
+
+    deadline = time.monotonic() + 30
+    while (pids_with_env(_MARKER, marker) or private & set(temp.iterdir())) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    left = pids_with_env(_MARKER, marker)
+    for pid in left:  # so that a failure leaves nothing running either
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == set()
+    assert private & set(temp.iterdir()) == set()

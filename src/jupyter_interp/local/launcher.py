@@ -49,8 +49,14 @@ Jupyter Server subprocess and everything it spawns:
   sweep matches by the unique marker). Elsewhere than Linux, orphaned ipykernels still
   exit on their own: they poll for their parent's death.
 
-POSIX only (sessions, process groups, signals). If the caller itself is SIGKILLed, no
-teardown runs: the server outlives it.
+* **Orphans.** A thread of the server process checks every ``_PARENT_POLL`` seconds
+  that its parent is still the launching process; once it is not (the caller was
+  SIGKILLed, or crashed, so no teardown ran), the server sends itself SIGTERM, shuts its
+  kernels down and removes the private directories. A poll, not Linux's
+  ``PR_SET_PDEATHSIG``: that signal follows the *thread* that forked, and trio forks
+  in a worker thread that ends when idle.
+
+POSIX only (sessions, process groups, signals).
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ __all__ = ["LocalJupyterServer", "launch_jupyter_server"]
 
 _REQUIRED_MODULES = ("jupyter_server", "ipykernel")
 _KERNEL_MANAGER = "jupyter_interp.local.kernels.EmbeddedKernelManager"
+#: seconds between the server's checks that the process that launched it is alive
+_PARENT_POLL = 1.0
 # The bootstrap's exit status when a required module is missing (Jupyter Server's own
 # failures exit with 1).
 _MISSING_MODULE_EXIT = 87
@@ -157,7 +165,8 @@ async def launch_jupyter_server(
             root = str(await anyio.Path(root_dir).absolute())
         server_env["JUPYTER_RUNTIME_DIR"] = str(runtime_dir)
         server_env["JUPYTER_TOKEN_FILE"] = _write_private_files(private_dir, runtime_dir, token)
-        command = [interpreter, "-c", _bootstrap(), *_server_args(root)]
+        leftovers = [str(private_dir)] + ([owned_root] if owned_root else [])
+        command = [interpreter, "-c", _bootstrap(leftovers), *_server_args(root)]
         try:
             with anyio.fail_after(startup_timeout):
                 command.extend(extra_args)  # last, so that the caller's options win
@@ -208,17 +217,25 @@ def _server_args(root_dir: str) -> list[str]:
     return args
 
 
-def _bootstrap() -> str:
+def _bootstrap(leftovers: Sequence[str]) -> str:
     """The server process's ``-c`` program: check the modules, leave out
-    ``rfc3987_syntax`` (see Start-up time), pick the kernel manager, run Jupyter Server.
+    ``rfc3987_syntax`` (see Start-up time), pick the kernel manager, watch for the
+    launcher's death (see Orphans), run Jupyter Server.
 
     Our kernel manager is used where the server can load it: this package (found, not
     imported: the server imports it by name) and Jupyter Server 2 for the class it extends.
     """
     return f"""\
-import importlib.util, sys
+import importlib.util, os, shutil, signal, sys, threading, time
 if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):
     sys.exit({_MISSING_MODULE_EXIT})
+orphaned = []
+def watch_parent():
+    while os.getppid() == {os.getpid()}:
+        time.sleep({_PARENT_POLL})
+    orphaned.append(True)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
 sys.modules["rfc3987_syntax"] = None
 try:
     import jupyter_server
@@ -229,7 +246,13 @@ except Exception:
 if ours:
     sys.argv.insert(1, "--MappingKernelManager.kernel_manager_class={_KERNEL_MANAGER}")
 from jupyter_server.serverapp import main
-sys.exit(main())
+try:
+    status = main()
+finally:
+    if orphaned:
+        for leftover in {list(leftovers)!r}:
+            shutil.rmtree(leftover, ignore_errors=True)
+sys.exit(status)
 """
 
 

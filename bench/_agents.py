@@ -247,10 +247,15 @@ class _RetryCounter(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.retries = 0
+        #: the first few retries' warnings: which failure, and how long its attempt took
+        self.examples: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("kernel start attempt"):
+        message = record.getMessage()
+        if message.startswith("kernel start attempt"):
             self.retries += 1
+            if len(self.examples) < 3:
+                self.examples.append(message)
 
 
 @contextmanager

@@ -154,6 +154,10 @@ class Report:
         suffix = f"  ({note})" if note else ""
         print(f"figure {self.bench}.{name} {text} {unit}{suffix}", flush=True)
 
+    def note(self, name: str, text: str) -> None:
+        """A line of context for a figure (what happened, not a measurement)."""
+        print(f"note {self.bench}.{name}: {text}", flush=True)
+
     def timing(self, name: str, samples: Sequence[float]) -> Stats:
         """Print median and p99 (milliseconds) of ``samples``; return them."""
         summary = stats(samples)

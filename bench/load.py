@@ -114,6 +114,8 @@ async def _measure(
     report.figure(f"{name}.rss_after", after["rss_mib"], "MiB")
     report.figure(f"{name}.fds_after", after["fds"], "")
     report.figure(f"{name}.start_retries", counter.retries, "", "transient start failures absorbed")
+    for example in counter.examples:
+        report.note(f"{name}.start_retry", example)
     report.figure(f"{name}.kernels_left", len(left), "")
     report.figure(f"{name}.noisy_cells", tally.noisy, "", tally.noise_example or "none")
     passed = not tally.failures and not left and tally.agents_ok == agents

@@ -117,6 +117,7 @@ async def start_with_retries(
     """
     number = 1
     while True:
+        began = anyio.current_time()
         try:
             return await attempt(kernel_ids())
         except Exception as exc:
@@ -124,8 +125,8 @@ async def start_with_retries(
                 raise
             pause = backoff.delay(number, draw())
             logger.warning(
-                "kernel start attempt %d of %d failed (%s); trying again in %.2f s",
-                number, attempts, exc, pause,
+                "kernel start attempt %d of %d failed after %.1f s (%s); trying again in %.2f s",
+                number, attempts, anyio.current_time() - began, exc, pause,
             )  # fmt: skip
         await anyio.sleep(pause)
         number += 1

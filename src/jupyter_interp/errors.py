@@ -35,6 +35,8 @@ request headers.
     ├── FileTransferError
     │   ├── PathNotConfined             (also ValueError) absolute, '..', NUL, symlink escape
     │   ├── RemoteFileNotFound          (also FileNotFoundError)
+    │   ├── PathConflict                (also ValueError) a directory where a file is
+    │   │                                 meant, or a file where a directory is
     │   ├── ChecksumMismatch
     │   └── UnsupportedKernel           no file snippets for this kernel language
     ├── SessionClosed                   the Session was shut down or its context exited
@@ -62,6 +64,7 @@ __all__ = [
     "MessageTooLarge",
     "MissingDependency",
     "NotFoundError",
+    "PathConflict",
     "PathNotConfined",
     "ProtocolError",
     "RemoteFileNotFound",
@@ -178,6 +181,11 @@ class PathNotConfined(FileTransferError, ValueError):
 
 class RemoteFileNotFound(FileTransferError, FileNotFoundError):
     """The file does not exist under the file root on the kernel's side."""
+
+
+class PathConflict(FileTransferError, ValueError):
+    """The path names a directory where a file is meant, or passes through a file (an
+    upload to ``a.txt/b`` where ``a.txt`` is a file, a download of a directory)."""
 
 
 class ChecksumMismatch(FileTransferError):

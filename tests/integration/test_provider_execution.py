@@ -122,6 +122,12 @@ async def test_files_live_in_the_session_folder(
                 await provider.download_file(sid, "nothing-here.txt")
             with pytest.raises(ValueError, match="'\\.\\.'"):
                 await provider.upload_file(sid, "../escape.txt", b"no")
+            # a path through a file, or onto a directory: a clear ValueError (the
+            # gateway's 404 with this message), not an error the gateway answers with 500
+            with pytest.raises(ValueError, match=r"'out\.txt/x': Not a directory"):
+                await provider.upload_file(sid, "out.txt/x", b"no")
+            with pytest.raises(ValueError, match="'data' is a directory"):
+                await provider.download_file(sid, "data")
             folder = Path(started["metadata"]["working_dir"])
             existed = await anyio.Path(folder / "data" / "in.csv").read_bytes()
             await provider.stop_session(sid)

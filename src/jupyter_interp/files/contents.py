@@ -66,6 +66,7 @@ from ..errors import (
     ChecksumMismatch,
     FileTransferError,
     JupyterInterpError,
+    PathConflict,
     RemoteFileNotFound,
     UnsupportedKernel,
 )
@@ -160,7 +161,7 @@ class ContentsTransfer:
             await self._ensure_directory(path.rpartition("/")[0])
             model = await self._call(contents.make_directory(path), contents.parse_model, path=path)
         if model is not None and model.kind is not contents.ContentsKind.DIRECTORY:
-            raise FileTransferError(f"{path!r} is not a directory")
+            raise PathConflict(f"{path!r} is not a directory")
 
     async def _names(self, directory: str) -> list[str] | None:
         """The names in ``directory``; None when it is missing or no directory."""
@@ -206,14 +207,15 @@ class ContentsTransfer:
         Raises:
             PathNotConfined: ``path`` is absolute or contains ``..``, NUL or a backslash.
             ChecksumMismatch: the server's size or sha256 of the upload differs.
-            FileTransferError: ``path`` is a directory, or the server refused a step.
+            PathConflict: ``path`` is a directory, or passes through a file.
+            FileTransferError: the server refused a step.
         """
         target = contents.api_path(self._root, path)
         parent, _, name = target.rpartition("/")
         await self._swap.recover(target)
         existing = await self._model(target)
         if existing is not None and existing.kind is contents.ContentsKind.DIRECTORY:
-            raise FileTransferError(f"{path!r} is a directory")
+            raise PathConflict(f"{path!r} is a directory")
         if existing is None:
             await self._ensure_directory(parent)
         else:

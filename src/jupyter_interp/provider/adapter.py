@@ -274,7 +274,8 @@ class JupyterCodeInterpreterProvider:
 
         Raises:
             SessionNotFound: no such session. PathNotConfined: ``filename`` leaves the
-                folder (absolute, ``..``). Both are ValueErrors.
+                folder (absolute, ``..``). PathConflict: it passes through a file or
+                names a directory. All are ValueErrors.
         """
 
         async def upload(runtime: Runtime, record: SessionRecord) -> dict[str, Any]:
@@ -293,7 +294,8 @@ class JupyterCodeInterpreterProvider:
         """The bytes of ``filename`` in the session folder (verified against its sha256).
 
         Raises:
-            SessionNotFound, SessionFileNotFound, PathNotConfined: all ValueErrors.
+            SessionNotFound, SessionFileNotFound, PathNotConfined, PathConflict: all
+                ValueErrors.
         """
 
         async def download(runtime: Runtime, record: SessionRecord) -> bytes:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from jupyter_interp.errors import (
     ChecksumMismatch,
     FileTransferError,
+    PathConflict,
     PathNotConfined,
     RemoteFileNotFound,
 )
@@ -283,7 +284,7 @@ def test_list_dir_kinds_and_missing_root(
     )
     with pytest.raises(RemoteFileNotFound):
         DirListing.from_reply(runner.run(snippets.list_dir("nope")))
-    with pytest.raises(FileTransferError, match="Not a directory"):
+    with pytest.raises(PathConflict, match="Not a directory"):
         DirListing.from_reply(runner.run(snippets.list_dir("d/f.txt")))
 
 
@@ -300,15 +301,20 @@ def test_non_utf8_names_are_listed_escaped(
 def test_odd_file_types(runner: Runner, snippets: FileSnippets, root: Path) -> None:
     upload(runner.run, snippets, "d/f", b"x")
     os.mkfifo(root / "pipe")
-    for path, why in [("d", "is a directory"), ("pipe", "not a regular file")]:
-        with pytest.raises(FileTransferError, match=why):
+    for path, why, error in [
+        ("d", "is a directory", PathConflict),
+        ("pipe", "not a regular file", FileTransferError),
+    ]:
+        with pytest.raises(error, match=why):
             FileStat.from_reply(runner.run(snippets.stat(path)))
-        with pytest.raises(FileTransferError, match=why):
+        with pytest.raises(error, match=why):
             FileChunk.from_reply(runner.run(snippets.read_chunk(path, 0, 1)))
-    with pytest.raises(FileTransferError, match="Is a directory"):
+    with pytest.raises(PathConflict, match="Is a directory"):
         upload(runner.run, snippets, "d", b"onto a directory")
-    with pytest.raises(FileTransferError, match=r"File exists|Not a directory"):
+    with pytest.raises(PathConflict, match="Not a directory"):  # a parent is a file
         upload(runner.run, snippets, "d/f/under-a-file", b"")
+    with pytest.raises(PathConflict, match="Not a directory"):
+        FileStat.from_reply(runner.run(snippets.stat("d/f/under-a-file")))
     assert Deleted.from_reply(runner.run(snippets.delete("pipe"))).kind is EntryKind.OTHER
 
 
@@ -325,7 +331,7 @@ def test_stat_reports_a_directory_when_asked(
         size=0, mtime_ns=1_700_000_000_123_456_789, sha256="", kind=EntryKind.DIRECTORY
     )
     assert (file.kind, file.size) == (EntryKind.FILE, 1)
-    with pytest.raises(FileTransferError, match="is a directory"):  # a download's stat
+    with pytest.raises(PathConflict, match="is a directory"):  # a download's stat
         FileStat.from_reply(runner.run(snippets.stat("d")))
 
 

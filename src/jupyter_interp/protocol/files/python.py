@@ -202,9 +202,10 @@ def __jupyter_interp_file_op__(mime, root, op, args):
         reply = {"ok": False, "error": exc.args[0], "message": exc.args[1]}
     except OSError as exc:
         kinds = {FileNotFoundError: "not_found", IsADirectoryError: "is_directory",
-                 NotADirectoryError: "not_a_directory"}
-        reply = {"ok": False, "error": kinds.get(type(exc), "os_error"),
-                 "message": "%s: %s" % (label, exc.strerror or exc)}
+                 NotADirectoryError: "not_a_directory", FileExistsError: "not_a_directory"}
+        kind = kinds.get(type(exc), "os_error")
+        reply = {"ok": False, "error": kind, "message": "%s: %s" % (label, "Not a directory"
+                 if kind == "not_a_directory" else exc.strerror or exc)}
     publish_display_data({mime: reply}, metadata={})
 """
 

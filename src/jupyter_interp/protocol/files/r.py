@@ -42,6 +42,7 @@ _BODY = r"""
   number <- function(value) structure(if (is.character(value)) value else sprintf("%.0f", value), class = "jupyter_interp_number")
   fail <- function(message) {
     reason <- if (grepl("reason '", message, fixed = TRUE, useBytes = TRUE)) sub(".*reason '(.*)'.*", "\\1", message, useBytes = TRUE) else sub(".*: ", "", message, useBytes = TRUE)
+    if (reason == "File exists") reason <- "Not a directory"  # dir.create under a file
     kind <- switch(reason, "No such file or directory" = "not_found", "Not a directory" = "not_a_directory", "Is a directory" = "is_directory", "os_error")
     refuse(kind, paste0(label, ": ", gsub("[^[:alnum:] ,.:;()_-]", "?", reason, useBytes = TRUE)))
   }

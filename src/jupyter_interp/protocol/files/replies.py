@@ -31,6 +31,7 @@ from ...errors import (
     ChecksumMismatch,
     FileTransferError,
     LocalProtocolError,
+    PathConflict,
     PathNotConfined,
     RemoteFileNotFound,
     RemoteProtocolError,
@@ -55,6 +56,8 @@ __all__ = [
 _ERRORS: Mapping[str, type[FileTransferError]] = {
     "not_found": RemoteFileNotFound,
     "not_confined": PathNotConfined,
+    "is_directory": PathConflict,
+    "not_a_directory": PathConflict,
     "checksum_mismatch": ChecksumMismatch,
 }
 
@@ -93,7 +96,8 @@ def parse_reply(result: ExecutionResult) -> Mapping[str, Any]:
     """Find a snippet's reply payload in ``result``; return it if it reports success.
 
     Raises:
-        RemoteFileNotFound, PathNotConfined, ChecksumMismatch: the kernel said so.
+        RemoteFileNotFound, PathNotConfined, PathConflict, ChecksumMismatch: the kernel
+            said so.
         FileTransferError: any other kernel-side failure, or no reply at all (the snippet
             raised, the kernel died, the output was dropped); names ``ename: evalue``.
         RemoteProtocolError: the payload is not a well-formed reply.

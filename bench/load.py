@@ -14,9 +14,9 @@ PASS/FAIL line for "zero failures, no kernel left". ``--smoke``: 3 agents, 3 cel
 16 KiB, Jupyter Server only (seconds). ``--kernel-history memory`` gives the private
 Jupyter Server's ipykernels an in-memory IPython history (a fresh ``IPYTHONDIR``), the
 setting docs/operations.md recommends; the default, ``file``, is the user's own history
-file that every kernel of the server shares. When a Jupyter Server phase fails, the
-server's log (its kernels write their stderr there too) is copied out before the
-server is stopped, to ``--keep-log`` or a temporary directory, and its path printed.
+file that every kernel of the server shares. The Jupyter Server's log (its kernels write
+their stderr there too) is copied out before the server is stopped, to ``--keep-log``
+when given, else to a temporary directory when a phase failed, and its path printed.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ async def _run(args: argparse.Namespace) -> None:
                 )
                 for path in args.paths.split(",")
             ]  # fmt: skip
-            if not all(passed):
+            if args.keep_log is not None or not all(passed):
                 log = _keep_server_log(server.pid, args.keep_log)
                 print(f"note load: the Jupyter Server's log, with its kernels' stderr: {log}")
     gateway_label = f"enterprise_gateway: {agents} concurrent agents, zero failures"
@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the private Jupyter Server's IPython history: the shared file, or in memory",
     )
     parser.add_argument(
-        "--keep-log", metavar="DIR", help="where a failed Jupyter Server phase's log is copied"
+        "--keep-log",
+        metavar="DIR",
+        help="copy the Jupyter Server's log here (else only a failed phase's, to a temp dir)",
     )
     args = parser.parse_args(argv)
     anyio.run(_run, args, backend=args.backend)

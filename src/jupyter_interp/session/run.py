@@ -260,6 +260,7 @@ class ExecutionRun:
                 return await self._recover(ExecutionStatus.TIMED_OUT, self._deadline_detail())
             if now >= self._nudge_at:
                 await self._nudge_if_unread()
+                continue  # the nudge took time: the clocks are read again
             event = mailbox.get_nowait()
             if event is None:
                 # woken at least every completion_grace to look at the clocks above

@@ -50,7 +50,8 @@ Jupyter Server subprocess and everything it spawns:
   exit on their own: they poll for their parent's death.
 
 * **Orphans.** A thread of the server process checks every ``_PARENT_POLL`` seconds
-  that its parent is still the launching process; once it is not (the caller was
+  that its parent is still the one it started with (the launcher, or a wrapper the
+  caller's ``python`` runs in front of the interpreter); once it is not (the caller was
   SIGKILLed, or crashed, so no teardown ran), the server sends itself SIGTERM, shuts its
   kernels down and removes the private directories. A poll, not Linux's
   ``PR_SET_PDEATHSIG``: that signal follows the *thread* that forked, and trio forks
@@ -230,8 +231,8 @@ import importlib.util, os, shutil, signal, sys, threading, time
 if any(importlib.util.find_spec(m) is None for m in {_REQUIRED_MODULES!r}):
     sys.exit({_MISSING_MODULE_EXIT})
 orphaned = []
-def watch_parent():
-    while os.getppid() == {os.getpid()}:
+def watch_parent(parent=os.getppid()):
+    while os.getppid() == parent:
         time.sleep({_PARENT_POLL})
     orphaned.append(True)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -64,6 +64,8 @@ class TcpProxy:
         swallowing: while true, bytes from the server are discarded, not forwarded.
         request_lines: the first line each forwarded connection sent (HTTP request
             lines: which paths, e.g. WebSocket URLs with their session ids, went by).
+        websocket_upgrades: how many kernel WebSockets got their server's first bytes
+            (the ``101``) through the pumps.
     """
 
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
@@ -82,6 +84,8 @@ class TcpProxy:
         self._forwarded = anyio.Event()
         self._holding = False
         self._released = anyio.Event()
+        self.websocket_upgrades = 0
+        self._upgraded = anyio.Event()
 
     def url(self, path: str = "/") -> str:
         """``http://127.0.0.1:<port><path>``."""
@@ -121,6 +125,11 @@ class TcpProxy:
         """Hold what open kernel WebSockets send until another kernel WebSocket opens."""
         self._holding = True
         self._released = anyio.Event()
+
+    async def wait_for_upgrades(self, count: int) -> None:
+        """Wait until ``count`` kernel WebSockets in all got their ``101`` through."""
+        while self.websocket_upgrades < count:
+            await self._upgraded.wait()
 
     async def wait_for_requests(self, count: int) -> None:
         """Wait until ``count`` connections in all have been forwarded."""
@@ -171,7 +180,9 @@ class TcpProxy:
                     pumps.start_soon(
                         self._pump, downstream, upstream, scope, False, False, websocket
                     )
-                    pumps.start_soon(self._pump, upstream, downstream, scope, True, silent, False)
+                    pumps.start_soon(
+                        self._pump, upstream, downstream, scope, True, silent, False, websocket
+                    )
             except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                 pass  # closed before its first bytes went through
             finally:
@@ -185,10 +196,12 @@ class TcpProxy:
         upward: bool,
         silent: bool,
         holdable: bool,
+        upgrade: bool = False,
     ) -> None:
         """Copy ``source`` to ``sink`` (``upward``: from the server, which ``swallowing``
         discards, and ``silent`` for this connection; ``holdable``: held back while
-        ``_holding``); either side ending ends the pair."""
+        ``_holding``; ``upgrade``: the first bytes are a kernel WebSocket's ``101``, counted
+        once sent); either side ending ends the pair."""
         try:
             while True:
                 data = await source.receive(_CHUNK)
@@ -196,6 +209,11 @@ class TcpProxy:
                     await self._released.wait()
                 if not (upward and (self.swallowing or silent)):
                     await sink.send(data)
+                if upgrade:
+                    upgrade = False
+                    self.websocket_upgrades += 1
+                    self._upgraded.set()
+                    self._upgraded = anyio.Event()
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
         scope.cancel()

@@ -46,11 +46,15 @@ _TIMEOUT = 60
 #: a generous bound for "quickly" on this loaded machine (measured: under 3 s)
 _BOUND = 10.0
 _LINES = 20
+#: prints numbered lines; after line 5 (where the tests cut) it pauses a second, so that
+#: a loaded server notices the cut before it writes line 6: a line written to a socket
+#: whose peer is already gone is lost for real (no server buffers it), and kernels
+#: without message counters cannot tell
 _NUMBERED = (
     "import time\n"
     f"for i in range({_LINES}):\n"
     "    print(f'line {i}', flush=True)\n"
-    "    time.sleep(0.1)\n"
+    "    time.sleep(1.0 if i == 5 else 0.1)\n"
     "'done'"
 )
 

@@ -62,6 +62,8 @@ class TcpProxy:
         silent_websockets: how many of the next kernel WebSockets get nothing from the
             server after their upgrade.
         swallowing: while true, bytes from the server are discarded, not forwarded.
+        admission: while set, new connections are accepted but wait on it before they
+            reach the server (``hold_new_connections``).
         request_lines: the first line each forwarded connection sent (HTTP request
             lines: which paths, e.g. WebSocket URLs with their session ids, went by).
         websocket_upgrades: how many kernel WebSockets got their server's first bytes
@@ -71,6 +73,7 @@ class TcpProxy:
     def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
         self._upstream = (upstream_host, upstream_port)
         self._scopes: set[anyio.CancelScope] = set()
+        self._server_sides_kept: set[anyio.CancelScope] = set()
         self._task_group: TaskGroup | None = None
         self.port = 0
         self.refusing = False
@@ -86,6 +89,7 @@ class TcpProxy:
         self._released = anyio.Event()
         self.websocket_upgrades = 0
         self._upgraded = anyio.Event()
+        self.admission: anyio.Event | None = None
 
     def url(self, path: str = "/") -> str:
         """``http://127.0.0.1:<port><path>``."""
@@ -113,13 +117,29 @@ class TcpProxy:
         async with listener:
             await listener.serve(self._handle)
 
-    def cut(self) -> int:
-        """Reset every open connection now; returns how many there were."""
+    def cut(self, *, keep_server_side: bool = False) -> int:
+        """Reset every open connection now; returns how many there were.
+
+        ``keep_server_side``: reset only the client's side and leave the server's open
+        and silent until the proxy exits (a path that died without the server noticing).
+        """
         scopes = list(self._scopes)
         for scope in scopes:
+            if keep_server_side:
+                self._server_sides_kept.add(scope)
             scope.cancel()
         self.cuts += len(scopes)
         return len(scopes)
+
+    def hold_new_connections(self) -> None:
+        """Accept new connections but forward none until ``admit_new_connections``."""
+        self.admission = anyio.Event()
+
+    def admit_new_connections(self) -> None:
+        """Let the held connections, and every later one, through."""
+        if self.admission is not None:
+            self.admission.set()
+            self.admission = None
 
     def hold_websocket_input(self) -> None:
         """Hold what open kernel WebSockets send until another kernel WebSocket opens."""
@@ -142,15 +162,20 @@ class TcpProxy:
         async with downstream:
             if self.refusing:
                 return
+            if self.admission is not None:
+                await self.admission.wait()
             try:
                 upstream = await anyio.connect_tcp(*self._upstream)
             except OSError:
                 return
             _reset(upstream)
             async with upstream:
-                await self._forward(downstream, upstream)
+                if await self._forward(downstream, upstream):
+                    await downstream.aclose()
+                    await anyio.sleep_forever()  # until the proxy exits
 
-    async def _forward(self, downstream: SocketStream, upstream: SocketStream) -> None:
+    async def _forward(self, downstream: SocketStream, upstream: SocketStream) -> bool:
+        """Forward one connection until it ends; true if cut with its server side kept."""
         with anyio.CancelScope() as scope:
             self._scopes.add(scope)
             try:
@@ -170,7 +195,7 @@ class TcpProxy:
                     await downstream.send(upgrade)
                     await anyio.sleep(self.websocket_delays[1])
                     self.cuts += 1
-                    return  # both sockets reset as they close
+                    return False  # both sockets reset as they close
                 silent = False
                 if websocket and self.silent_websockets > 0:
                     self.silent_websockets -= 1
@@ -187,6 +212,10 @@ class TcpProxy:
                 pass  # closed before its first bytes went through
             finally:
                 self._scopes.discard(scope)
+        if scope in self._server_sides_kept:
+            self._server_sides_kept.discard(scope)
+            return True
+        return False
 
     async def _pump(
         self,

@@ -127,6 +127,7 @@ async def test_drops_mid_execution_and_while_idle_lose_and_repeat_no_line(
             await anyio.sleep(0.5)  # and has reconnected: nothing can be lost now
             idle_drop = await session.execute("kept + 1")
 
+    assert not dropped.output_dropped, dropped.describe()  # a loss the server caused
     assert dropped.status is ExecutionStatus.OK, dropped.describe()
     assert dropped.stdout == _EXPECTED  # every line, each exactly once, in order
     assert dropped.result == "'done'"

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from .. import telemetry
 from ..errors import (
@@ -65,7 +65,7 @@ from ..protocol.messages import Message
 from ..protocol.result import ExecutionStatus
 from ..protocol.wire import Codec, codec_for
 from .opening import open_first
-from .reconnect import fail_unanswered, reconnect
+from .reconnect import PendingLossCheck, check_unanswered, reconnect
 from .run import Mailbox
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ class SessionChannel:
         # a reconnect's shell kernel_info still unanswered, and what its reply checks
         self._order_probe: str | None = None
         self._order_check: set[str] = set()
+        # the reader's task group, and a reconnect's pending check for lost replies
+        self._tasks: TaskGroup | None = None
+        self._loss_check: PendingLossCheck | None = None
 
     # -- lifecycle (driven by Client) ------------------------------------------------
 
@@ -135,11 +138,14 @@ class SessionChannel:
         try:
             await open_first(self)  # outside the task group: its errors reach the caller bare
             async with anyio.create_task_group() as tg:
+                self._tasks = tg
                 tg.start_soon(self._read_loop)
                 if self._keep_alive is not None:
                     self._keep_alive.add(self)
                 task_status.started()
                 await self._stopped.wait()
+                if self._loss_check is not None:
+                    self._loss_check.cancel()  # what it would end has ended
                 # the reader ends by itself at the socket's closing handshake when it
                 # waits there (see ``io.stop_signal``); caught elsewhere, it is cancelled
                 if self._read_scope is not None:
@@ -148,6 +154,7 @@ class SessionChannel:
                 else:
                     tg.cancel_scope.cancel()
         finally:
+            self._tasks = None
             if self._keep_alive is not None:
                 self._keep_alive.discard(self)
             with anyio.CancelScope(shield=True):
@@ -278,7 +285,7 @@ class SessionChannel:
                     found = event.message
                 elif event.request_msg_id == self._order_probe:
                     self._order_probe = None
-                    fail_unanswered(self, self._order_check)
+                    check_unanswered(self, self._order_check)
             else:
                 await self._dispatch(event)
         if self._conn.settle:
@@ -383,7 +390,7 @@ class SessionChannel:
         A failed write may still have reached the server, so an ``execute_request`` is
         never sent twice: its execution stays in flight and ends with its replayed reply,
         or as CONNECTION_LOST once the reconnect shows the reply will not come
-        (``reconnect.fail_unanswered``); nothing is sent for an execution that ended
+        (``reconnect.check_unanswered``); nothing is sent for an execution that ended
         while it waited for readiness. Another message is retried once, on the new socket, only
         while ``for_execution`` (the execution it serves, if any) is still in flight.
         The WebSocket writes whole messages under its own lock, so none is needed here.

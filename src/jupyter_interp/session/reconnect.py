@@ -17,10 +17,14 @@ Invariants:
   KERNEL_DIED) when it died, or when it was dropped after a death the server
   announced; ``KernelUnavailable`` (CONNECTION_LOST) when it was dropped otherwise.
 * After a successful reconnect, every execution whose request went out on the old
-  socket and that has neither its reply nor its idle ends as CONNECTION_LOST
-  (``fail_unanswered``): never sent twice, never left waiting. When the connection
-  became ready through control because a cell waits for input, that check runs when
-  the reconnect's shell kernel_info (``_order_probe``) is answered, after the cell.
+  socket and that still has neither its reply nor its idle ``completion_grace`` later
+  ends as CONNECTION_LOST (``check_unanswered``): never sent twice, never left
+  waiting. The grace is there because not every kernel replies in order: xeus-python
+  answers the shell requests that queued behind a cell (our reconnect's kernel_info)
+  before that cell's execute_reply. When the connection became ready through control
+  because a cell waits for input, the grace starts when the reconnect's shell
+  kernel_info (``_order_probe``) is answered, after the cell. A later reconnect
+  cancels a pending check: its own covers the same executions.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
+import attrs
+from anyio.abc import TaskGroup
 
 from ..errors import (
     JupyterInterpError,
@@ -40,11 +46,18 @@ from ..errors import (
 from ..protocol.result import ExecutionStatus
 
 if TYPE_CHECKING:
+    from ..config import ClientConfig
     from ..protocol.connection import KernelConnection
     from .kernel_link import KernelLink
     from .run import Mailbox
 
-__all__ = ["ReconnectHost", "fail_unanswered", "reconnect", "request_reconnect"]
+__all__ = [
+    "PendingLossCheck",
+    "ReconnectHost",
+    "check_unanswered",
+    "reconnect",
+    "request_reconnect",
+]
 
 logger = logging.getLogger("jupyter_interp.session")
 
@@ -64,8 +77,11 @@ class ReconnectHost(Protocol):
     _ready: anyio.Event
     _reconnect_reason: str | None
     _routes: dict[str, Mailbox]
+    _config: ClientConfig
     _order_probe: str | None
     _order_check: set[str]
+    _tasks: TaskGroup | None
+    _loss_check: PendingLossCheck | None
     _read_scope: anyio.CancelScope | None
     _epoch: int
     _epoch_changed: anyio.Event
@@ -105,6 +121,9 @@ async def reconnect(host: ReconnectHost, cause: Exception | None) -> None:
     if host._order_probe is not None:  # the last reconnect's check: this one covers it
         host._conn.forget(host._order_probe)
         host._order_probe = None
+    if host._loss_check is not None:
+        host._loss_check.cancel()
+        host._loss_check = None
     host._conn.notice_reconnect(sent_before)  # their ends get checked for lost messages
     await host._close_ws()
     errors: list[JupyterInterpError] = []
@@ -133,7 +152,7 @@ async def _connect_again(
             await host._connect(patient=bool(host._conn.in_flight))
             logger.info("kernel %s reconnected (%s)", host.kernel_id, reason)
             if host._order_probe is None:
-                fail_unanswered(host, sent_before)
+                check_unanswered(host, sent_before)
             else:  # ready through control for a prompt: checked at the probe's reply
                 host._order_check = sent_before
             return None
@@ -169,16 +188,53 @@ async def _watch_kernel(
         return
 
 
-def fail_unanswered(host: ReconnectHost, sent_before: set[str]) -> None:
-    """After a reconnect, end each execution of ``sent_before`` (in flight when the
-    socket dropped) that has neither its reply nor its idle.
+@attrs.define
+class PendingLossCheck:
+    """A reconnect's check for lost replies, waiting out its grace.
 
-    The server replays what it buffered before anything else, and a kernel answers
-    shell requests in order, so the handshake's kernel_info reply comes after every
-    earlier reply: one still missing was lost with the old socket (or the request
-    itself was). Waiting on would hang an execution without a deadline; sending the
-    request again could run the code twice.
+    Attributes:
+        msg_ids: the executions it will end if neither reply nor idle came by then;
+            no run nudges these meanwhile (their requests went out on the old socket).
+        scope: cancelled when the check is no longer needed.
     """
+
+    msg_ids: frozenset[str]
+    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+
+def check_unanswered(host: ReconnectHost, sent_before: set[str]) -> None:
+    """In ``completion_grace``, end each execution of ``sent_before`` (in flight when
+    the socket dropped) that has neither its reply nor its idle by then.
+
+    The server replays what it buffered before anything else, and the handshake's
+    kernel_info reply comes after the replies to earlier requests, or just before
+    them (xeus-python): one still missing a grace later was lost with the old socket
+    (or the request itself was). Waiting on would hang an execution without a
+    deadline; sending the request again could run the code twice. Runs in the
+    session's task group, so the reader goes on taking the late replies meanwhile.
+    """
+    if host._loss_check is not None:
+        host._loss_check.cancel()
+    if not sent_before:
+        return
+    assert host._tasks is not None, "reconnects run in the reader, inside the task group"
+    pending = host._loss_check = PendingLossCheck(frozenset(sent_before))
+
+    async def check() -> None:
+        with pending.scope:
+            await anyio.sleep(host._config.completion_grace)
+            _fail_unanswered(host, sent_before)
+        if host._loss_check is pending:
+            host._loss_check = None
+
+    host._tasks.start_soon(check)
+
+
+def _fail_unanswered(host: ReconnectHost, sent_before: set[str]) -> None:
+    """End each execution of ``sent_before`` still in flight without reply or idle."""
     conn = host._conn
     for msg_id in conn.in_flight:
         tracker = conn.tracker(msg_id)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ..protocol.execution import ExecutionTracker
     from ..protocol.messages import Message
     from .kernel_link import KernelLink
+    from .reconnect import PendingLossCheck
 
 __all__ = ["STREAM_BACKLOG", "UNREAD_NUDGE_AFTER", "ExecutionRun", "Mailbox", "RunHost"]
 
@@ -151,6 +152,7 @@ class RunHost(Protocol):
     _config: ClientConfig
     _conn: KernelConnection
     _link: KernelLink
+    _loss_check: PendingLossCheck | None
 
     @property
     def generation(self) -> int: ...
@@ -284,6 +286,11 @@ class ExecutionRun:
         deadline); the next nudge is due twice as late."""
         if self._tracker.state is not TrackerState.PENDING:
             self._nudge_at = math.inf  # the kernel took the request
+            return
+        check = self._session._loss_check
+        if check is not None and self.msg_id in check.msg_ids:
+            # sent on a socket that dropped since: the reconnect's check decides its end
+            self._nudge_at = anyio.current_time() + self._nudge_wait
             return
         logger.info(
             "kernel %s: request %s unanswered, nudging", self._session.kernel_id, self.msg_id

@@ -98,7 +98,9 @@ class ClientConfig:
         kernel_env: extra ``KERNEL_*`` variables for every kernel start.
         output_budget: per-stream byte cap for aggregated results.
         stdin: the ``input()`` policy.
-        completion_grace: how long to wait for the missing half of reply + idle.
+        completion_grace: how long to wait for the missing half of reply + idle; also
+            how long after a reconnect an execution sent before it may still get its
+            reply or idle before it ends CONNECTION_LOST.
         interrupt_grace: how long an interrupted execution may take to stop before the
             kernel is restarted.
         history_size: how many user executions a Session keeps for ``to_notebook``

@@ -215,9 +215,8 @@ def check_unanswered(host: ReconnectHost, sent_before: set[str]) -> None:
     (or the request itself was). Waiting on would hang an execution without a
     deadline; sending the request again could run the code twice. Runs in the
     session's task group, so the reader goes on taking the late replies meanwhile.
+    (``reconnect`` has cancelled the previous check: this one covers its executions.)
     """
-    if host._loss_check is not None:
-        host._loss_check.cancel()
     if not sent_before:
         return
     assert host._tasks is not None, "reconnects run in the reader, inside the task group"
@@ -226,14 +225,14 @@ def check_unanswered(host: ReconnectHost, sent_before: set[str]) -> None:
     async def check() -> None:
         with pending.scope:
             await anyio.sleep(host._config.completion_grace)
-            _fail_unanswered(host, sent_before)
+            _fail_unanswered(host, pending.msg_ids)
         if host._loss_check is pending:
             host._loss_check = None
 
     host._tasks.start_soon(check)
 
 
-def _fail_unanswered(host: ReconnectHost, sent_before: set[str]) -> None:
+def _fail_unanswered(host: ReconnectHost, sent_before: frozenset[str]) -> None:
     """End each execution of ``sent_before`` still in flight without reply or idle."""
     conn = host._conn
     for msg_id in conn.in_flight:
